@@ -1,0 +1,33 @@
+// Command-line parsing shared by the subcommands: "--name value" and "--name=value" options.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tandem::cli {
+
+class Arguments {
+public:
+  // Parses args (after the subcommand); every option must be in `known` (with a value) or in
+  // `flags` (without one). Throws Error(BadInput) naming an unknown option or a missing value.
+  Arguments(const std::vector<std::string>& args, const std::string& command, std::set<std::string> known,
+            std::set<std::string> flags = {});
+
+  std::optional<std::string> value(const std::string& name) const;
+  bool flag(const std::string& name) const { return flags_.count(name) > 0; }
+
+private:
+  std::map<std::string, std::string> values_;
+  std::set<std::string> flags_;
+};
+
+// "512M", "2G", "64MiB", "1048576": a size in bytes. Throws BadInput naming option on anything else.
+uint64_t parseSize(const std::string& text, const std::string& option);
+// A decimal number in [min, max]. Throws BadInput naming option.
+uint64_t parseNumber(const std::string& text, const std::string& option, uint64_t min, uint64_t max);
+
+}  // namespace tandem::cli

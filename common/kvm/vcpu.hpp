@@ -1,0 +1,46 @@
+// Vcpu: one KVM vCPU and its run page. Used by exactly one thread (its VcpuRunner) once running.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <string>
+
+#include "base/fd.hpp"
+#include "base/mapping.hpp"
+
+namespace tandem::kvm {
+
+class Vm;
+struct CpuidEntries;
+
+class Vcpu {
+public:
+  Vcpu(Vm& vm, uint32_t index);
+
+  uint32_t index() const { return index_; }
+  kvm_run& runPage() { return *reinterpret_cast<kvm_run*>(runPage_.data()); }
+
+  enum class RunResult {
+    Exited,       // runPage().exit_reason says why
+    Interrupted,  // KVM_RUN returned EINTR: a kick (signal or immediate_exit)
+  };
+  // Enters the guest until the next exit to user space.
+  RunResult run();
+
+  void setCpuid(const CpuidEntries& cpuid);
+  kvm_regs regs() const;
+  void setRegs(const kvm_regs& regs);
+  kvm_sregs sregs() const;
+  void setSregs(const kvm_sregs& sregs);
+
+  // "rip=0x... (cs=...)": where the guest is, for error messages.
+  std::string describePosition() const;
+
+private:
+  uint32_t index_;
+  Fd fd_;
+  Mapping runPage_;
+};
+
+}  // namespace tandem::kvm

@@ -1,0 +1,43 @@
+#include "kvm/vm.hpp"
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "base/error.hpp"
+#include "kvm/system.hpp"
+
+namespace tandem::kvm {
+
+namespace {
+// Intel needs a 3-page TSS area for real mode emulation somewhere outside RAM; the top of the
+// 32-bit hole is where the other VMMs put it too.
+constexpr uint64_t kTssAddress = 0xfffbd000;
+}  // namespace
+
+Vm::Vm(const System& system) : system_(system) {
+  fd_.reset(checkSys(::ioctl(system.fd(), KVM_CREATE_VM, 0), "KVM_CREATE_VM"));
+  checkSys(::ioctl(fd_.get(), KVM_SET_TSS_ADDR, kTssAddress), "KVM_SET_TSS_ADDR");
+  checkSys(::ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP");
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  checkSys(::ioctl(fd_.get(), KVM_CREATE_PIT2, &pit), "KVM_CREATE_PIT2");
+}
+
+void Vm::setMemoryRegion(uint32_t slot, Gpa gpa, uint64_t size, void* hostAddress, uint32_t flags) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.flags = flags;
+  region.guest_phys_addr = gpa.value;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(hostAddress);
+  checkSys(::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), concat("KVM_SET_USER_MEMORY_REGION slot ", slot));
+}
+
+void Vm::setIrqLine(uint32_t gsi, bool level) {
+  kvm_irq_level irq{};
+  irq.irq = gsi;
+  irq.level = level ? 1 : 0;
+  checkSys(::ioctl(fd_.get(), KVM_IRQ_LINE, &irq), concat("KVM_IRQ_LINE ", gsi));
+}
+
+}  // namespace tandem::kvm

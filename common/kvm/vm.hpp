@@ -1,0 +1,31 @@
+// Vm: one KVM virtual machine: memory slots, the in-kernel irqchip and PIT, interrupt lines.
+#pragma once
+
+#include <cstdint>
+
+#include "base/fd.hpp"
+#include "base/units.hpp"
+
+namespace tandem::kvm {
+
+class System;
+
+class Vm {
+public:
+  // Creates the VM with its in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT.
+  explicit Vm(const System& system);
+
+  int fd() const { return fd_.get(); }
+  const System& system() const { return system_; }
+
+  // Maps [gpa, gpa + size) of the guest to host memory at hostAddress.
+  void setMemoryRegion(uint32_t slot, Gpa gpa, uint64_t size, void* hostAddress, uint32_t flags = 0);
+  // Drives an irqchip input line (GSI) to level.
+  void setIrqLine(uint32_t gsi, bool level);
+
+private:
+  const System& system_;  // outlives the Vm
+  Fd fd_;
+};
+
+}  // namespace tandem::kvm

@@ -1,0 +1,213 @@
+#include "machine/machine.hpp"
+
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "boot/boot_layout.hpp"
+#include "boot/elf_image.hpp"
+#include "boot/guest_abi.h"
+#include "kvm/cpuid.hpp"
+
+namespace tandem {
+
+namespace {
+
+constexpr uint32_t kMaxCpus = 255;  // xAPIC ids are 8 bits
+
+void checkConfig(const MachineConfig& config) {
+  if (config.cpus == 0) failBadInput("--cpus 0: a VM needs at least one vCPU");
+  if (config.memory < GuestMemory::kMinimumSize)
+    failBadInput("--memory ", config.memory / kMiB, "M is too small; give at least 16M");
+  if (config.memory % (2 * kMiB) != 0) failBadInput("--memory must be a multiple of 2 MiB");
+  uint64_t available = hostAvailableMemory();
+  if (config.memory > available)
+    failBadInput("--memory ", config.memory / kMiB, "M is more than this host can give (", available / kMiB,
+                 " MiB available); give less");
+}
+
+std::string hexBytes(const uint8_t* bytes, size_t n) {
+  std::ostringstream out;
+  for (size_t i = 0; i < n; ++i) out << (i ? " " : "") << std::hex << std::setw(2) << std::setfill('0') << int(bytes[i]);
+  return out.str();
+}
+
+}  // namespace
+
+uint64_t hostAvailableMemory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * kKiB;
+  return 0;
+}
+
+Machine::Machine(const MachineConfig& config, dev::Console& console)
+    : config_((checkConfig(config), config)),
+      console_(console),
+      vm_(system_),
+      memory_(config.memory),
+      serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
+      exitPort_([this](uint8_t status) {
+        finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});
+      }) {
+  int maxCpus = std::min<int>(system_.maxVcpus(), kMaxCpus);
+  if (config.cpus > static_cast<uint32_t>(maxCpus))
+    failBadInput("--cpus ", config.cpus, " is more than this host's KVM allows (", maxCpus, ")");
+
+  ElfImage image = ElfImage::load(config.kernel);
+  if (!image.entry64 && config.cpus > 1)
+    failBadInput(config.kernel, " has only a PVH entry, which starts one vCPU; use --cpus 1 or a kernel with a tandem note");
+
+  for (uint32_t slot = 0; slot < memory_.regions().size(); ++slot) {
+    const auto& r = memory_.regions()[slot];
+    vm_.setMemoryRegion(slot, r.start, r.size, memory_.hostBase() + r.hostOffset);
+  }
+  image.loadInto(memory_, boot::kKernelLowest);
+  boot::writeStartInfo(memory_, config.cmdline);
+  boot::writeLongModeTables(memory_);
+
+  for (uint32_t i = 0; i < config.cpus; ++i) {
+    auto vcpu = std::make_unique<kvm::Vcpu>(vm_, i);
+    vcpu->setCpuid(kvm::guestCpuid(system_.supportedCpuid(), i, config.cpus));
+    if (image.entry64) {
+      vcpu->setSregs(boot::longModeSregs(vcpu->sregs()));
+      vcpu->setRegs(boot::entry64Regs(*image.entry64, i, config.cpus));
+    } else {
+      vcpu->setSregs(boot::protectedModeSregs(vcpu->sregs()));
+      vcpu->setRegs(boot::pvhEntryRegs(*image.pvhEntry32));
+    }
+    vcpus_.push_back(std::move(vcpu));
+  }
+
+  pio_.add(dev::Serial::kBase, dev::Serial::kLength, serial_);
+  pio_.add(TANDEM_PORT_EXIT, 1, exitPort_);
+  pio_.add(TANDEM_PORT_IDLE, 4, idlePort_);
+}
+
+Machine::~Machine() {
+  stop();
+  console_.stopInput();
+  for (auto& r : runners_) r->requestStop();
+  idlePort_.wake();
+  for (auto& r : runners_) {
+    try {
+      r->join();
+    } catch (const std::exception& e) {
+      log::error("vcpu thread failed: ", e.what());
+    }
+  }
+}
+
+void Machine::start() {
+  require(!started_, "machine started twice");
+  started_ = true;
+  for (auto& vcpu : vcpus_)
+    runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, [this](kvm::Vcpu& v) { return handleExit(v); }));
+  for (auto& r : runners_) r->start();
+  console_.startInput([this](std::span<const uint8_t> bytes) { return serial_.receive(bytes); });
+}
+
+void Machine::pause() {
+  if (paused_) return;
+  for (auto& r : runners_) r->requestPause();
+  idlePort_.wake();  // a vCPU sleeping in the idle port comes back to KVM_RUN and parks
+  for (auto& r : runners_) r->waitParked();
+  paused_ = true;
+}
+
+void Machine::resume() {
+  if (!paused_) return;
+  for (auto& r : runners_) r->resume();
+  paused_ = false;
+}
+
+void Machine::stop() { finish(MachineExit{MachineExit::Kind::Stopped, 0, "stopped"}); }
+
+bool Machine::ended() const {
+  std::lock_guard lock(exitMutex_);
+  return exit_.has_value();
+}
+
+void Machine::finish(MachineExit exit) {
+  {
+    std::lock_guard lock(exitMutex_);
+    if (exit_) return;
+    exit_ = std::move(exit);
+  }
+  for (auto& r : runners_) r->requestStop();
+  idlePort_.wake();
+  exitSignal_.signal();
+}
+
+MachineExit Machine::wait() {
+  for (auto& r : runners_) {
+    try {
+      r->join();
+    } catch (const std::exception& e) {
+      finish(MachineExit{MachineExit::Kind::HostError, 1, concat("vcpu thread failed: ", e.what())});
+    }
+  }
+  console_.stopInput();
+  std::lock_guard lock(exitMutex_);
+  return exit_.value_or(MachineExit{});
+}
+
+bool Machine::handleExit(kvm::Vcpu& vcpu) {
+  kvm_run& run = vcpu.runPage();
+  switch (run.exit_reason) {
+    case KVM_EXIT_IO: {
+      uint8_t* data = reinterpret_cast<uint8_t*>(&run) + run.io.data_offset;
+      for (uint32_t i = 0; i < run.io.count; ++i, data += run.io.size) {
+        std::span bytes(data, run.io.size);
+        if (run.io.direction == KVM_EXIT_IO_OUT)
+          pio_.write(run.io.port, bytes);
+        else
+          pio_.read(run.io.port, bytes);
+      }
+      return true;
+    }
+    case KVM_EXIT_MMIO:
+      // No MMIO device yet: reads see all ones, writes vanish, as on an empty bus.
+      if (!run.mmio.is_write) std::fill(std::begin(run.mmio.data), std::end(run.mmio.data), 0xff);
+      return true;
+    case KVM_EXIT_HLT:
+      return true;
+    case KVM_EXIT_SHUTDOWN:
+      finish({MachineExit::Kind::GuestFault, 1, concat("the guest triple-faulted: ", vcpu.describePosition())});
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR: {
+      std::string detail;
+      if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
+        detail = "KVM could not emulate an instruction";
+        // With KVM_INTERNAL_ERROR_EMULATION, data[] may carry the instruction bytes (flag in data[0]).
+        if (run.internal.ndata >= 3 && (run.internal.data[0] & 1)) {
+          auto length = std::min<uint64_t>(run.internal.data[1] & 0xff, 15);
+          detail += concat(" (bytes ", hexBytes(reinterpret_cast<const uint8_t*>(&run.internal.data[2]), length), ")");
+        }
+      } else {
+        detail = concat("KVM internal error ", run.internal.suberror);
+      }
+      finish({MachineExit::Kind::GuestFault, 1, concat(detail, ": ", vcpu.describePosition())});
+      return false;
+    }
+    case KVM_EXIT_FAIL_ENTRY:
+      finish({MachineExit::Kind::GuestFault, 1,
+              concat("KVM could not enter the guest (hardware reason 0x", std::hex,
+                     run.fail_entry.hardware_entry_failure_reason, std::dec, "): ", vcpu.describePosition())});
+      return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+      finish({MachineExit::Kind::PowerOff, 0, "the guest asked for a system event (shutdown or reset)"});
+      return false;
+    default:
+      finish({MachineExit::Kind::HostError, 1,
+              concat("unexpected KVM exit reason ", run.exit_reason, ": ", vcpu.describePosition())});
+      return false;
+  }
+}
+
+}  // namespace tandem

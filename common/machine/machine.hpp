@@ -1,0 +1,101 @@
+// Machine: guest memory, vCPUs and devices of one VM, and the run loop around them.
+//
+// Threads: one per vCPU (VcpuRunner), the console's reader, and whoever owns the Machine (usually
+// the CLI's main thread), which starts, pauses, resumes and stops it. pause() returns only when
+// every vCPU is parked, so the caller may then read or change any state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/fd.hpp"
+#include "devices/console.hpp"
+#include "devices/exit_port.hpp"
+#include "devices/idle_port.hpp"
+#include "devices/pio_bus.hpp"
+#include "devices/serial.hpp"
+#include "kvm/system.hpp"
+#include "kvm/vcpu.hpp"
+#include "kvm/vm.hpp"
+#include "machine/vcpu_runner.hpp"
+#include "memory/guest_memory.hpp"
+
+namespace tandem {
+
+struct MachineConfig {
+  std::string kernel;   // ELF64 with a tandem or PVH entry note
+  std::string cmdline;
+  uint64_t memory = 256 * kMiB;
+  uint32_t cpus = 1;
+};
+
+// Why a machine stopped running.
+struct MachineExit {
+  enum class Kind {
+    PowerOff,    // the guest wrote the exit port; status is what it wrote
+    GuestFault,  // triple fault, emulation failure, failed entry: message names the vCPU and rip
+    HostError,   // tandem itself failed (an ioctl, a thread)
+    Stopped,     // stop() was called
+  };
+  Kind kind = Kind::Stopped;
+  int status = 0;
+  std::string message;
+};
+
+class Machine {
+public:
+  // Checks the configuration (Error BadInput for what the user can fix), creates the VM, loads
+  // the kernel and prepares every vCPU at its entry. No thread runs until start().
+  Machine(const MachineConfig& config, dev::Console& console);
+  ~Machine();
+
+  const MachineConfig& config() const { return config_; }
+  GuestMemory& memory() { return memory_; }
+
+  void start();
+  // Parks every vCPU and returns once all are parked. Idempotent.
+  void pause();
+  void resume();
+  bool paused() const { return paused_; }
+
+  // Ends the run; the exit becomes Stopped unless the guest already ended it.
+  void stop();
+  // Blocks until the guest powers off, faults, or stop() is called; joins the vCPU threads.
+  MachineExit wait();
+  // A descriptor that becomes readable when the machine has ended (for poll()).
+  int exitFd() const { return exitSignal_.fd(); }
+  bool ended() const;
+
+private:
+  bool handleExit(kvm::Vcpu& vcpu);
+  void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
+
+  MachineConfig config_;
+  dev::Console& console_;
+  kvm::System system_;
+  kvm::Vm vm_;
+  GuestMemory memory_;
+  std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
+
+  dev::PioBus pio_;
+  dev::Serial serial_;
+  dev::ExitPort exitPort_;
+  dev::IdlePort idlePort_;
+
+  std::vector<std::unique_ptr<VcpuRunner>> runners_;  // after the devices: threads stop first
+  bool started_ = false;
+  bool paused_ = false;
+  mutable std::mutex exitMutex_;
+  std::optional<MachineExit> exit_;
+  EventFd exitSignal_;
+};
+
+// Host memory the kernel reports available now (MemAvailable), in bytes.
+uint64_t hostAvailableMemory();
+
+}  // namespace tandem

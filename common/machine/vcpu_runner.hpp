@@ -1,0 +1,56 @@
+// VcpuRunner: the thread that runs one vCPU, and the state machine other threads drive it with.
+//
+//   running --requestPause()--> (kick) --> parked --resume()--> running
+//   any     --requestStop()-->  (kick) --> finished
+//
+// A kick sets the run page's immediate_exit and sends SIGRTMIN to the thread, so KVM_RUN returns
+// EINTR whether the thread is inside it or about to enter it. The thread parks only after a KVM_RUN
+// that returned EINTR, never straight after an I/O exit: KVM completes a pending IN first (its
+// result lands in RAX on the next entry), so a parked vCPU's registers are always complete.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "base/thread.hpp"
+#include "kvm/vcpu.hpp"
+
+namespace tandem {
+
+class VcpuRunner {
+public:
+  // Handles one exit (runs on the vCPU thread); returns false when the vCPU must not run on.
+  using ExitHandler = std::function<bool(kvm::Vcpu&)>;
+
+  VcpuRunner(kvm::Vcpu& vcpu, ExitHandler handleExit);
+  ~VcpuRunner();  // stops and joins
+
+  void start();
+  // Asks the vCPU to park; returns at once. waitParked() waits until it has (or has finished).
+  void requestPause();
+  void waitParked();
+  void resume();
+  // Asks the thread to end; returns at once. join() waits for it.
+  void requestStop();
+  void join();
+
+  bool finished() const;
+
+private:
+  void loop();
+  void kick();  // mutex_ held
+
+  kvm::Vcpu& vcpu_;
+  ExitHandler handleExit_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool pauseRequested_ = false;
+  bool stopRequested_ = false;
+  bool parked_ = false;
+  bool finished_ = false;
+  std::unique_ptr<NamedThread> thread_;
+};
+
+}  // namespace tandem

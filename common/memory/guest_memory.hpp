@@ -1,0 +1,54 @@
+// GuestMemory: the guest's RAM, where it lives in the host, and the only way the host writes into it.
+//
+// Layout (guest-physical):   [0, low)  RAM   low = min(size, 3 GiB)
+//                            [3 GiB, 4 GiB)  hole for devices (MMIO) and the TSS
+//                            [4 GiB, 4 GiB + size - low)  RAM, when size > 3 GiB
+// All of it is one host mapping, so a region's host address is the mapping plus its offset.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/mapping.hpp"
+#include "base/units.hpp"
+
+namespace tandem {
+
+class GuestMemory {
+public:
+  static constexpr uint64_t kMinimumSize = 16 * kMiB;
+  static constexpr uint64_t kHoleStart = 3 * kGiB;
+  static constexpr uint64_t kHoleEnd = 4 * kGiB;
+
+  struct Region {
+    Gpa start;
+    uint64_t size = 0;
+    uint64_t hostOffset = 0;  // from the start of the mapping
+    Gpa end() const { return start + size; }
+  };
+
+  // The regions for a guest of `size` bytes (a multiple of the page size, at least kMinimumSize).
+  static std::vector<Region> layout(uint64_t size);
+
+  explicit GuestMemory(uint64_t size);
+
+  uint64_t size() const { return mapping_.size(); }
+  const std::vector<Region>& regions() const { return regions_; }
+  uint8_t* hostBase() const { return mapping_.data(); }
+  // Highest guest-physical address that is RAM, plus one.
+  Gpa end() const { return regions_.back().end(); }
+
+  // Host address of [gpa, gpa + length); throws if any of it is not RAM.
+  uint8_t* hostAddress(Gpa gpa, uint64_t length) const;
+  // Every host-side write into guest memory goes through here.
+  void write(Gpa gpa, std::span<const uint8_t> bytes);
+  void zero(Gpa gpa, uint64_t length);
+  void read(Gpa gpa, std::span<uint8_t> out) const;
+
+private:
+  Mapping mapping_;
+  std::vector<Region> regions_;
+};
+
+}  // namespace tandem

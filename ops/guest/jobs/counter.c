@@ -1,0 +1,55 @@
+/* job=counter rate=R: prints "tick N" R times a second, N = 1, 2, 3, ... with no gap or repeat. */
+#include "../runtime/clock.h"
+#include "../runtime/cmdline.h"
+#include "../runtime/console.h"
+#include "../runtime/cpu.h"
+#include "../runtime/vmm.h"
+#include "job.h"
+
+static uint64_t rate;
+static uint64_t ticks;
+
+static int counter_setup(const struct boot_info* boot, uint32_t cpus) {
+  (void)cpus;
+  int ok = 1;
+  rate = cmdline_u64(boot->cmdline, "rate", 1, &ok);
+  if (!ok || rate == 0 || rate > 100000) {
+    console_puts("tandem-guest: counter needs rate=1..100000 (ticks per second)\n");
+    return 0;
+  }
+  return 1;
+}
+
+__attribute__((noreturn)) static void counter_main(void) {
+  uint64_t period = tsc_hz / rate;
+  uint64_t next = rdtsc() + period;
+  for (;;) {
+    uint64_t now = rdtsc();
+    if (now >= next) {
+      ++ticks;
+      console_puts("tick ");
+      console_put_u64(ticks);
+      console_putc('\n');
+      next += period;
+      /* Paused for longer than a period (a snapshot, a migration): go on from now, no burst. */
+      if (now > next) next = now + period;
+    }
+    console_service();
+    vmm_idle(us_until(next, 20000));
+  }
+}
+
+static void counter_stats(void) {
+  console_puts("stats job=counter ticks=");
+  console_put_u64(ticks);
+  console_putc('\n');
+}
+
+const struct job counter_job = {
+    .name = "counter",
+    .setup = counter_setup,
+    .main_loop = counter_main,
+    .other_loop = idle_forever,
+    .verify = 0,
+    .stats = counter_stats,
+};

@@ -1,0 +1,107 @@
+/*
+ * The tandem test guest: boots on vCPU 0, reads its job from the command line, prints
+ *   tandem-guest: ready cpus=N mem_mb=M
+ * exactly once, then runs the job. Console commands: verify, stats, echo TEXT, poweroff.
+ */
+#include "jobs/job.h"
+#include "runtime/boot_info.h"
+#include "runtime/clock.h"
+#include "runtime/cmdline.h"
+#include "runtime/console.h"
+#include "runtime/cpu.h"
+#include "runtime/smp.h"
+#include "runtime/vmm.h"
+
+static const struct job* const jobs[] = {&counter_job, &dirty_job};
+static const struct job* job;
+static uint64_t ticks_per_us;
+
+uint32_t us_until(uint64_t when, uint32_t cap) {
+  uint64_t now = rdtsc();
+  if (now >= when) return 0;
+  uint64_t us = (when - now) / ticks_per_us;
+  return us > cap ? cap : (uint32_t)us;
+}
+
+void idle_forever(uint32_t cpu) {
+  for (;;) {
+    smp_checkpoint(cpu);
+    vmm_idle(100000);
+  }
+}
+
+static void run_command(const char* line) {
+  if (str_eq(line, "poweroff")) {
+    console_puts("tandem-guest: poweroff\n");
+    vmm_poweroff(0);
+  } else if (str_eq(line, "verify")) {
+    if (job->verify) {
+      job->verify();
+    } else {
+      console_puts("verify: job ");
+      console_puts(job->name);
+      console_puts(" keeps no working set\n");
+    }
+  } else if (str_eq(line, "stats")) {
+    job->stats();
+  } else if (str_starts(line, "echo ") || str_eq(line, "echo")) {
+    console_puts("echo");
+    console_puts(line + 4);
+    console_putc('\n');
+  } else {
+    console_puts("unknown command: ");
+    console_puts(line);
+    console_puts(" (commands: verify, stats, echo TEXT, poweroff)\n");
+  }
+}
+
+void console_service(void) {
+  static char line[CONSOLE_LINE_MAX];
+  if (console_poll_line(line)) run_command(line);
+}
+
+__attribute__((noreturn)) static void fail(const char* why) {
+  console_puts("tandem-guest: ");
+  console_puts(why);
+  console_putc('\n');
+  vmm_poweroff(1);
+}
+
+static void boot(uint64_t start_info, uint32_t cpus) {
+  console_init();
+  struct boot_info info;
+  if (!boot_info_read(start_info, &info)) fail("no PVH start info from the loader");
+  if (!clock_calibrate()) fail("no kvmclock: cannot measure time");
+  ticks_per_us = tsc_hz / 1000000;
+
+  char name[16];
+  if (!cmdline_get(info.cmdline, "job", name, sizeof name)) {
+    name[0] = 0;
+    for (const char* d = "counter"; *d; ++d) name[d - "counter"] = *d, name[d - "counter" + 1] = 0;
+  }
+  for (unsigned i = 0; i < sizeof jobs / sizeof jobs[0]; ++i)
+    if (str_eq(jobs[i]->name, name)) job = jobs[i];
+  if (!job) {
+    console_puts("tandem-guest: unknown job ");
+    console_puts(name);
+    fail("(jobs: counter, dirty)");
+  }
+  if (!job->setup(&info, cpus)) vmm_poweroff(1);
+
+  smp.cpus = cpus;
+  console_puts("tandem-guest: ready cpus=");
+  console_put_u64(cpus);
+  console_puts(" mem_mb=");
+  console_put_u64((info.ram_bytes + (1 << 20) - 1) >> 20);
+  console_putc('\n');
+  smp.boot_done = 1;
+}
+
+__attribute__((noreturn)) void guest_main(uint64_t cpu, uint64_t start_info, uint64_t cpus) {
+  if (cpu == 0) {
+    boot(start_info, (uint32_t)cpus);
+    job->main_loop();
+  }
+  while (!smp.boot_done) vmm_idle(1000);
+  job->other_loop((uint32_t)cpu);
+}
