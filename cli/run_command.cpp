@@ -62,6 +62,7 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   if (auto memory = options.value("memory")) config.memory = parseSize(*memory, "memory");
   if (auto cpus = options.value("cpus")) config.cpus = static_cast<uint32_t>(parseNumber(*cpus, "cpus", 0, 1u << 20));
 
+  checkMachineConfig(config, kvm::System());  // all bad input is refused before anything is made
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
   Machine machine(config, *console);

@@ -34,6 +34,11 @@ void Vcpu::setCpuid(const CpuidEntries& cpuid) {
   checkSys(::ioctl(fd_.get(), abi::kSetCpuid2, header), concat("KVM_SET_CPUID2 on vcpu ", index_));
 }
 
+void Vcpu::setRunnable() {
+  kvm_mp_state state{KVM_MP_STATE_RUNNABLE};
+  checkSys(::ioctl(fd_.get(), KVM_SET_MP_STATE, &state), concat("KVM_SET_MP_STATE on vcpu ", index_));
+}
+
 kvm_regs Vcpu::regs() const {
   kvm_regs r{};
   checkSys(::ioctl(fd_.get(), KVM_GET_REGS, &r), concat("KVM_GET_REGS on vcpu ", index_));

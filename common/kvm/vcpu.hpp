@@ -29,6 +29,9 @@ public:
   RunResult run();
 
   void setCpuid(const CpuidEntries& cpuid);
+  // With the in-kernel LAPIC, KVM holds every vCPU but 0 in "wait for INIT/SIPI"; tandem starts
+  // each vCPU itself, so it makes them runnable.
+  void setRunnable();
   kvm_regs regs() const;
   void setRegs(const kvm_regs& regs);
   kvm_sregs sregs() const;

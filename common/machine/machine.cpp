@@ -1,8 +1,6 @@
 #include "machine/machine.hpp"
 
 #include <fstream>
-#include <iomanip>
-#include <sstream>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
@@ -17,8 +15,13 @@ namespace {
 
 constexpr uint32_t kMaxCpus = 255;  // xAPIC ids are 8 bits
 
-void checkConfig(const MachineConfig& config) {
+}  // namespace
+
+ElfImage checkMachineConfig(const MachineConfig& config, const kvm::System& system) {
   if (config.cpus == 0) failBadInput("--cpus 0: a VM needs at least one vCPU");
+  int maxCpus = std::min<int>(system.maxVcpus(), kMaxCpus);
+  if (config.cpus > static_cast<uint32_t>(maxCpus))
+    failBadInput("--cpus ", config.cpus, " is more than tandem can start on this host (at most ", maxCpus, ")");
   if (config.memory < GuestMemory::kMinimumSize)
     failBadInput("--memory ", config.memory / kMiB, "M is too small; give at least 16M");
   if (config.memory % (2 * kMiB) != 0) failBadInput("--memory must be a multiple of 2 MiB");
@@ -26,15 +29,11 @@ void checkConfig(const MachineConfig& config) {
   if (config.memory > available)
     failBadInput("--memory ", config.memory / kMiB, "M is more than this host can give (", available / kMiB,
                  " MiB available); give less");
+  ElfImage image = ElfImage::load(config.kernel);
+  if (!image.entry64 && config.cpus > 1)
+    failBadInput(config.kernel, " has only a PVH entry, which starts one vCPU; use --cpus 1 or a kernel with a tandem note");
+  return image;
 }
-
-std::string hexBytes(const uint8_t* bytes, size_t n) {
-  std::ostringstream out;
-  for (size_t i = 0; i < n; ++i) out << (i ? " " : "") << std::hex << std::setw(2) << std::setfill('0') << int(bytes[i]);
-  return out.str();
-}
-
-}  // namespace
 
 uint64_t hostAvailableMemory() {
   std::ifstream meminfo("/proc/meminfo");
@@ -47,39 +46,33 @@ uint64_t hostAvailableMemory() {
 }
 
 Machine::Machine(const MachineConfig& config, dev::Console& console)
-    : config_((checkConfig(config), config)),
+    : config_(config),
       console_(console),
+      image_(checkMachineConfig(config, system_)),
       vm_(system_),
       memory_(config.memory),
       serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
       exitPort_([this](uint8_t status) {
         finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});
       }) {
-  int maxCpus = std::min<int>(system_.maxVcpus(), kMaxCpus);
-  if (config.cpus > static_cast<uint32_t>(maxCpus))
-    failBadInput("--cpus ", config.cpus, " is more than this host's KVM allows (", maxCpus, ")");
-
-  ElfImage image = ElfImage::load(config.kernel);
-  if (!image.entry64 && config.cpus > 1)
-    failBadInput(config.kernel, " has only a PVH entry, which starts one vCPU; use --cpus 1 or a kernel with a tandem note");
-
   for (uint32_t slot = 0; slot < memory_.regions().size(); ++slot) {
     const auto& r = memory_.regions()[slot];
     vm_.setMemoryRegion(slot, r.start, r.size, memory_.hostBase() + r.hostOffset);
   }
-  image.loadInto(memory_, boot::kKernelLowest);
+  image_.loadInto(memory_, boot::kKernelLowest);
   boot::writeStartInfo(memory_, config.cmdline);
   boot::writeLongModeTables(memory_);
 
   for (uint32_t i = 0; i < config.cpus; ++i) {
     auto vcpu = std::make_unique<kvm::Vcpu>(vm_, i);
     vcpu->setCpuid(kvm::guestCpuid(system_.supportedCpuid(), i, config.cpus));
-    if (image.entry64) {
+    vcpu->setRunnable();
+    if (image_.entry64) {
       vcpu->setSregs(boot::longModeSregs(vcpu->sregs()));
-      vcpu->setRegs(boot::entry64Regs(*image.entry64, i, config.cpus));
+      vcpu->setRegs(boot::entry64Regs(*image_.entry64, i, config.cpus));
     } else {
       vcpu->setSregs(boot::protectedModeSregs(vcpu->sregs()));
-      vcpu->setRegs(boot::pvhEntryRegs(*image.pvhEntry32));
+      vcpu->setRegs(boot::pvhEntryRegs(*image_.pvhEntry32));
     }
     vcpus_.push_back(std::move(vcpu));
   }
@@ -181,17 +174,10 @@ bool Machine::handleExit(kvm::Vcpu& vcpu) {
       finish({MachineExit::Kind::GuestFault, 1, concat("the guest triple-faulted: ", vcpu.describePosition())});
       return false;
     case KVM_EXIT_INTERNAL_ERROR: {
-      std::string detail;
-      if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION) {
-        detail = "KVM could not emulate an instruction";
-        // With KVM_INTERNAL_ERROR_EMULATION, data[] may carry the instruction bytes (flag in data[0]).
-        if (run.internal.ndata >= 3 && (run.internal.data[0] & 1)) {
-          auto length = std::min<uint64_t>(run.internal.data[1] & 0xff, 15);
-          detail += concat(" (bytes ", hexBytes(reinterpret_cast<const uint8_t*>(&run.internal.data[2]), length), ")");
-        }
-      } else {
-        detail = concat("KVM internal error ", run.internal.suberror);
-      }
+      // kvm_pvm ends the VM this way on int n, int3, iretq, cmpxchg16b and xrstor (DESIGN.md).
+      std::string detail = run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                               ? "KVM could not emulate an instruction"
+                               : concat("KVM internal error ", run.internal.suberror);
       finish({MachineExit::Kind::GuestFault, 1, concat(detail, ": ", vcpu.describePosition())});
       return false;
     }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/fd.hpp"
+#include "boot/elf_image.hpp"
 #include "devices/console.hpp"
 #include "devices/exit_port.hpp"
 #include "devices/idle_port.hpp"
@@ -78,6 +79,7 @@ private:
   MachineConfig config_;
   dev::Console& console_;
   kvm::System system_;
+  ElfImage image_;
   kvm::Vm vm_;
   GuestMemory memory_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
@@ -94,6 +96,10 @@ private:
   std::optional<MachineExit> exit_;
   EventFd exitSignal_;
 };
+
+// Checks what the user asked for against this host and reads the kernel, without creating a VM;
+// throws Error(BadInput) with one sentence naming the problem. Machine's constructor calls it too.
+ElfImage checkMachineConfig(const MachineConfig& config, const kvm::System& system);
 
 // Host memory the kernel reports available now (MemAvailable), in bytes.
 uint64_t hostAvailableMemory();

@@ -25,20 +25,4 @@ static inline void wrmsr(uint32_t msr, uint64_t v) {
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
 
-/* Fill one 4 KiB page with a 64-bit value: one instruction, however long the page. */
-static inline void page_fill(void* page, uint64_t value) {
-  void* d = page;
-  uint64_t n = 512;
-  __asm__ volatile("rep stosq" : "+D"(d), "+c"(n) : "a"(value) : "memory");
-}
-
-/* Returns 1 if every 64-bit word of the page equals value (repe scasq: one instruction). */
-static inline int page_equals(const void* page, uint64_t value) {
-  const void* d = page;
-  uint64_t n = 512;
-  uint8_t equal;
-  __asm__ volatile("repe scasq\n\tsete %2" : "+D"(d), "+c"(n), "=q"(equal) : "a"(value) : "memory", "cc");
-  return equal && n == 0;
-}
-
 #endif
