@@ -27,7 +27,7 @@ void console_init(void) {
   outb(kCom1 + kRegData, 0x01); /* 115200 baud */
   outb(kCom1 + kRegIer, 0x00);
   outb(kCom1 + kRegLcr, 0x03);  /* 8N1 */
-  outb(kCom1 + kRegFcr, 0x07);  /* enable and clear FIFOs */
+  outb(kCom1 + kRegFcr, 0x01);  /* enable FIFOs; not cleared: input typed before boot is kept */
   outb(kCom1 + kRegMcr, 0x03);  /* DTR | RTS */
 }
 
