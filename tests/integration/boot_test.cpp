@@ -159,4 +159,36 @@ BOOST_AUTO_TEST_CASE(a_guest_that_triple_faults_is_reported_with_its_rip) {
   BOOST_TEST(err.find("rip=0x") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_kernel_with_only_a_pvh_note_starts_in_protected_mode_with_its_start_info) {
+  TinyElfOptions o;
+  o.entry64Note = false;
+  o.pvhNote = true;
+  o.code = {
+      0x81, 0x3b, 0x78, 0xc5, 0x6e, 0x33,  // cmp dword [ebx], PVH start info magic
+      0x75, 0x04,                          // jne bad
+      0xb0, 0x00,                          // mov al, 0
+      0xeb, 0x02,                          // jmp out
+      0xb0, 0x07,                          // bad: mov al, 7
+      0x66, 0xba, 0x01, 0x05,              // out: mov dx, 0x501 (exit port)
+      0xee,                                // out dx, al
+      0xeb, 0xfe,                          // jmp $
+  };
+  std::string path = writeTempFile(tinyElf(o), "pvh");
+  auto tandem = startTandem({"run", "--kernel", path, "--memory", "16M"});
+  auto status = tandem->wait(30s);
+  std::filesystem::remove(path);
+  BOOST_TEST(status == 0, "exit " << status << ", stderr: " << tandem->stderrText());
+}
+
+BOOST_AUTO_TEST_CASE(a_guest_powering_off_with_a_failure_status_makes_run_fail) {
+  TinyElfOptions o;
+  o.code = {0x66, 0xba, 0x01, 0x05, 0xb0, 0x03, 0xee, 0xeb, 0xfe};  // mov dx, 0x501; mov al, 3; out dx, al
+  std::string path = writeTempFile(tinyElf(o), "status3");
+  auto tandem = startTandem({"run", "--kernel", path});
+  auto status = tandem->wait(30s);
+  std::filesystem::remove(path);
+  BOOST_TEST(status == 1);
+  BOOST_TEST(tandem->stderrText().find("status 3") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
