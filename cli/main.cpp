@@ -9,6 +9,8 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "cli/client_commands.hpp"
+#include "cli/restore_command.hpp"
 #include "cli/run_command.hpp"
 
 namespace {
@@ -16,7 +18,12 @@ namespace {
 constexpr const char* kUsage =
     "usage: tandem <command> [options]\n"
     "commands:\n"
-    "  run     boot a guest and run it until it powers off (tandem run --help)\n";
+    "  run       boot a guest and run it until it powers off (tandem run --help)\n"
+    "  restore   continue a guest from a snapshot (tandem restore --help)\n"
+    "  status    --control PATH [--json]: what a running tandem is doing\n"
+    "  snapshot  --control PATH --to DIR [--json]: write the running guest to DIR\n"
+    "  pause     --control PATH: stop the guest's vCPUs\n"
+    "  resume    --control PATH: let them run again\n";
 
 }  // namespace
 
@@ -30,13 +37,18 @@ int main(int argc, char** argv) {
   std::string command = args[0];
   args.erase(args.begin());
   try {
+    bool help = !args.empty() && (args[0] == "--help" || args[0] == "-h");
     if (command == "run") {
-      if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-        std::cout << tandem::cli::kRunUsage;
-        return 0;
-      }
+      if (help) return std::cout << tandem::cli::kRunUsage, 0;
       return tandem::cli::runCommand(args, argv[0]);
     }
+    if (command == "restore") {
+      if (help) return std::cout << tandem::cli::kRestoreUsage, 0;
+      return tandem::cli::restoreCommand(args);
+    }
+    if (command == "status") return tandem::cli::statusCommand(args);
+    if (command == "snapshot") return tandem::cli::snapshotCommand(args);
+    if (command == "pause" || command == "resume") return tandem::cli::pauseResumeCommand(command, args);
     tandem::log::error("unknown command '", command, "'; see tandem --help");
     return 2;
   } catch (const tandem::Error& e) {

@@ -1,16 +1,10 @@
 #include "cli/run_command.hpp"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "base/error.hpp"
-#include "base/fd.hpp"
-#include "base/log.hpp"
 #include "cli/arguments.hpp"
+#include "cli/serve.hpp"
 #include "devices/console.hpp"
 #include "machine/machine.hpp"
 
@@ -18,12 +12,13 @@ namespace tandem::cli {
 
 const char* const kRunUsage =
     "usage: tandem run [--kernel PATH] [--append STR] [--memory SIZE] [--cpus N]\n"
-    "                  [--console stdio|tcp:ADDR:PORT|file:PATH]\n"
+    "                  [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
     "  --kernel   guest ELF (default: the test guest built with tandem)\n"
     "  --append   guest command line, e.g. 'job=counter rate=10' or 'job=dirty mib=64 rate=1000'\n"
     "  --memory   guest RAM, e.g. 256M (default) or 2G; at least 16M\n"
     "  --cpus     vCPUs (default 1)\n"
-    "  --console  where the guest's serial console goes (default stdio)\n";
+    "  --console  where the guest's serial console goes (default stdio)\n"
+    "  --control  Unix socket for tandem status, pause, resume, snapshot\n";
 
 namespace {
 
@@ -40,21 +35,10 @@ std::string defaultKernel(const std::string& self) {
   failBadInput("the test guest tandem-guest.elf is not next to ", exe.string(), "; give --kernel PATH");
 }
 
-// SIGINT, SIGTERM and SIGHUP end the guest in order; blocked here so every thread inherits that.
-Fd blockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  checkSys(::pthread_sigmask(SIG_BLOCK, &set, nullptr), "pthread_sigmask");
-  return Fd(checkSys(::signalfd(-1, &set, SFD_CLOEXEC), "signalfd"));
-}
-
 }  // namespace
 
 int runCommand(const std::vector<std::string>& args, const std::string& self) {
-  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console"});
+  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console", "control"});
   MachineConfig config;
   config.kernel = options.value("kernel").value_or("");
   if (config.kernel.empty()) config.kernel = defaultKernel(self);
@@ -66,33 +50,7 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
   Machine machine(config, *console);
-  machine.start();
-
-  for (;;) {
-    pollfd p[2] = {{machine.exitFd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
-    if (::poll(p, 2, -1) < 0 && errno != EINTR) throwErrno("poll", errno);
-    if (p[0].revents) break;
-    if (p[1].revents) {
-      signalfd_siginfo info{};
-      [[maybe_unused]] auto n = ::read(signals.get(), &info, sizeof info);
-      log::info("signal ", info.ssi_signo, ": stopping the guest");
-      machine.stop();
-    }
-  }
-  MachineExit exit = machine.wait();
-  switch (exit.kind) {
-    case MachineExit::Kind::PowerOff:
-      if (exit.status == 0) return 0;
-      log::error(exit.message);
-      return 1;
-    case MachineExit::Kind::Stopped:
-      return 0;
-    case MachineExit::Kind::GuestFault:
-    case MachineExit::Kind::HostError:
-      log::error(exit.message);
-      return 1;
-  }
-  return 1;
+  return serveMachine(machine, signals, options.value("control"), console->describe());
 }
 
 }  // namespace tandem::cli

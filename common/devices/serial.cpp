@@ -30,6 +30,18 @@ void Serial::write(uint16_t offset, std::span<const uint8_t> data) {
   updateIrq();
 }
 
+Serial::State Serial::save() const {
+  std::lock_guard lock(mutex_);
+  return state_;
+}
+
+void Serial::restore(const State& state) {
+  std::lock_guard lock(mutex_);
+  state_ = state;
+  irqLevel_ = false;
+  updateIrq();
+}
+
 size_t Serial::receive(std::span<const uint8_t> bytes) {
   size_t taken = 0;
   {

@@ -41,6 +41,11 @@ public:
   void read(uint16_t offset, std::span<uint8_t> data) override;
   void write(uint16_t offset, std::span<const uint8_t> data) override;
 
+  // The machine is paused: no vCPU is inside read() or write().
+  State save() const;
+  // Once, on a fresh device; recomputes the interrupt line from the registers.
+  void restore(const State& state);
+
   // From the console's reader thread: queues what fits and returns how many bytes it took.
   size_t receive(std::span<const uint8_t> bytes);
 
@@ -53,7 +58,7 @@ private:
   ConsoleOutput& output_;
   std::function<void(bool)> setIrq_;
   std::function<void()> onInput_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   State state_;
   bool irqLevel_ = false;
 };

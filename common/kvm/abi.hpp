@@ -31,6 +31,13 @@ static_assert(sizeof(MsrsHeader) == 8);
 static_assert(sizeof(kvm_cpuid_entry2) == 40);
 static_assert(sizeof(kvm_msr_entry) == 16);
 
+struct Xsave {  // struct kvm_xsave without extra[]
+  uint32_t region[1024];
+};
+static_assert(sizeof(Xsave) == 4096);
+
+constexpr unsigned long kGetXsave = _IOR(KVMIO, 0xa4, Xsave);
+constexpr unsigned long kSetXsave = _IOW(KVMIO, 0xa5, Xsave);
 constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);

@@ -32,6 +32,17 @@ CpuidEntries querySupportedCpuid(int kvmFd) {
   }
 }
 
+std::vector<uint32_t> queryMsrIndexList(int kvmFd) {
+  for (uint32_t n = 256;; n *= 2) {
+    std::vector<uint8_t> buffer(sizeof(abi::MsrListHeader) + n * sizeof(uint32_t));
+    auto* header = reinterpret_cast<abi::MsrListHeader*>(buffer.data());
+    auto* indices = reinterpret_cast<uint32_t*>(header + 1);
+    header->nmsrs = n;
+    if (::ioctl(kvmFd, abi::kGetMsrIndexList, header) == 0) return {indices, indices + header->nmsrs};
+    if (errno != E2BIG || n >= 16384) throwErrno("KVM_GET_MSR_INDEX_LIST", errno);
+  }
+}
+
 }  // namespace
 
 System::System() {
@@ -53,6 +64,7 @@ System::System() {
   if (maxVcpus_ <= 0) maxVcpus_ = checkExtension(KVM_CAP_NR_VCPUS);
   vcpuMmapSize_ = static_cast<size_t>(checkSys(::ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0), "KVM_GET_VCPU_MMAP_SIZE"));
   supportedCpuid_ = querySupportedCpuid(fd);
+  msrIndexList_ = queryMsrIndexList(fd);
 }
 
 int System::checkExtension(long capability) const { return ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability); }

@@ -27,12 +27,15 @@ public:
   int maxVcpus() const { return maxVcpus_; }
   size_t vcpuMmapSize() const { return vcpuMmapSize_; }
   const CpuidEntries& supportedCpuid() const { return supportedCpuid_; }
+  // KVM_GET_MSR_INDEX_LIST: the MSRs KVM says a VMM should save and restore.
+  const std::vector<uint32_t>& msrIndexList() const { return msrIndexList_; }
 
 private:
   Fd fd_;
   int maxVcpus_ = 0;
   size_t vcpuMmapSize_ = 0;
   CpuidEntries supportedCpuid_;
+  std::vector<uint32_t> msrIndexList_;
 };
 
 // True when /dev/kvm exists and can be opened for reading and writing.

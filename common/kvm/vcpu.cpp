@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <cstring>
 #include <iomanip>
 #include <sstream>
 #include <vector>
@@ -57,6 +58,79 @@ kvm_sregs Vcpu::sregs() const {
 
 void Vcpu::setSregs(const kvm_sregs& s) {
   checkSys(::ioctl(fd_.get(), KVM_SET_SREGS, &s), concat("KVM_SET_SREGS on vcpu ", index_));
+}
+
+namespace {
+
+std::vector<uint8_t> msrBuffer(const std::vector<kvm_msr_entry>& entries) {
+  std::vector<uint8_t> buffer(sizeof(abi::MsrsHeader) + entries.size() * sizeof(kvm_msr_entry));
+  auto* header = reinterpret_cast<abi::MsrsHeader*>(buffer.data());
+  header->nmsrs = static_cast<uint32_t>(entries.size());
+  std::memcpy(header + 1, entries.data(), entries.size() * sizeof(kvm_msr_entry));
+  return buffer;
+}
+
+}  // namespace
+
+std::vector<uint32_t> Vcpu::readableMsrs(const std::vector<uint32_t>& listed) const {
+  std::vector<uint32_t> readable;
+  for (uint32_t index : listed) {
+    auto buffer = msrBuffer({kvm_msr_entry{index, 0, 0}});
+    if (::ioctl(fd_.get(), abi::kGetMsrs, buffer.data()) == 1) readable.push_back(index);
+  }
+  return readable;
+}
+
+// Capture order (Firecracker's, for the same reasons): MP_STATE first, VCPU_EVENTS last, so that
+// nothing read in between can change what the events say is pending.
+VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
+  auto get = [&](unsigned long request, void* out, const char* name) {
+    checkSys(::ioctl(fd_.get(), request, out), concat(name, " on vcpu ", index_));
+  };
+  VcpuState s;
+  kvm_mp_state mp{};
+  get(KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+  s.mpState = mp.mp_state;
+  get(KVM_GET_REGS, &s.regs, "KVM_GET_REGS");
+  get(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS");
+  get(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
+  get(KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS");
+  get(KVM_GET_DEBUGREGS, &s.debugRegs, "KVM_GET_DEBUGREGS");
+  get(KVM_GET_LAPIC, &s.lapic, "KVM_GET_LAPIC");
+
+  std::vector<kvm_msr_entry> entries;
+  for (uint32_t index : msrIndices) entries.push_back(kvm_msr_entry{index, 0, 0});
+  auto buffer = msrBuffer(entries);
+  int read = checkSys(::ioctl(fd_.get(), abi::kGetMsrs, buffer.data()), concat("KVM_GET_MSRS on vcpu ", index_));
+  assertThat(read == static_cast<int>(entries.size()), "KVM_GET_MSRS read ", read, " of ", entries.size(), " MSRs");
+  s.msrs.resize(entries.size());
+  std::memcpy(s.msrs.data(), buffer.data() + sizeof(abi::MsrsHeader), entries.size() * sizeof(kvm_msr_entry));
+
+  get(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS");
+  return s;
+}
+
+// Restore order: MP_STATE, REGS, SREGS, XSAVE, XCRS, DEBUGREGS, LAPIC, MSRS, VCPU_EVENTS. SREGS
+// before XSAVE and MSRS (CR4 and EFER decide what they may hold); LAPIC before MSRS (the TSC
+// deadline MSR needs the LAPIC's mode); VCPU_EVENTS last (it may re-inject what the rest set up).
+void Vcpu::restore(const VcpuState& s) {
+  auto set = [&](unsigned long request, const void* in, const char* name) {
+    checkSys(::ioctl(fd_.get(), request, in), concat(name, " on vcpu ", index_));
+  };
+  kvm_mp_state mp{s.mpState};
+  set(KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+  set(KVM_SET_REGS, &s.regs, "KVM_SET_REGS");
+  set(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS");
+  set(abi::kSetXsave, s.xsave.data(), "KVM_SET_XSAVE");
+  set(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS");
+  set(KVM_SET_DEBUGREGS, &s.debugRegs, "KVM_SET_DEBUGREGS");
+  set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC");
+  auto buffer = msrBuffer(s.msrs);
+  int written = checkSys(::ioctl(fd_.get(), abi::kSetMsrs, buffer.data()), concat("KVM_SET_MSRS on vcpu ", index_));
+  if (written != static_cast<int>(s.msrs.size()))
+    throw Error(ErrorKind::Failed, concat("KVM_SET_MSRS on vcpu ", index_, " refused MSR 0x", std::hex,
+                                          s.msrs[static_cast<size_t>(written)].index));
+  set(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS");
 }
 
 std::string Vcpu::describePosition() const {

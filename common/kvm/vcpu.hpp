@@ -8,6 +8,7 @@
 
 #include "base/fd.hpp"
 #include "base/mapping.hpp"
+#include "kvm/state.hpp"
 
 namespace tandem::kvm {
 
@@ -36,6 +37,14 @@ public:
   void setRegs(const kvm_regs& regs);
   kvm_sregs sregs() const;
   void setSregs(const kvm_sregs& sregs);
+
+  // The vCPU is parked (its last KVM_RUN returned EINTR, so no I/O is half done). msrIndices are
+  // the MSRs to save: readableMsrs() of any vCPU of this VM.
+  VcpuState save(const std::vector<uint32_t>& msrIndices) const;
+  // Once, on a fresh vCPU that has not run, after setCpuid().
+  void restore(const VcpuState& state);
+  // Those of the MSRs KVM lists as saveable that this vCPU can actually read.
+  std::vector<uint32_t> readableMsrs(const std::vector<uint32_t>& listed) const;
 
   // "rip=0x... (cs=...)": where the guest is, for error messages.
   std::string describePosition() const;

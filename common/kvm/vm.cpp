@@ -40,4 +40,36 @@ void Vm::setIrqLine(uint32_t gsi, bool level) {
   checkSys(::ioctl(fd_.get(), KVM_IRQ_LINE, &irq), concat("KVM_IRQ_LINE ", gsi));
 }
 
+VmState Vm::save() const {
+  VmState s;
+  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+    kvm_irqchip c{};
+    c.chip_id = chip;
+    checkSys(::ioctl(fd_.get(), KVM_GET_IRQCHIP, &c), concat("KVM_GET_IRQCHIP ", chip));
+    if (chip == KVM_IRQCHIP_PIC_MASTER) s.picMaster = c.chip.pic;
+    if (chip == KVM_IRQCHIP_PIC_SLAVE) s.picSlave = c.chip.pic;
+    if (chip == KVM_IRQCHIP_IOAPIC) s.ioapic = c.chip.ioapic;
+  }
+  checkSys(::ioctl(fd_.get(), KVM_GET_PIT2, &s.pit), "KVM_GET_PIT2");
+  kvm_clock_data clock{};
+  checkSys(::ioctl(fd_.get(), KVM_GET_CLOCK, &clock), "KVM_GET_CLOCK");
+  s.clockNs = clock.clock;
+  return s;
+}
+
+void Vm::restore(const VmState& s) {
+  for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {
+    kvm_irqchip c{};
+    c.chip_id = chip;
+    if (chip == KVM_IRQCHIP_PIC_MASTER) c.chip.pic = s.picMaster;
+    if (chip == KVM_IRQCHIP_PIC_SLAVE) c.chip.pic = s.picSlave;
+    if (chip == KVM_IRQCHIP_IOAPIC) c.chip.ioapic = s.ioapic;
+    checkSys(::ioctl(fd_.get(), KVM_SET_IRQCHIP, &c), concat("KVM_SET_IRQCHIP ", chip));
+  }
+  checkSys(::ioctl(fd_.get(), KVM_SET_PIT2, &s.pit), "KVM_SET_PIT2");
+  kvm_clock_data clock{};
+  clock.clock = s.clockNs;
+  checkSys(::ioctl(fd_.get(), KVM_SET_CLOCK, &clock), "KVM_SET_CLOCK");
+}
+
 }  // namespace tandem::kvm

@@ -5,6 +5,7 @@
 
 #include "base/fd.hpp"
 #include "base/units.hpp"
+#include "kvm/state.hpp"
 
 namespace tandem::kvm {
 
@@ -22,6 +23,11 @@ public:
   void setMemoryRegion(uint32_t slot, Gpa gpa, uint64_t size, void* hostAddress, uint32_t flags = 0);
   // Drives an irqchip input line (GSI) to level.
   void setIrqLine(uint32_t gsi, bool level);
+
+  // PIC master and slave, IOAPIC, PIT and kvmclock. Every vCPU is parked.
+  VmState save() const;
+  // Once, on a fresh VM, before any vCPU runs.
+  void restore(const VmState& state);
 
 private:
   const System& system_;  // outlives the Vm

@@ -55,31 +55,68 @@ Machine::Machine(const MachineConfig& config, dev::Console& console)
       exitPort_([this](uint8_t status) {
         finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});
       }) {
+  createVcpusAndDevices();
+  image_->loadInto(memory_, boot::kKernelLowest);
+  boot::writeStartInfo(memory_, config.cmdline);
+  boot::writeLongModeTables(memory_);
+  for (auto& vcpu : vcpus_) {
+    if (image_->entry64) {
+      vcpu->setSregs(boot::longModeSregs(vcpu->sregs()));
+      vcpu->setRegs(boot::entry64Regs(*image_->entry64, vcpu->index(), config.cpus));
+    } else {
+      vcpu->setSregs(boot::protectedModeSregs(vcpu->sregs()));
+      vcpu->setRegs(boot::pvhEntryRegs(*image_->pvhEntry32));
+    }
+  }
+}
+
+Machine::Machine(const MachineConfig& config, dev::Console& console, ForRestore)
+    : config_(config),
+      console_(console),
+      vm_(system_),
+      memory_(config.memory),
+      serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
+      exitPort_([this](uint8_t status) {
+        finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});
+      }) {
+  createVcpusAndDevices();
+}
+
+void Machine::createVcpusAndDevices() {
   for (uint32_t slot = 0; slot < memory_.regions().size(); ++slot) {
     const auto& r = memory_.regions()[slot];
     vm_.setMemoryRegion(slot, r.start, r.size, memory_.hostBase() + r.hostOffset);
   }
-  image_.loadInto(memory_, boot::kKernelLowest);
-  boot::writeStartInfo(memory_, config.cmdline);
-  boot::writeLongModeTables(memory_);
-
-  for (uint32_t i = 0; i < config.cpus; ++i) {
+  for (uint32_t i = 0; i < config_.cpus; ++i) {
     auto vcpu = std::make_unique<kvm::Vcpu>(vm_, i);
-    vcpu->setCpuid(kvm::guestCpuid(system_.supportedCpuid(), i, config.cpus));
+    vcpu->setCpuid(kvm::guestCpuid(system_.supportedCpuid(), i, config_.cpus));
     vcpu->setRunnable();
-    if (image_.entry64) {
-      vcpu->setSregs(boot::longModeSregs(vcpu->sregs()));
-      vcpu->setRegs(boot::entry64Regs(*image_.entry64, i, config.cpus));
-    } else {
-      vcpu->setSregs(boot::protectedModeSregs(vcpu->sregs()));
-      vcpu->setRegs(boot::pvhEntryRegs(*image_.pvhEntry32));
-    }
     vcpus_.push_back(std::move(vcpu));
   }
-
+  msrIndices_ = vcpus_[0]->readableMsrs(system_.msrIndexList());
   pio_.add(dev::Serial::kBase, dev::Serial::kLength, serial_);
   pio_.add(TANDEM_PORT_EXIT, 1, exitPort_);
   pio_.add(TANDEM_PORT_IDLE, 4, idlePort_);
+}
+
+MachineState Machine::capture() const {
+  require(paused_ || !started_, "capture() needs a paused machine");
+  MachineState state;
+  state.memorySize = memory_.size();
+  state.regions = memory_.regions();
+  state.cmdline = config_.cmdline;
+  state.serial = serial_.save();
+  for (const auto& vcpu : vcpus_) state.vcpus.push_back(vcpu->save(msrIndices_));
+  state.vm = vm_.save();
+  return state;
+}
+
+void Machine::restore(const MachineState& state) {
+  require(!started_, "restore() needs a machine that has not started");
+  require(state.memorySize == memory_.size() && state.vcpus.size() == vcpus_.size(), "state of another shape");
+  serial_.restore(state.serial);
+  vm_.restore(state.vm);
+  for (size_t i = 0; i < vcpus_.size(); ++i) vcpus_[i]->restore(state.vcpus[i]);
 }
 
 Machine::~Machine() {

@@ -25,6 +25,7 @@
 #include "kvm/vm.hpp"
 #include "machine/vcpu_runner.hpp"
 #include "memory/guest_memory.hpp"
+#include "state/machine_state.hpp"
 
 namespace tandem {
 
@@ -53,6 +54,11 @@ public:
   // Checks the configuration (Error BadInput for what the user can fix), creates the VM, loads
   // the kernel and prepares every vCPU at its entry. No thread runs until start().
   Machine(const MachineConfig& config, dev::Console& console);
+
+  // A machine to restore into: the VM, memory and vCPUs of `state`'s shape, nothing booted. The
+  // caller fills memory() and calls restore(state) before start(). config.kernel is not used.
+  struct ForRestore {};
+  Machine(const MachineConfig& config, dev::Console& console, ForRestore);
   ~Machine();
 
   const MachineConfig& config() const { return config_; }
@@ -64,6 +70,12 @@ public:
   void resume();
   bool paused() const { return paused_; }
 
+  // The whole state but memory, in capture order: devices, then vCPUs, then the VM's irqchip,
+  // PIT and clock. The machine is paused.
+  MachineState capture() const;
+  // Puts state into a machine made ForRestore that has not started.
+  void restore(const MachineState& state);
+
   // Ends the run; the exit becomes Stopped unless the guest already ended it.
   void stop();
   // Blocks until the guest powers off, faults, or stop() is called; joins the vCPU threads.
@@ -73,16 +85,18 @@ public:
   bool ended() const;
 
 private:
+  void createVcpusAndDevices();
   bool handleExit(kvm::Vcpu& vcpu);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
 
   MachineConfig config_;
   dev::Console& console_;
   kvm::System system_;
-  ElfImage image_;
+  std::optional<ElfImage> image_;  // absent when restoring
   kvm::Vm vm_;
   GuestMemory memory_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
+  std::vector<uint32_t> msrIndices_;  // the MSRs capture() saves
 
   dev::PioBus pio_;
   dev::Serial serial_;

@@ -1,0 +1,70 @@
+#include "cli/client_commands.hpp"
+
+#include <iomanip>
+#include <iostream>
+
+#include "base/error.hpp"
+#include "cli/arguments.hpp"
+#include "control/control_server.hpp"
+
+namespace tandem::cli {
+
+namespace {
+
+std::string controlPath(const Arguments& options, const std::string& command) {
+  auto path = options.value("control");
+  if (!path) failBadInput("tandem ", command, " needs --control PATH, the socket given to tandem run --control");
+  return *path;
+}
+
+// Sends the request; a refusal becomes one sentence on stderr and exit code 1.
+nlohmann::json ask(const std::string& path, const nlohmann::json& request) {
+  nlohmann::json reply = controlRequest(path, request);
+  if (!reply.value("ok", false)) throw Error(ErrorKind::Failed, reply.value("error", std::string("the request failed")));
+  return reply;
+}
+
+}  // namespace
+
+int statusCommand(const std::vector<std::string>& args) {
+  Arguments options(args, "status", {"control"}, {"json"});
+  auto reply = ask(controlPath(options, "status"), {{"cmd", "status"}});
+  reply.erase("ok");
+  if (options.flag("json")) {
+    std::cout << reply.dump() << "\n";
+    return 0;
+  }
+  std::cout << "state:    " << reply["state"].get<std::string>() << "\n"
+            << "uptime:   " << std::fixed << std::setprecision(1) << reply["uptime_s"].get<double>() << " s\n"
+            << "vcpus:    " << reply["vcpus"] << "\n"
+            << "memory:   " << reply["memory_mb"] << " MiB\n"
+            << "console:  " << reply["console"].get<std::string>() << "\n"
+            << "cmdline:  " << reply["cmdline"].get<std::string>() << "\n";
+  return 0;
+}
+
+int snapshotCommand(const std::vector<std::string>& args) {
+  Arguments options(args, "snapshot", {"control", "to"}, {"json"});
+  auto to = options.value("to");
+  if (!to) failBadInput("tandem snapshot needs --to DIR, the directory to write");
+  auto reply = ask(controlPath(options, "snapshot"), {{"cmd", "snapshot"}, {"to", *to}});
+  reply.erase("ok");
+  if (options.flag("json")) {
+    std::cout << reply.dump() << "\n";
+    return 0;
+  }
+  std::cout << std::fixed << std::setprecision(1) << "wrote " << reply["path"].get<std::string>() << ": "
+            << reply["file_bytes"].get<uint64_t>() / 1024 << " KiB (" << reply["pages_written"] << " pages, "
+            << reply["zero_pages"] << " zero pages not written); guest paused " << reply["paused_ms"].get<double>()
+            << " ms, total " << reply["total_ms"].get<double>() << " ms\n";
+  return 0;
+}
+
+int pauseResumeCommand(const std::string& command, const std::vector<std::string>& args) {
+  Arguments options(args, command, {"control"});
+  auto reply = ask(controlPath(options, command), {{"cmd", command}});
+  std::cout << reply["state"].get<std::string>() << "\n";
+  return 0;
+}
+
+}  // namespace tandem::cli

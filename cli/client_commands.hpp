@@ -1,0 +1,14 @@
+// Commands that talk to a running tandem through its control socket.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tandem::cli {
+
+int statusCommand(const std::vector<std::string>& args);
+int snapshotCommand(const std::vector<std::string>& args);
+// "pause" or "resume".
+int pauseResumeCommand(const std::string& command, const std::vector<std::string>& args);
+
+}  // namespace tandem::cli

@@ -1,0 +1,63 @@
+#include "cli/serve.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "cli/machine_control.hpp"
+#include "control/control_server.hpp"
+
+namespace tandem::cli {
+
+Fd blockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  checkSys(::pthread_sigmask(SIG_BLOCK, &set, nullptr), "pthread_sigmask");
+  return Fd(checkSys(::signalfd(-1, &set, SFD_CLOEXEC), "signalfd"));
+}
+
+int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
+                 const std::string& consoleDescription) {
+  MachineControl control(machine, consoleDescription);
+  std::unique_ptr<ControlServer> server;
+  if (controlPath)
+    server = std::make_unique<ControlServer>(*controlPath, [&](const nlohmann::json& r) { return control.handle(r); });
+  machine.start();
+
+  for (;;) {
+    pollfd p[2] = {{machine.exitFd(), POLLIN, 0}, {stopSignals.get(), POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0 && errno != EINTR) throwErrno("poll", errno);
+    if (p[0].revents) break;
+    if (p[1].revents) {
+      signalfd_siginfo info{};
+      [[maybe_unused]] auto n = ::read(stopSignals.get(), &info, sizeof info);
+      log::info("signal ", info.ssi_signo, ": stopping the guest");
+      machine.stop();
+    }
+  }
+  server.reset();  // no request may reach a machine that is ending
+  MachineExit exit = machine.wait();
+  switch (exit.kind) {
+    case MachineExit::Kind::PowerOff:
+      if (exit.status == 0) return 0;
+      log::error(exit.message);
+      return 1;
+    case MachineExit::Kind::Stopped:
+      return 0;
+    case MachineExit::Kind::GuestFault:
+    case MachineExit::Kind::HostError:
+      log::error(exit.message);
+      return 1;
+  }
+  return 1;
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,21 @@
+// Running a built machine until it ends: the control socket, stop signals, the exit code.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/fd.hpp"
+#include "machine/machine.hpp"
+
+namespace tandem::cli {
+
+// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread made after; returns a
+// signalfd for them. Call before building anything that starts threads.
+Fd blockStopSignals();
+
+// Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
+// guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.
+int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
+                 const std::string& consoleDescription);
+
+}  // namespace tandem::cli
