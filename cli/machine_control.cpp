@@ -49,23 +49,25 @@ nlohmann::json MachineControl::status() const {
           {"cmdline", machine_.config().cmdline}};
 }
 
+// The guest is paused only to capture its state and fork a writer; the writer saves memory as it
+// was at that instant (copy-on-write) while the guest runs on.
 nlohmann::json MachineControl::snapshot(const std::string& dir) {
   auto start = std::chrono::steady_clock::now();
   bool wasPaused = machine_.paused();
   machine_.pause();
+  double captureMs = 0, pausedMs = 0;
   SnapshotWriteStats stats;
-  double captureMs = 0;
   try {
-    auto captureStart = std::chrono::steady_clock::now();
     MachineState state = machine_.capture();
-    captureMs = millisecondsSince(captureStart);
-    stats = writeSnapshot(dir, state, machine_.memory());
+    captureMs = millisecondsSince(start);
+    stats = writeSnapshotForked(dir, state, machine_.memory(), [&] {
+      pausedMs = millisecondsSince(start);
+      if (!wasPaused) machine_.resume();
+    });
   } catch (...) {
     if (!wasPaused) machine_.resume();
     throw;
   }
-  double pausedMs = millisecondsSince(start);
-  if (!wasPaused) machine_.resume();
   double totalMs = millisecondsSince(start);
   log::info("snapshot to ", dir, ": ", stats.fileBytes, " bytes, guest paused ", pausedMs, " ms");
   return {{"ok", true},

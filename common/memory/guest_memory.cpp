@@ -1,9 +1,14 @@
 #include "memory/guest_memory.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
 #include "base/error.hpp"
+#include "base/fd.hpp"
 
 namespace tandem {
 
@@ -16,7 +21,11 @@ std::vector<GuestMemory::Region> GuestMemory::layout(uint64_t size) {
   return regions;
 }
 
-GuestMemory::GuestMemory(uint64_t size) : mapping_(Mapping::anonymous(size)), regions_(layout(size)) {}
+GuestMemory::GuestMemory(uint64_t size) : mapping_(Mapping::anonymous(size)), regions_(layout(size)) {
+  // Transparent huge pages, as QEMU asks for too: fewer TLB misses and 512 times fewer page table
+  // entries to copy when a snapshot forks its writer. Only a hint; without THP all still works.
+  ::madvise(mapping_.data(), mapping_.size(), MADV_HUGEPAGE);
+}
 
 uint8_t* GuestMemory::hostAddress(Gpa gpa, uint64_t length) const {
   for (const auto& r : regions_) {
@@ -34,6 +43,28 @@ void GuestMemory::zero(Gpa gpa, uint64_t length) { std::memset(hostAddress(gpa, 
 
 void GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
   std::memcpy(out.data(), hostAddress(gpa, out.size()), out.size());
+}
+
+}  // namespace tandem
+
+namespace tandem {
+
+std::vector<uint8_t> GuestMemory::backedPages(const Region& region) const {
+  constexpr uint64_t kPresent = 1ull << 63, kSwapped = 1ull << 62;
+  uint64_t pages = region.size / kPageSize;
+  std::vector<uint8_t> backed(pages, 1);
+  Fd pagemap(::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (!pagemap) return backed;  // no pagemap: every page may hold data
+  auto firstPage = reinterpret_cast<uint64_t>(mapping_.data() + region.hostOffset) / kPageSize;
+  std::vector<uint64_t> entries(64 * 1024);
+  for (uint64_t done = 0; done < pages;) {
+    uint64_t n = std::min<uint64_t>(entries.size(), pages - done);
+    ssize_t got = ::pread(pagemap.get(), entries.data(), n * 8, static_cast<off_t>((firstPage + done) * 8));
+    if (got != static_cast<ssize_t>(n * 8)) return std::vector<uint8_t>(pages, 1);
+    for (uint64_t i = 0; i < n; ++i) backed[done + i] = (entries[i] & (kPresent | kSwapped)) ? 1 : 0;
+    done += n;
+  }
+  return backed;
 }
 
 }  // namespace tandem

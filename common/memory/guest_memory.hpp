@@ -46,6 +46,11 @@ public:
   void zero(Gpa gpa, uint64_t length);
   void read(Gpa gpa, std::span<uint8_t> out) const;
 
+  // One flag per page of region: 0 where the host never backed the page (it reads as zeros and
+  // need not be looked at), 1 where it may hold data (resident or swapped out). From
+  // /proc/self/pagemap, so a 1 GiB guest that touched 4 MiB is scanned in 4 MiB, not 1 GiB.
+  std::vector<uint8_t> backedPages(const Region& region) const;
+
 private:
   Mapping mapping_;
   std::vector<Region> regions_;

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -164,6 +166,7 @@ SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& sta
   for (const auto& region : memory.regions()) {
     const uint8_t* base = memory.hostBase() + region.hostOffset;
     uint64_t pages = region.size / kPageSize;
+    std::vector<uint8_t> backed = memory.backedPages(region);
     for (uint64_t first = 0; first < pages; first += kChunkPages) {
       uint64_t count = std::min(kChunkPages, pages - first);
       ChunkHeader chunk{};
@@ -171,7 +174,7 @@ SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& sta
       size_t used = 0;
       for (uint64_t i = 0; i < count; ++i) {
         const uint8_t* page = base + (first + i) * kPageSize;
-        if (isZeroPage(page)) {
+        if (!backed[first + i] || isZeroPage(page)) {
           ++stats.zeroPages;
           continue;
         }
@@ -212,6 +215,51 @@ SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& sta
   std::filesystem::rename(temporary, path, ec);
   if (ec) failBadInput("cannot put snapshot in place at ", path, ": ", ec.message());
   return stats;
+}
+
+SnapshotWriteStats writeSnapshotForked(const std::string& dir, const MachineState& state, const GuestMemory& memory,
+                                       const std::function<void()>& afterFork) {
+  struct Outcome {
+    int kind;  // 0 written, otherwise the ErrorKind + 1 of what the child threw
+    SnapshotWriteStats stats;
+    char error[1024];
+  };
+  int fds[2];
+  checkSys(::pipe2(fds, O_CLOEXEC), "pipe2");
+  Fd readEnd(fds[0]), writeEnd(fds[1]);
+  pid_t child = ::fork();
+  if (child < 0) throwErrno("fork for the snapshot writer", errno);
+  if (child == 0) {
+    // Only this thread exists here. It writes the file and leaves with _exit: no destructor, no
+    // atexit handler of the parent's runs twice.
+    Outcome outcome{};
+    try {
+      outcome.stats = writeSnapshot(dir, state, memory);
+    } catch (const Error& e) {
+      outcome.kind = static_cast<int>(e.kind()) + 1;
+      std::snprintf(outcome.error, sizeof outcome.error, "%s", e.what());
+    } catch (const std::exception& e) {
+      outcome.kind = static_cast<int>(ErrorKind::Failed) + 1;
+      std::snprintf(outcome.error, sizeof outcome.error, "%s", e.what());
+    }
+    ssize_t n = ::write(writeEnd.get(), &outcome, sizeof outcome);
+    ::_exit(n == sizeof outcome ? 0 : 1);
+  }
+  writeEnd.reset();
+  afterFork();
+  Outcome outcome{};
+  size_t got = 0;
+  while (got < sizeof outcome) {
+    ssize_t n = ::read(readEnd.get(), reinterpret_cast<char*>(&outcome) + got, sizeof outcome - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  int status = 0;
+  retrySys("waitpid for the snapshot writer", [&] { return ::waitpid(child, &status, 0); });
+  if (got != sizeof outcome) throw Error(ErrorKind::Failed, "the snapshot writer died before it reported");
+  if (outcome.kind != 0) throw Error(static_cast<ErrorKind>(outcome.kind - 1), outcome.error);
+  return outcome.stats;
 }
 
 SnapshotFile SnapshotFile::open(const std::string& dir) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "state/machine_state.hpp"
@@ -33,6 +34,13 @@ std::string snapshotPath(const std::string& dir);
 // Writes state and memory to DIR/snapshot.tandem (DIR is created if missing). The machine is
 // paused, or memory is a copy no one writes. Throws Error(BadInput) when DIR cannot be written.
 SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& state, const GuestMemory& memory);
+
+// The same, written by a forked child from its copy-on-write view of memory, so the guest can run
+// again while the file is written: afterFork() runs in this process as soon as the child exists
+// (the caller resumes the guest there). Returns when the child has finished; its errors are thrown
+// here as they would be by writeSnapshot().
+SnapshotWriteStats writeSnapshotForked(const std::string& dir, const MachineState& state, const GuestMemory& memory,
+                                       const std::function<void()>& afterFork);
 
 // A snapshot file whose checksum and version were verified and whose state was decoded.
 class SnapshotFile {
