@@ -195,4 +195,44 @@ BOOST_AUTO_TEST_CASE(bad_snapshots_are_refused_with_exit_code_2_and_left_as_they
   BOOST_TEST((fileBytes(good) == goodBytes));
 }
 
+BOOST_AUTO_TEST_CASE(status_pause_resume_and_snapshot_commands_speak_to_a_running_tandem) {
+  TempDir tmp("snapcli");
+  std::string socket = tmp / "control.sock";
+  auto vm = startTandemRun({"--control", socket, "--cpus", "2", "--memory", "96M", "--append", "job=counter rate=20"});
+  BOOST_REQUIRE(vm->waitForLine("tick 1", 20s));
+  auto cli = [&](std::vector<std::string> args) {
+    auto p = startTandem(args);
+    int status = p->wait(30s);
+    std::string out;
+    while (auto line = p->readLine(1s)) out += *line + "\n";
+    return std::make_pair(status, out);
+  };
+  auto [statusCode, status] = cli({"status", "--control", socket, "--json"});
+  BOOST_TEST(statusCode == 0);
+  auto json = nlohmann::json::parse(status);
+  BOOST_TEST(json["state"] == "running");
+  BOOST_TEST(json["vcpus"] == 2);
+  BOOST_TEST(json["memory_mb"] == 96);
+  BOOST_TEST(json["console"] == "stdio");
+  BOOST_TEST(json["uptime_s"].get<double>() > 0);
+
+  BOOST_TEST(cli({"pause", "--control", socket}).first == 0);
+  auto [personCode, person] = cli({"status", "--control", socket});
+  BOOST_TEST(personCode == 0);
+  BOOST_TEST(person.find("state:    paused") != std::string::npos, person);
+  BOOST_TEST(cli({"resume", "--control", socket}).first == 0);
+
+  auto [snapCode, snap] = cli({"snapshot", "--control", socket, "--to", tmp / "snap"});
+  BOOST_TEST(snapCode == 0);
+  BOOST_TEST(snap.find("wrote " + (tmp / "snap/snapshot.tandem")) != std::string::npos, snap);
+  BOOST_TEST(snap.find("guest paused") != std::string::npos, snap);
+
+  auto [badCode, bad] = cli({"status", "--control", tmp / "nobody.sock"});
+  BOOST_TEST(badCode == 2);
+  BOOST_TEST(cli({"snapshot", "--control", socket}).first == 2);  // no --to
+  BOOST_TEST(control(socket, {{"cmd", "quit"}})["ok"]);
+  BOOST_TEST(vm->wait(10s) == 0);
+  BOOST_TEST(!std::filesystem::exists(socket));  // the socket goes with the process
+}
+
 BOOST_AUTO_TEST_SUITE_END()
