@@ -27,9 +27,9 @@ Arguments::Arguments(const std::vector<std::string>& args, const std::string& co
     }
     if (!known.count(name)) failBadInput("unknown option --", name, " for tandem ", command, "; see tandem ", command, " --help");
     if (inlineValue) {
-      values_[name] = *inlineValue;
+      values_[name].push_back(*inlineValue);
     } else if (i + 1 < args.size()) {
-      values_[name] = args[++i];
+      values_[name].push_back(args[++i]);
     } else {
       failBadInput("option --", name, " of tandem ", command, " needs a value");
     }
@@ -39,7 +39,12 @@ Arguments::Arguments(const std::vector<std::string>& args, const std::string& co
 std::optional<std::string> Arguments::value(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) return std::nullopt;
-  return it->second;
+  return it->second.back();
+}
+
+std::vector<std::string> Arguments::values(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 uint64_t parseSize(const std::string& text, const std::string& option) {
@@ -64,6 +69,23 @@ uint64_t parseNumber(const std::string& text, const std::string& option, uint64_
     failBadInput("--", option, " '", text, "' is not a number");
   if (number < min || number > max) failBadInput("--", option, " ", number, " is out of range (", min, " to ", max, ")");
   return number;
+}
+
+}  // namespace tandem::cli
+
+namespace tandem::cli {
+
+DiskOption parseDisk(const std::string& text) {
+  DiskOption disk;
+  auto comma = text.find(',');
+  disk.path = text.substr(0, comma);
+  if (comma != std::string::npos) {
+    std::string flags = text.substr(comma + 1);
+    if (flags != "readonly") failBadInput("--disk ", text, ": the only option after the path is 'readonly'");
+    disk.readonly = true;
+  }
+  if (disk.path.empty()) failBadInput("--disk needs a file path, e.g. --disk /var/lib/tandem/vm1.img");
+  return disk;
 }
 
 }  // namespace tandem::cli

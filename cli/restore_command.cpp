@@ -10,13 +10,14 @@
 namespace tandem::cli {
 
 const char* const kRestoreUsage =
-    "usage: tandem restore --from DIR [--memory SIZE] [--cpus N]\n"
+    "usage: tandem restore --from DIR [--memory SIZE] [--cpus N] [--disk PATH[,readonly]]...\n"
     "                      [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
     "  --from     a directory written by tandem snapshot\n"
-    "  --memory, --cpus   if given, must match the snapshot (a check, not a change)\n";
+    "  --memory, --cpus   if given, must match the snapshot (a check, not a change)\n"
+    "  --disk     the disks, in the order the snapshotted machine had them\n";
 
 int restoreCommand(const std::vector<std::string>& args) {
-  Arguments options(args, "restore", {"from", "memory", "cpus", "console", "control"});
+  Arguments options(args, "restore", {"from", "memory", "cpus", "console", "control", "disk"});
   auto from = options.value("from");
   if (!from) failBadInput("tandem restore needs --from DIR, the directory tandem snapshot wrote");
 
@@ -31,6 +32,13 @@ int restoreCommand(const std::vector<std::string>& args) {
     failBadInput("the snapshot in ", *from, " has ", config.memory / kMiB, " MiB of memory, not ", *memory);
   if (auto cpus = options.value("cpus"); cpus && parseNumber(*cpus, "cpus", 0, 1u << 20) != config.cpus)
     failBadInput("the snapshot in ", *from, " has ", config.cpus, " vCPUs, not ", *cpus);
+  for (const auto& text : options.values("disk")) {
+    auto disk = parseDisk(text);
+    config.disks.push_back(DiskConfig{disk.path, disk.readonly});
+  }
+  if (config.disks.size() != state.virtio.size())
+    failBadInput("the snapshot in ", *from, " has ", state.virtio.size(), " disks; give as many --disk options (", config.disks.size(), " given)");
+  for (const auto& disk : config.disks) dev::virtio::Blk probe(disk.path, disk.readonly);
   auto layout = GuestMemory::layout(config.memory);
   bool sameLayout = layout.size() == state.regions.size();
   for (size_t i = 0; sameLayout && i < layout.size(); ++i)

@@ -12,12 +12,13 @@ namespace tandem::cli {
 
 const char* const kRunUsage =
     "usage: tandem run [--kernel PATH] [--append STR] [--memory SIZE] [--cpus N]\n"
-    "                  [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
+    "                  [--disk PATH[,readonly]]... [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
     "  --kernel   guest ELF (default: the test guest built with tandem)\n"
     "  --append   guest command line, e.g. 'job=counter rate=10' or 'job=dirty mib=64 rate=1000'\n"
     "  --memory   guest RAM, e.g. 256M (default) or 2G; at least 16M\n"
     "  --cpus     vCPUs (default 1)\n"
     "  --console  where the guest's serial console goes (default stdio)\n"
+    "  --disk     PATH[,readonly]: a raw file as a virtio-blk disk (repeatable)\n"
     "  --control  Unix socket for tandem status, pause, resume, snapshot\n";
 
 namespace {
@@ -38,13 +39,17 @@ std::string defaultKernel(const std::string& self) {
 }  // namespace
 
 int runCommand(const std::vector<std::string>& args, const std::string& self) {
-  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console", "control"});
+  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console", "control", "disk"});
   MachineConfig config;
   config.kernel = options.value("kernel").value_or("");
   if (config.kernel.empty()) config.kernel = defaultKernel(self);
   config.cmdline = options.value("append").value_or("");
   if (auto memory = options.value("memory")) config.memory = parseSize(*memory, "memory");
   if (auto cpus = options.value("cpus")) config.cpus = static_cast<uint32_t>(parseNumber(*cpus, "cpus", 0, 1u << 20));
+  for (const auto& text : options.values("disk")) {
+    auto disk = parseDisk(text);
+    config.disks.push_back(DiskConfig{disk.path, disk.readonly});
+  }
 
   checkMachineConfig(config, kvm::System());  // all bad input is refused before anything is made
   Fd signals = blockStopSignals();

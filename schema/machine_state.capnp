@@ -50,6 +50,27 @@ struct SerialState {
   rx @9 :Data;           # received bytes the guest has not read yet, oldest first
 }
 
+struct VirtioQueueState {
+  size @0 :UInt16;
+  ready @1 :Bool;
+  descTable @2 :UInt64;  # guest-physical
+  availRing @3 :UInt64;
+  usedRing @4 :UInt64;
+  lastAvail @5 :UInt16;  # next available entry the device takes
+  usedIdx @6 :UInt16;    # the device's copy of used->idx
+}
+
+struct VirtioState {     # one virtio-mmio transport and its queues
+  deviceFeaturesSel @0 :UInt32;
+  driverFeaturesSel @1 :UInt32;
+  queueSel @2 :UInt32;
+  driverFeatures @3 :UInt64;
+  status @4 :UInt32;
+  interruptStatus @5 :UInt32;
+  configGeneration @6 :UInt32;
+  queues @7 :List(VirtioQueueState);
+}
+
 struct MemoryRegion {
   start @0 :UInt64;      # guest-physical
   size @1 :UInt64;
@@ -63,4 +84,5 @@ struct MachineState {
   vcpus @4 :List(VcpuState);
   vm @5 :VmState;
   serial @6 :SerialState;
+  virtio @7 :List(VirtioState);  # in device order: the disks, then (later) the network devices
 }

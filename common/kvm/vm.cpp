@@ -40,6 +40,23 @@ void Vm::setIrqLine(uint32_t gsi, bool level) {
   checkSys(::ioctl(fd_.get(), KVM_IRQ_LINE, &irq), concat("KVM_IRQ_LINE ", gsi));
 }
 
+void Vm::addIoeventfd(Gpa gpa, uint32_t value, int fd) {
+  kvm_ioeventfd io{};
+  io.addr = gpa.value;
+  io.len = 4;
+  io.datamatch = value;
+  io.fd = fd;
+  io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  checkSys(::ioctl(fd_.get(), KVM_IOEVENTFD, &io), concat("KVM_IOEVENTFD at 0x", std::hex, gpa.value));
+}
+
+void Vm::addIrqfd(int fd, uint32_t gsi) {
+  kvm_irqfd irq{};
+  irq.fd = static_cast<uint32_t>(fd);
+  irq.gsi = gsi;
+  checkSys(::ioctl(fd_.get(), KVM_IRQFD, &irq), concat("KVM_IRQFD for GSI ", gsi));
+}
+
 VmState Vm::save() const {
   VmState s;
   for (uint32_t chip : {KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC}) {

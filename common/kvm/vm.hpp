@@ -24,6 +24,11 @@ public:
   // Drives an irqchip input line (GSI) to level.
   void setIrqLine(uint32_t gsi, bool level);
 
+  // A guest write of `value` (4 bytes) to MMIO address gpa signals fd instead of exiting to us.
+  void addIoeventfd(Gpa gpa, uint32_t value, int fd);
+  // Signalling fd raises GSI gsi (edge) in the in-kernel irqchip.
+  void addIrqfd(int fd, uint32_t gsi);
+
   // PIC master and slave, IOAPIC, PIT and kvmclock. Every vCPU is parked.
   VmState save() const;
   // Once, on a fresh VM, before any vCPU runs.

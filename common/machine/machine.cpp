@@ -1,5 +1,7 @@
 #include "machine/machine.hpp"
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "base/error.hpp"
@@ -14,6 +16,11 @@ namespace tandem {
 namespace {
 
 constexpr uint32_t kMaxCpus = 255;  // xAPIC ids are 8 bits
+constexpr uint64_t kVirtioBase = 0xd0000000;  // in the hole below 4 GiB, one 4 KiB window each
+constexpr uint32_t kVirtioFirstGsi = 16;       // IOAPIC pins 16..23
+constexpr size_t kMaxVirtioDevices = 8;
+
+uint64_t virtioBase(size_t index) { return kVirtioBase + index * dev::virtio::kTransportSize; }
 
 }  // namespace
 
@@ -29,6 +36,8 @@ ElfImage checkMachineConfig(const MachineConfig& config, const kvm::System& syst
   if (config.memory > available)
     failBadInput("--memory ", config.memory / kMiB, "M is more than this host can give (", available / kMiB,
                  " MiB available); give less");
+  if (config.disks.size() > kMaxVirtioDevices) failBadInput("at most ", kMaxVirtioDevices, " --disk options");
+  for (const auto& disk : config.disks) dev::virtio::Blk probe(disk.path, disk.readonly);  // opens or refuses
   ElfImage image = ElfImage::load(config.kernel);
   if (!image.entry64 && config.cpus > 1)
     failBadInput(config.kernel, " has only a PVH entry, which starts one vCPU; use --cpus 1 or a kernel with a tandem note");
@@ -57,7 +66,7 @@ Machine::Machine(const MachineConfig& config, dev::Console& console)
       }) {
   createVcpusAndDevices();
   image_->loadInto(memory_, boot::kKernelLowest);
-  boot::writeStartInfo(memory_, config.cmdline);
+  boot::writeStartInfo(memory_, guestCmdline());
   boot::writeLongModeTables(memory_);
   for (auto& vcpu : vcpus_) {
     if (image_->entry64) {
@@ -97,6 +106,32 @@ void Machine::createVcpusAndDevices() {
   pio_.add(dev::Serial::kBase, dev::Serial::kLength, serial_);
   pio_.add(TANDEM_PORT_EXIT, 1, exitPort_);
   pio_.add(TANDEM_PORT_IDLE, 4, idlePort_);
+
+  for (const auto& disk : config_.disks) {
+    disks_.push_back(std::make_unique<dev::virtio::Blk>(disk.path, disk.readonly));
+    transports_.push_back(std::make_unique<dev::virtio::Transport>(*disks_.back(), memory_));
+  }
+  for (size_t i = 0; i < transports_.size(); ++i) {
+    auto* transport = transports_[i].get();
+    mmio_.add(virtioBase(i), dev::virtio::kTransportSize, *transport);
+    vm_.addIrqfd(transport->interruptFd(), kVirtioFirstGsi + static_cast<uint32_t>(i));
+    for (uint16_t q = 0; q < transport->queueCount(); ++q) {
+      vm_.addIoeventfd(Gpa{virtioBase(i) + dev::virtio::kNotifyOffset}, q, transport->notifyFd(q));
+      io_.add(transport->notifyFd(q), [transport, q] {
+        uint64_t count = 0;
+        [[maybe_unused]] auto n = ::read(transport->notifyFd(q), &count, sizeof count);
+        transport->notified(q);
+      });
+    }
+  }
+}
+
+std::string Machine::guestCmdline() const {
+  std::string cmdline = config_.cmdline;
+  for (size_t i = 0; i < transports_.size(); ++i)
+    cmdline += concat(cmdline.empty() ? "" : " ", "virtio_mmio.device=4K@0x", std::hex, virtioBase(i), std::dec, ":",
+                      kVirtioFirstGsi + i);
+  return cmdline;
 }
 
 MachineState Machine::capture() const {
@@ -106,6 +141,7 @@ MachineState Machine::capture() const {
   state.regions = memory_.regions();
   state.cmdline = config_.cmdline;
   state.serial = serial_.save();
+  for (const auto& t : transports_) state.virtio.push_back(t->save());
   for (const auto& vcpu : vcpus_) state.vcpus.push_back(vcpu->save(msrIndices_));
   state.vm = vm_.save();
   return state;
@@ -114,9 +150,15 @@ MachineState Machine::capture() const {
 void Machine::restore(const MachineState& state) {
   require(!started_, "restore() needs a machine that has not started");
   require(state.memorySize == memory_.size() && state.vcpus.size() == vcpus_.size(), "state of another shape");
+  require(state.virtio.size() == transports_.size(), "state with ", state.virtio.size(), " virtio devices for ",
+          transports_.size());
   serial_.restore(state.serial);
+  for (size_t i = 0; i < transports_.size(); ++i) transports_[i]->restore(state.virtio[i]);
   vm_.restore(state.vm);
   for (size_t i = 0; i < vcpus_.size(); ++i) vcpus_[i]->restore(state.vcpus[i]);
+  // A notification the guest sent just before the capture was never seen by the device: look at
+  // every queue once (QEMU's post_load and Firecracker's kick do the same).
+  for (auto& t : transports_) t->kickAll();
 }
 
 Machine::~Machine() {
@@ -138,6 +180,7 @@ void Machine::start() {
   started_ = true;
   for (auto& vcpu : vcpus_)
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, [this](kvm::Vcpu& v) { return handleExit(v); }));
+  io_.start();
   for (auto& r : runners_) r->start();
   console_.startInput([this](std::span<const uint8_t> bytes) { return serial_.receive(bytes); });
 }
@@ -147,11 +190,13 @@ void Machine::pause() {
   for (auto& r : runners_) r->requestPause();
   idlePort_.wake();  // a vCPU sleeping in the idle port comes back to KVM_RUN and parks
   for (auto& r : runners_) r->waitParked();
+  io_.pause();  // after the vCPUs: no new notification can come in while it drains
   paused_ = true;
 }
 
 void Machine::resume() {
   if (!paused_) return;
+  io_.resume();
   for (auto& r : runners_) r->resume();
   paused_ = false;
 }
@@ -201,10 +246,14 @@ bool Machine::handleExit(kvm::Vcpu& vcpu) {
       }
       return true;
     }
-    case KVM_EXIT_MMIO:
-      // No MMIO device yet: reads see all ones, writes vanish, as on an empty bus.
-      if (!run.mmio.is_write) std::fill(std::begin(run.mmio.data), std::end(run.mmio.data), 0xff);
+    case KVM_EXIT_MMIO: {
+      std::span data(run.mmio.data, run.mmio.len);
+      if (run.mmio.is_write)
+        mmio_.write(run.mmio.phys_addr, data);
+      else
+        mmio_.read(run.mmio.phys_addr, data);
       return true;
+    }
     case KVM_EXIT_HLT:
       return true;
     case KVM_EXIT_SHUTDOWN:

@@ -18,22 +18,32 @@
 #include "devices/console.hpp"
 #include "devices/exit_port.hpp"
 #include "devices/idle_port.hpp"
+#include "devices/mmio_bus.hpp"
 #include "devices/pio_bus.hpp"
 #include "devices/serial.hpp"
+#include "devices/virtio/blk.hpp"
+#include "devices/virtio/mmio_transport.hpp"
 #include "kvm/system.hpp"
 #include "kvm/vcpu.hpp"
 #include "kvm/vm.hpp"
+#include "machine/io_thread.hpp"
 #include "machine/vcpu_runner.hpp"
 #include "memory/guest_memory.hpp"
 #include "state/machine_state.hpp"
 
 namespace tandem {
 
+struct DiskConfig {
+  std::string path;
+  bool readonly = false;
+};
+
 struct MachineConfig {
   std::string kernel;   // ELF64 with a tandem or PVH entry note
   std::string cmdline;
   uint64_t memory = 256 * kMiB;
   uint32_t cpus = 1;
+  std::vector<DiskConfig> disks;  // virtio-blk devices, in order
 };
 
 // Why a machine stopped running.
@@ -62,6 +72,8 @@ public:
   ~Machine();
 
   const MachineConfig& config() const { return config_; }
+  // The command line the guest gets: config().cmdline plus a virtio_mmio.device= word per device.
+  std::string guestCmdline() const;
   GuestMemory& memory() { return memory_; }
 
   void start();
@@ -102,6 +114,10 @@ private:
   dev::Serial serial_;
   dev::ExitPort exitPort_;
   dev::IdlePort idlePort_;
+  dev::MmioBus mmio_;
+  std::vector<std::unique_ptr<dev::virtio::Blk>> disks_;
+  std::vector<std::unique_ptr<dev::virtio::Transport>> transports_;  // one per virtio device
+  IoThread io_;
 
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // after the devices: threads stop first
   bool started_ = false;

@@ -15,7 +15,7 @@ bool MachineState::operator==(const MachineState& o) const {
   if (regions.size() != o.regions.size()) return false;
   for (size_t i = 0; i < regions.size(); ++i)
     if (regions[i].start != o.regions[i].start || regions[i].size != o.regions[i].size) return false;
-  return memorySize == o.memorySize && cmdline == o.cmdline && vcpus == o.vcpus && vm == o.vm && serial == o.serial;
+  return memorySize == o.memorySize && cmdline == o.cmdline && vcpus == o.vcpus && vm == o.vm && serial == o.serial && virtio == o.virtio;
 }
 
 namespace {
@@ -111,6 +111,52 @@ dev::Serial::State fromCapnp(schema::SerialState::Reader r) {
   return s;
 }
 
+void toCapnp(const dev::virtio::Transport::State& s, schema::VirtioState::Builder b) {
+  b.setDeviceFeaturesSel(s.deviceFeaturesSel);
+  b.setDriverFeaturesSel(s.driverFeaturesSel);
+  b.setQueueSel(s.queueSel);
+  b.setDriverFeatures(s.driverFeatures);
+  b.setStatus(s.status);
+  b.setInterruptStatus(s.interruptStatus);
+  b.setConfigGeneration(s.configGeneration);
+  auto queues = b.initQueues(static_cast<unsigned>(s.queues.size()));
+  for (unsigned i = 0; i < s.queues.size(); ++i) {
+    const auto& q = s.queues[i];
+    queues[i].setSize(q.size);
+    queues[i].setReady(q.ready);
+    queues[i].setDescTable(q.descTable);
+    queues[i].setAvailRing(q.availRing);
+    queues[i].setUsedRing(q.usedRing);
+    queues[i].setLastAvail(q.lastAvail);
+    queues[i].setUsedIdx(q.usedIdx);
+  }
+}
+
+dev::virtio::Transport::State fromCapnp(schema::VirtioState::Reader r) {
+  dev::virtio::Transport::State s;
+  s.deviceFeaturesSel = r.getDeviceFeaturesSel();
+  s.driverFeaturesSel = r.getDriverFeaturesSel();
+  s.queueSel = r.getQueueSel();
+  s.driverFeatures = r.getDriverFeatures();
+  s.status = r.getStatus();
+  s.interruptStatus = r.getInterruptStatus();
+  s.configGeneration = r.getConfigGeneration();
+  for (auto q : r.getQueues()) {
+    dev::virtio::QueueState qs;
+    qs.size = q.getSize();
+    if (qs.size > dev::virtio::Queue::kMaxSize || (qs.size & (qs.size - 1)))
+      failBadInput("virtio queue size ", qs.size, " in machine state is not a power of two up to ", dev::virtio::Queue::kMaxSize);
+    qs.ready = q.getReady();
+    qs.descTable = q.getDescTable();
+    qs.availRing = q.getAvailRing();
+    qs.usedRing = q.getUsedRing();
+    qs.lastAvail = q.getLastAvail();
+    qs.usedIdx = q.getUsedIdx();
+    s.queues.push_back(qs);
+  }
+  return s;
+}
+
 }  // namespace
 
 std::vector<uint8_t> encodeMachineState(const MachineState& state) {
@@ -128,6 +174,8 @@ std::vector<uint8_t> encodeMachineState(const MachineState& state) {
   for (unsigned i = 0; i < state.vcpus.size(); ++i) toCapnp(state.vcpus[i], vcpus[i]);
   toCapnp(state.vm, b.initVm());
   toCapnp(state.serial, b.initSerial());
+  auto virtio = b.initVirtio(static_cast<unsigned>(state.virtio.size()));
+  for (unsigned i = 0; i < state.virtio.size(); ++i) toCapnp(state.virtio[i], virtio[i]);
   auto words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   return std::vector<uint8_t>(bytes.begin(), bytes.end());
@@ -158,6 +206,7 @@ MachineState decodeMachineState(std::span<const uint8_t> bytes) {
     for (auto v : r.getVcpus()) s.vcpus.push_back(fromCapnp(v));
     s.vm = fromCapnp(r.getVm());
     s.serial = fromCapnp(r.getSerial());
+    for (auto v : r.getVirtio()) s.virtio.push_back(fromCapnp(v));
     if (s.vcpus.empty()) failBadInput("machine state has no vCPU");
     return s;
   } catch (const kj::Exception& e) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "devices/serial.hpp"
+#include "devices/virtio/mmio_transport.hpp"
 #include "kvm/state.hpp"
 #include "memory/guest_memory.hpp"
 
@@ -18,6 +19,7 @@ struct MachineState {
   std::vector<kvm::VcpuState> vcpus;
   kvm::VmState vm;
   dev::Serial::State serial;
+  std::vector<dev::virtio::Transport::State> virtio;  // one per virtio device, in device order
 
   bool operator==(const MachineState& o) const;
 };

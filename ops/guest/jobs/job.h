@@ -23,6 +23,7 @@ struct job {
 
 extern const struct job counter_job;
 extern const struct job dirty_job;
+extern const struct job disk_job;
 
 /* vCPU 0: reads console input and runs complete commands. Cheap to call often. */
 void console_service(void);

@@ -1,0 +1,84 @@
+// VirtioMmio: the virtio-mmio transport, version 2 ("modern") register layout, for one device.
+//
+// The guest finds it on its command line (virtio_mmio.device=4K@ADDR:GSI, as QEMU's microvm
+// writes it). Queue notifications do not exit to user space: the guest's write to QueueNotify
+// signals the queue's eventfd (an ioeventfd the Machine registers) and the io thread calls
+// notified(). Used buffers raise the interrupt through an irqfd, for guests that take interrupts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "base/fd.hpp"
+#include "devices/mmio_bus.hpp"
+#include "devices/virtio/queue.hpp"
+
+namespace tandem {
+class GuestMemory;
+}
+
+namespace tandem::dev::virtio {
+
+constexpr uint64_t kFeatureVersion1 = 1ull << 32;
+constexpr uint64_t kTransportSize = 0x1000;
+constexpr uint64_t kNotifyOffset = 0x50;
+
+// What sits behind the transport: a block device, a network device.
+class Device {
+public:
+  virtual ~Device() = default;
+  virtual uint32_t deviceId() const = 0;
+  virtual uint64_t features() const = 0;  // kFeatureVersion1 included
+  virtual uint16_t queueCount() const = 0;
+  virtual void readConfig(uint64_t offset, std::span<uint8_t> data) const = 0;
+  // io thread, transport lock held: serves what queue `index` holds. Returns true if it put
+  // anything in the used ring.
+  virtual bool process(uint16_t index, Queue& queue, GuestMemory& memory) = 0;
+};
+
+class Transport final : public MmioDevice {
+public:
+  struct State {
+    uint32_t deviceFeaturesSel = 0, driverFeaturesSel = 0, queueSel = 0;
+    uint64_t driverFeatures = 0;
+    uint32_t status = 0, interruptStatus = 0, configGeneration = 0;
+    std::vector<QueueState> queues;
+    bool operator==(const State&) const = default;
+  };
+
+  Transport(Device& device, GuestMemory& memory);
+
+  // vCPU threads.
+  void read(uint64_t offset, std::span<uint8_t> data) override;
+  void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+  // io thread: the guest wrote `queue` to QueueNotify (or the machine kicks after a restore).
+  void notified(uint16_t queue);
+  void kickAll();
+
+  // One eventfd per queue for the ioeventfd, and the irqfd's eventfd.
+  int notifyFd(uint16_t queue) const { return notify_[queue]->fd(); }
+  int interruptFd() const { return interrupt_.fd(); }
+  uint16_t queueCount() const { return static_cast<uint16_t>(notify_.size()); }
+
+  State save() const;
+  void restore(const State& state);
+
+private:
+  uint32_t readRegister(uint64_t offset);
+  void writeRegister(uint64_t offset, uint32_t value);
+  void reset();
+
+  Device& device_;
+  GuestMemory& memory_;
+  mutable std::mutex mutex_;
+  State state_;
+  std::vector<Queue> queues_;
+  std::vector<std::unique_ptr<EventFd>> notify_;
+  EventFd interrupt_;
+};
+
+}  // namespace tandem::dev::virtio

@@ -1,0 +1,14 @@
+/* The virtio block device, polled: whole 512-byte sectors, one request at a time. */
+#ifndef TANDEM_GUEST_BLK_H
+#define TANDEM_GUEST_BLK_H
+
+#include <stdint.h>
+
+/* Finds and starts the first virtio-blk device; returns its size in sectors, 0 if there is none. */
+uint64_t blk_open(const char* cmdline);
+/* Returns 1 when the device reports success. */
+int blk_read(uint64_t sector, void* buf, uint32_t sectors);
+int blk_write(uint64_t sector, const void* buf, uint32_t sectors);
+int blk_flush(void);
+
+#endif

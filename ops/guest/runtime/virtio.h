@@ -1,0 +1,45 @@
+/*
+ * virtio-mmio (version 2) for a guest that polls: finds devices on the command line
+ * (virtio_mmio.device=SIZE@ADDR:IRQ, as tandem and QEMU's microvm write it), brings one up with
+ * a single split virtqueue, and runs requests to completion by watching the used ring.
+ */
+#ifndef TANDEM_GUEST_VIRTIO_H
+#define TANDEM_GUEST_VIRTIO_H
+
+#include <stdint.h>
+
+#define VQ_SIZE 16
+
+struct vq_desc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t flags;
+  uint16_t next;
+};
+
+struct virtio_dev {
+  volatile uint32_t* regs;
+  uint64_t features;  /* what the driver accepted */
+  struct vq_desc* desc;
+  volatile uint16_t* avail;  /* flags, idx, ring[VQ_SIZE] */
+  volatile uint16_t* used;   /* flags, idx, then ring[VQ_SIZE] of {u32 id, u32 len} */
+  uint16_t avail_idx;
+  uint16_t used_seen;
+};
+
+/* Finds the first device of type device_id on the command line and initializes it, accepting the
+ * features in wanted (VERSION_1 is always asked for). Returns 1 on success. */
+int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted);
+/* Device-specific configuration space, 32 bits at offset. */
+uint32_t virtio_config32(struct virtio_dev* dev, uint32_t offset);
+
+struct vq_buf {
+  const void* addr;
+  uint32_t len;
+  int device_writes; /* 1: the device writes this buffer */
+};
+/* Puts a chain of n buffers on the queue, notifies, and waits until the device returns it.
+ * Returns the length the device reports having written. */
+uint32_t virtio_transact(struct virtio_dev* dev, const struct vq_buf* bufs, unsigned n);
+
+#endif
