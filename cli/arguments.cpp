@@ -88,4 +88,20 @@ DiskOption parseDisk(const std::string& text) {
   return disk;
 }
 
+NetOption parseNet(const std::string& text) {
+  NetOption net;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (part.starts_with("tap=")) net.tap = part.substr(4);
+    else if (part.starts_with("mac=")) net.mac = part.substr(4);
+    else failBadInput("--net ", text, ": expected tap=NAME[,mac=MAC]");
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (net.tap.empty()) failBadInput("--net ", text, ": name the tap device, e.g. --net tap=tap0");
+  return net;
+}
+
 }  // namespace tandem::cli

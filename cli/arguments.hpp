@@ -35,6 +35,13 @@ struct DiskOption {
 };
 DiskOption parseDisk(const std::string& text);
 
+// "tap=NAME" or "tap=NAME,mac=52:54:00:12:34:56": a --net option.
+struct NetOption {
+  std::string tap;
+  std::string mac;  // empty: derived from the tap's name
+};
+NetOption parseNet(const std::string& text);
+
 // A decimal number in [min, max]. Throws BadInput naming option.
 uint64_t parseNumber(const std::string& text, const std::string& option, uint64_t min, uint64_t max);
 

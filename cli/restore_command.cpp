@@ -14,10 +14,10 @@ const char* const kRestoreUsage =
     "                      [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
     "  --from     a directory written by tandem snapshot\n"
     "  --memory, --cpus   if given, must match the snapshot (a check, not a change)\n"
-    "  --disk     the disks, in the order the snapshotted machine had them\n";
+    "  --disk, --net   the devices, in the order the snapshotted machine had them\n";
 
 int restoreCommand(const std::vector<std::string>& args) {
-  Arguments options(args, "restore", {"from", "memory", "cpus", "console", "control", "disk"});
+  Arguments options(args, "restore", {"from", "memory", "cpus", "console", "control", "disk", "net"});
   auto from = options.value("from");
   if (!from) failBadInput("tandem restore needs --from DIR, the directory tandem snapshot wrote");
 
@@ -36,9 +36,16 @@ int restoreCommand(const std::vector<std::string>& args) {
     auto disk = parseDisk(text);
     config.disks.push_back(DiskConfig{disk.path, disk.readonly});
   }
-  if (config.disks.size() != state.virtio.size())
-    failBadInput("the snapshot in ", *from, " has ", state.virtio.size(), " disks; give as many --disk options (", config.disks.size(), " given)");
+  for (const auto& text : options.values("net")) {
+    auto net = parseNet(text);
+    config.nets.push_back(NetConfig{net.tap, net.mac.empty() ? std::nullopt
+                                                              : std::optional(dev::virtio::parseMac(net.mac))});
+  }
+  if (config.disks.size() + config.nets.size() != state.virtio.size())
+    failBadInput("the snapshot in ", *from, " has ", state.virtio.size(), " virtio devices; give as many --disk and --net options (",
+                 config.disks.size() + config.nets.size(), " given, disks first)");
   for (const auto& disk : config.disks) dev::virtio::Blk probe(disk.path, disk.readonly);
+  for (const auto& net : config.nets) dev::Tap probe(net.tap);
   auto layout = GuestMemory::layout(config.memory);
   bool sameLayout = layout.size() == state.regions.size();
   for (size_t i = 0; sameLayout && i < layout.size(); ++i)

@@ -12,13 +12,14 @@ namespace tandem::cli {
 
 const char* const kRunUsage =
     "usage: tandem run [--kernel PATH] [--append STR] [--memory SIZE] [--cpus N]\n"
-    "                  [--disk PATH[,readonly]]... [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
+    "                  [--disk PATH[,readonly]]... [--net tap=NAME[,mac=MAC]]... [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
     "  --kernel   guest ELF (default: the test guest built with tandem)\n"
     "  --append   guest command line, e.g. 'job=counter rate=10' or 'job=dirty mib=64 rate=1000'\n"
     "  --memory   guest RAM, e.g. 256M (default) or 2G; at least 16M\n"
     "  --cpus     vCPUs (default 1)\n"
     "  --console  where the guest's serial console goes (default stdio)\n"
     "  --disk     PATH[,readonly]: a raw file as a virtio-blk disk (repeatable)\n"
+    "  --net      tap=NAME[,mac=MAC]: an existing tap device as a virtio-net NIC (repeatable)\n"
     "  --control  Unix socket for tandem status, pause, resume, snapshot\n";
 
 namespace {
@@ -39,7 +40,7 @@ std::string defaultKernel(const std::string& self) {
 }  // namespace
 
 int runCommand(const std::vector<std::string>& args, const std::string& self) {
-  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console", "control", "disk"});
+  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console", "control", "disk", "net"});
   MachineConfig config;
   config.kernel = options.value("kernel").value_or("");
   if (config.kernel.empty()) config.kernel = defaultKernel(self);
@@ -49,6 +50,11 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   for (const auto& text : options.values("disk")) {
     auto disk = parseDisk(text);
     config.disks.push_back(DiskConfig{disk.path, disk.readonly});
+  }
+  for (const auto& text : options.values("net")) {
+    auto net = parseNet(text);
+    config.nets.push_back(NetConfig{net.tap, net.mac.empty() ? std::nullopt
+                                                              : std::optional(dev::virtio::parseMac(net.mac))});
   }
 
   checkMachineConfig(config, kvm::System());  // all bad input is refused before anything is made

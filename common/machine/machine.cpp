@@ -36,8 +36,10 @@ ElfImage checkMachineConfig(const MachineConfig& config, const kvm::System& syst
   if (config.memory > available)
     failBadInput("--memory ", config.memory / kMiB, "M is more than this host can give (", available / kMiB,
                  " MiB available); give less");
-  if (config.disks.size() > kMaxVirtioDevices) failBadInput("at most ", kMaxVirtioDevices, " --disk options");
+  if (config.disks.size() + config.nets.size() > kMaxVirtioDevices)
+    failBadInput("at most ", kMaxVirtioDevices, " --disk and --net options together");
   for (const auto& disk : config.disks) dev::virtio::Blk probe(disk.path, disk.readonly);  // opens or refuses
+  for (const auto& net : config.nets) dev::Tap probe(net.tap);
   ElfImage image = ElfImage::load(config.kernel);
   if (!image.entry64 && config.cpus > 1)
     failBadInput(config.kernel, " has only a PVH entry, which starts one vCPU; use --cpus 1 or a kernel with a tandem note");
@@ -110,6 +112,16 @@ void Machine::createVcpusAndDevices() {
   for (const auto& disk : config_.disks) {
     disks_.push_back(std::make_unique<dev::virtio::Blk>(disk.path, disk.readonly));
     transports_.push_back(std::make_unique<dev::virtio::Transport>(*disks_.back(), memory_));
+  }
+  for (const auto& net : config_.nets) {
+    taps_.push_back(std::make_unique<dev::Tap>(net.tap));
+    nets_.push_back(std::make_unique<dev::virtio::Net>(*taps_.back(), net.mac.value_or(dev::virtio::macFromName(net.tap))));
+    transports_.push_back(std::make_unique<dev::virtio::Transport>(*nets_.back(), memory_));
+    auto* transport = transports_.back().get();
+    io_.add(taps_.back()->fd(), [this, transport] {
+      transport->notified(dev::virtio::Net::kReceiveQueue);
+      idlePort_.wake();  // a guest idling in the idle port looks at its rings at once
+    });
   }
   for (size_t i = 0; i < transports_.size(); ++i) {
     auto* transport = transports_[i].get();

@@ -5,6 +5,7 @@
 // every vCPU is parked, so the caller may then read or change any state.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "devices/serial.hpp"
 #include "devices/virtio/blk.hpp"
 #include "devices/virtio/mmio_transport.hpp"
+#include "devices/virtio/net.hpp"
 #include "kvm/system.hpp"
 #include "kvm/vcpu.hpp"
 #include "kvm/vm.hpp"
@@ -38,12 +40,18 @@ struct DiskConfig {
   bool readonly = false;
 };
 
+struct NetConfig {
+  std::string tap;
+  std::optional<std::array<uint8_t, 6>> mac;  // derived from the tap's name when absent
+};
+
 struct MachineConfig {
   std::string kernel;   // ELF64 with a tandem or PVH entry note
   std::string cmdline;
   uint64_t memory = 256 * kMiB;
   uint32_t cpus = 1;
   std::vector<DiskConfig> disks;  // virtio-blk devices, in order
+  std::vector<NetConfig> nets;    // virtio-net devices, after the disks
 };
 
 // Why a machine stopped running.
@@ -116,6 +124,8 @@ private:
   dev::IdlePort idlePort_;
   dev::MmioBus mmio_;
   std::vector<std::unique_ptr<dev::virtio::Blk>> disks_;
+  std::vector<std::unique_ptr<dev::Tap>> taps_;
+  std::vector<std::unique_ptr<dev::virtio::Net>> nets_;
   std::vector<std::unique_ptr<dev::virtio::Transport>> transports_;  // one per virtio device
   IoThread io_;
 

@@ -12,7 +12,7 @@
 #include "runtime/smp.h"
 #include "runtime/vmm.h"
 
-static const struct job* const jobs[] = {&counter_job, &dirty_job, &disk_job};
+static const struct job* const jobs[] = {&counter_job, &dirty_job, &disk_job, &kv_job};
 static const struct job* job;
 static uint64_t ticks_per_us;
 
@@ -84,7 +84,7 @@ static void boot(uint64_t start_info, uint32_t cpus) {
   if (!job) {
     console_puts("tandem-guest: unknown job ");
     console_puts(name);
-    fail("(jobs: counter, dirty, disk)");
+    fail("(jobs: counter, dirty, disk, kv)");
   }
   if (!job->setup(&info, cpus)) vmm_poweroff(1);
 

@@ -21,7 +21,7 @@ enum : uint64_t {
 constexpr uint32_t kMagicValue = 0x74726976;  // "virt"
 constexpr uint32_t kVendor = 0x4d444e54;      // "TNDM"
 constexpr uint32_t kInterruptUsedBuffer = 1;
-constexpr uint32_t kStatusDriverOk = 4, kStatusFeaturesOk = 8;
+constexpr uint32_t kStatusFeaturesOk = 8;
 
 void setLow(uint64_t& field, uint32_t v) { field = (field & ~0xffffffffull) | v; }
 void setHigh(uint64_t& field, uint32_t v) { field = (field & 0xffffffffull) | (uint64_t{v} << 32); }
@@ -116,7 +116,9 @@ void Transport::reset() {
 
 void Transport::notified(uint16_t queue) {
   std::lock_guard lock(mutex_);
-  if (queue >= queues_.size() || !(state_.status & kStatusDriverOk)) return;
+  // Not gated on DRIVER_OK: a queue that is not ready yields nothing, and a tap that is readable
+  // before the driver is up must still be drained (its frames are dropped).
+  if (queue >= queues_.size()) return;
   try {
     if (device_.process(queue, queues_[queue], memory_)) {
       state_.interruptStatus |= kInterruptUsedBuffer;

@@ -24,6 +24,7 @@ struct job {
 extern const struct job counter_job;
 extern const struct job dirty_job;
 extern const struct job disk_job;
+extern const struct job kv_job;
 
 /* vCPU 0: reads console input and runs complete commands. Cheap to call often. */
 void console_service(void);

@@ -15,7 +15,7 @@ static struct request_header header;
 static volatile uint8_t status;
 
 uint64_t blk_open(const char* cmdline) {
-  if (!virtio_open(&dev, cmdline, 2, 1ull << F_FLUSH)) return 0;
+  if (!virtio_open(&dev, cmdline, 2, 1ull << F_FLUSH, 1)) return 0;
   return (uint64_t)virtio_config32(&dev, 0) | ((uint64_t)virtio_config32(&dev, 4) << 32);
 }
 
@@ -26,10 +26,10 @@ static int request(uint32_t type, uint64_t sector, const void* buf, uint32_t byt
   status = 0xff;
   struct vq_buf bufs[3] = {{&header, sizeof header, 0}, {buf, bytes, device_writes}, {(const void*)&status, 1, 1}};
   if (bytes) {
-    virtio_transact(&dev, bufs, 3);
+    virtio_transact(&dev, 0, bufs, 3);
   } else {
     bufs[1] = bufs[2];
-    virtio_transact(&dev, bufs, 2);
+    virtio_transact(&dev, 0, bufs, 2);
   }
   return status == 0;
 }

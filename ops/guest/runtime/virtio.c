@@ -17,10 +17,10 @@ enum { D_NEXT = 1, D_WRITE = 2 };
 #define MAX_DEVICES 8
 #define VERSION_1 (1ull << 32)
 
-/* One set of rings per device we may open; each ring area is its own page. */
-static struct vq_desc desc_area[MAX_DEVICES][VQ_SIZE] __attribute__((aligned(4096)));
-static uint16_t avail_area[MAX_DEVICES][2048] __attribute__((aligned(4096)));
-static uint16_t used_area[MAX_DEVICES][2048] __attribute__((aligned(4096)));
+/* Rings for every queue of every device we may open; each ring area is its own page. */
+static struct vq_desc desc_area[MAX_DEVICES * VQ_MAX_QUEUES][VQ_SIZE] __attribute__((aligned(4096)));
+static uint16_t avail_area[MAX_DEVICES * VQ_MAX_QUEUES][2048] __attribute__((aligned(4096)));
+static uint16_t used_area[MAX_DEVICES * VQ_MAX_QUEUES][2048] __attribute__((aligned(4096)));
 static unsigned opened;
 
 static uint64_t parse_number(const char** p) {
@@ -57,7 +57,7 @@ static uint64_t device_address(const char* cmdline, unsigned n) {
   return 0;
 }
 
-int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted) {
+int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted, unsigned nqueues) {
   for (unsigned n = 0; opened < MAX_DEVICES; ++n) {
     uint64_t address = device_address(cmdline, n);
     if (!address) return 0;
@@ -80,49 +80,84 @@ int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id,
     if (!(r[R_STATUS] & S_FEATURES_OK)) continue;
 
     unsigned slot = opened++;
-    r[R_QUEUE_SEL] = 0;
-    if (r[R_QUEUE_NUM_MAX] < VQ_SIZE) continue;
-    r[R_QUEUE_NUM] = VQ_SIZE;
-    uint64_t d = (uintptr_t)desc_area[slot], a = (uintptr_t)avail_area[slot], u = (uintptr_t)used_area[slot];
-    r[R_QUEUE_DESC_LOW] = (uint32_t)d;
-    r[R_QUEUE_DESC_HIGH] = (uint32_t)(d >> 32);
-    r[R_QUEUE_AVAIL_LOW] = (uint32_t)a;
-    r[R_QUEUE_AVAIL_HIGH] = (uint32_t)(a >> 32);
-    r[R_QUEUE_USED_LOW] = (uint32_t)u;
-    r[R_QUEUE_USED_HIGH] = (uint32_t)(u >> 32);
-    r[R_QUEUE_READY] = 1;
+    int queues_ok = 1;
+    for (unsigned qi = 0; qi < nqueues && qi < VQ_MAX_QUEUES; ++qi) {
+      unsigned area = slot * VQ_MAX_QUEUES + qi;
+      r[R_QUEUE_SEL] = qi;
+      if (r[R_QUEUE_NUM_MAX] < VQ_SIZE) queues_ok = 0;
+      r[R_QUEUE_NUM] = VQ_SIZE;
+      uint64_t d = (uintptr_t)desc_area[area], a = (uintptr_t)avail_area[area], u = (uintptr_t)used_area[area];
+      r[R_QUEUE_DESC_LOW] = (uint32_t)d;
+      r[R_QUEUE_DESC_HIGH] = (uint32_t)(d >> 32);
+      r[R_QUEUE_AVAIL_LOW] = (uint32_t)a;
+      r[R_QUEUE_AVAIL_HIGH] = (uint32_t)(a >> 32);
+      r[R_QUEUE_USED_LOW] = (uint32_t)u;
+      r[R_QUEUE_USED_HIGH] = (uint32_t)(u >> 32);
+      r[R_QUEUE_READY] = 1;
+      struct virtq* q = &dev->q[qi];
+      q->desc = desc_area[area];
+      q->avail = avail_area[area];
+      q->used = used_area[area];
+      q->avail_idx = q->avail[1];
+      q->used_seen = q->used[1];
+    }
+    if (!queues_ok) continue;
     r[R_STATUS] = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
-
     dev->regs = r;
     dev->features = accepted;
-    dev->desc = desc_area[slot];
-    dev->avail = avail_area[slot];
-    dev->used = used_area[slot];
-    dev->avail_idx = dev->avail[1];
-    dev->used_seen = dev->used[1];
     return 1;
   }
   return 0;
 }
 
+uint8_t virtio_config8(struct virtio_dev* dev, uint32_t offset) {
+  return ((volatile uint8_t*)(dev->regs + R_CONFIG))[offset];
+}
+
 uint32_t virtio_config32(struct virtio_dev* dev, uint32_t offset) { return dev->regs[R_CONFIG + offset / 4]; }
 
-uint32_t virtio_transact(struct virtio_dev* dev, const struct vq_buf* bufs, unsigned n) {
-  /* One request in flight at a time: descriptors 0..n-1 are always free here. */
-  for (unsigned i = 0; i < n; ++i) {
-    dev->desc[i].addr = (uint64_t)(uintptr_t)bufs[i].addr;
-    dev->desc[i].len = bufs[i].len;
-    dev->desc[i].flags = (uint16_t)((i + 1 < n ? D_NEXT : 0) | (bufs[i].device_writes ? D_WRITE : 0));
-    dev->desc[i].next = (uint16_t)(i + 1);
-  }
-  dev->avail[2 + dev->avail_idx % VQ_SIZE] = 0;
+void virtio_notify(struct virtio_dev* dev, unsigned q) { dev->regs[R_QUEUE_NOTIFY] = q; }
+
+static void offer(struct virtq* q, uint16_t head) {
+  q->avail[2 + q->avail_idx % VQ_SIZE] = head;
   compiler_barrier(); /* x86 keeps stores in order; the compiler must too */
-  dev->avail[1] = ++dev->avail_idx;
+  q->avail[1] = ++q->avail_idx;
   compiler_barrier();
-  dev->regs[R_QUEUE_NOTIFY] = 0;
-  while (dev->used[1] == dev->used_seen) cpu_relax();
+}
+
+uint32_t virtio_transact(struct virtio_dev* dev, unsigned qi, const struct vq_buf* bufs, unsigned n) {
+  struct virtq* q = &dev->q[qi];
+  for (unsigned i = 0; i < n; ++i) {
+    q->desc[i].addr = (uint64_t)(uintptr_t)bufs[i].addr;
+    q->desc[i].len = bufs[i].len;
+    q->desc[i].flags = (uint16_t)((i + 1 < n ? D_NEXT : 0) | (bufs[i].device_writes ? D_WRITE : 0));
+    q->desc[i].next = (uint16_t)(i + 1);
+  }
+  offer(q, 0);
+  virtio_notify(dev, qi);
+  while (q->used[1] == q->used_seen) cpu_relax();
   compiler_barrier();
-  volatile uint32_t* elem = (volatile uint32_t*)(dev->used + 2) + 2 * (dev->used_seen % VQ_SIZE);
-  ++dev->used_seen;
+  volatile uint32_t* elem = (volatile uint32_t*)(q->used + 2) + 2 * (q->used_seen % VQ_SIZE);
+  ++q->used_seen;
   return elem[1];
+}
+
+void virtio_post(struct virtio_dev* dev, unsigned qi, unsigned slot, void* buf, uint32_t len) {
+  struct virtq* q = &dev->q[qi];
+  q->desc[slot].addr = (uint64_t)(uintptr_t)buf;
+  q->desc[slot].len = len;
+  q->desc[slot].flags = D_WRITE;
+  q->desc[slot].next = 0;
+  offer(q, (uint16_t)slot);
+}
+
+int virtio_poll(struct virtio_dev* dev, unsigned qi, unsigned* slot, uint32_t* len) {
+  struct virtq* q = &dev->q[qi];
+  if (q->used[1] == q->used_seen) return 0;
+  compiler_barrier();
+  volatile uint32_t* elem = (volatile uint32_t*)(q->used + 2) + 2 * (q->used_seen % VQ_SIZE);
+  *slot = elem[0];
+  *len = elem[1];
+  ++q->used_seen;
+  return 1;
 }

@@ -1,7 +1,7 @@
 /*
  * virtio-mmio (version 2) for a guest that polls: finds devices on the command line
  * (virtio_mmio.device=SIZE@ADDR:IRQ, as tandem and QEMU's microvm write it), brings one up with
- * a single split virtqueue, and runs requests to completion by watching the used ring.
+ * its split virtqueues, and watches used rings instead of taking interrupts.
  */
 #ifndef TANDEM_GUEST_VIRTIO_H
 #define TANDEM_GUEST_VIRTIO_H
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #define VQ_SIZE 16
+#define VQ_MAX_QUEUES 2
 
 struct vq_desc {
   uint64_t addr;
@@ -17,20 +18,25 @@ struct vq_desc {
   uint16_t next;
 };
 
-struct virtio_dev {
-  volatile uint32_t* regs;
-  uint64_t features;  /* what the driver accepted */
+struct virtq {
   struct vq_desc* desc;
-  volatile uint16_t* avail;  /* flags, idx, ring[VQ_SIZE] */
-  volatile uint16_t* used;   /* flags, idx, then ring[VQ_SIZE] of {u32 id, u32 len} */
+  volatile uint16_t* avail; /* flags, idx, ring[VQ_SIZE] */
+  volatile uint16_t* used;  /* flags, idx, then ring[VQ_SIZE] of {u32 id, u32 len} */
   uint16_t avail_idx;
   uint16_t used_seen;
 };
 
-/* Finds the first device of type device_id on the command line and initializes it, accepting the
- * features in wanted (VERSION_1 is always asked for). Returns 1 on success. */
-int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted);
-/* Device-specific configuration space, 32 bits at offset. */
+struct virtio_dev {
+  volatile uint32_t* regs;
+  uint64_t features; /* what the driver accepted */
+  struct virtq q[VQ_MAX_QUEUES];
+};
+
+/* Finds the first device of type device_id on the command line and initializes it with nqueues
+ * queues, accepting the features in wanted (VERSION_1 is always asked for). Returns 1 on success. */
+int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted, unsigned nqueues);
+/* Device-specific configuration space, one byte at offset. */
+uint8_t virtio_config8(struct virtio_dev* dev, uint32_t offset);
 uint32_t virtio_config32(struct virtio_dev* dev, uint32_t offset);
 
 struct vq_buf {
@@ -38,8 +44,14 @@ struct vq_buf {
   uint32_t len;
   int device_writes; /* 1: the device writes this buffer */
 };
-/* Puts a chain of n buffers on the queue, notifies, and waits until the device returns it.
- * Returns the length the device reports having written. */
-uint32_t virtio_transact(struct virtio_dev* dev, const struct vq_buf* bufs, unsigned n);
+/* Puts a chain of n buffers on queue q, notifies, and waits until the device returns it (one
+ * request in flight). Returns the length the device reports having written. */
+uint32_t virtio_transact(struct virtio_dev* dev, unsigned q, const struct vq_buf* bufs, unsigned n);
+
+/* Receive-style queues: descriptor slot (0..VQ_SIZE-1) permanently describes one device-writable
+ * buffer; post() offers it, poll() returns 1 with the slot and length of the next filled one. */
+void virtio_post(struct virtio_dev* dev, unsigned q, unsigned slot, void* buf, uint32_t len);
+int virtio_poll(struct virtio_dev* dev, unsigned q, unsigned* slot, uint32_t* len);
+void virtio_notify(struct virtio_dev* dev, unsigned q);
 
 #endif

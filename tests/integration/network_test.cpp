@@ -1,0 +1,153 @@
+// virtio-net on a tap inside a private namespace: ping, the kv job, a snapshot mid-traffic,
+// and bad network options.
+#include <signal.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "support/kv_client.hpp"
+#include "support/snapshot_helpers.hpp"
+#include "support/test_network.hpp"
+
+using namespace tandem::test;
+
+namespace {
+
+std::unique_ptr<ChildProcess> startKvGuest(const TestNetwork& net, std::vector<std::string> extra) {
+  std::vector<std::string> args{kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto vm = std::make_unique<ChildProcess>(net.inside(args));
+  BOOST_REQUIRE_MESSAGE(vm->waitForLine("kv: serving", 30s), "the kv guest did not come up: " << vm->stderrText());
+  return vm;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(network)
+
+BOOST_AUTO_TEST_CASE(ping_from_the_host_side_gets_answers) {
+  TestNetwork net;
+  auto vm = startKvGuest(net, {"--append", "job=kv ip=10.77.0.2/16"});
+  ChildProcess ping(net.inside({"/usr/bin/env", "ping", "-c", "5", "-i", "0.2", "-W", "2", TestNetwork::kGuestIp}));
+  BOOST_TEST(ping.wait(30s) == 0);
+  BOOST_TEST(ping.waitForLine("5 received", 1s).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_client_writes_2000_keys_and_reads_them_all_back) {
+  TestNetwork net;
+  auto vm = startKvGuest(net, {"--append", "job=kv ip=10.77.0.2/16 port=7777"});
+  std::thread client([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (int i = 0; i < 2000; ++i) {
+      auto reply = kv.request("SET key" + std::to_string(i) + " value" + std::to_string(i * 7), 10s);
+      BOOST_REQUIRE_MESSAGE(reply && *reply == "OK", "SET " << i << " got " << reply.value_or("no answer"));
+    }
+    for (int i = 0; i < 2000; ++i) {
+      auto reply = kv.request("GET key" + std::to_string(i), 10s);
+      BOOST_REQUIRE(reply);
+      BOOST_REQUIRE_EQUAL(*reply, "VALUE value" + std::to_string(i * 7));
+    }
+    BOOST_TEST(*kv.request("GET missing", 10s) == "NOTFOUND");
+    BOOST_TEST_MESSAGE("4001 requests, " << kv.sent() << " datagrams sent");
+  });
+  client.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_snapshot_and_restore_mid_traffic_loses_no_acknowledged_set) {
+  TestNetwork net;
+  TempDir tmp("netsnap");
+  std::string socket = tmp / "control.sock";
+  auto vm = startKvGuest(net, {"--control", socket, "--append", "job=kv ip=10.77.0.2/16"});
+
+  std::map<std::string, std::string> acknowledged;
+  std::atomic<int> done{0};
+  std::thread client([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (int i = 0; i < 600; ++i) {
+      std::string key = "k" + std::to_string(i), value = "v" + std::to_string(i * 3);
+      auto reply = kv.request("SET " + key + " " + value, 30s, std::chrono::milliseconds(100));
+      if (reply && *reply == "OK") acknowledged[key] = value;
+      done = i + 1;
+    }
+  });
+  while (done < 150) std::this_thread::sleep_for(5ms);
+  // Move the guest to a new process mid-run: pause, snapshot, stop the old one, restore.
+  BOOST_REQUIRE(control(socket, {{"cmd", "pause"}})["ok"]);
+  auto snap = control(socket, {{"cmd", "snapshot"}, {"to", tmp / "snap"}});
+  BOOST_REQUIRE_MESSAGE(snap["ok"], snap.dump());
+  vm->kill(SIGKILL);
+  vm->wait(10s);
+  int at = done;
+  auto restored = std::make_unique<ChildProcess>(
+      net.inside({kTandemBinary, "restore", "--from", tmp / "snap", "--net", "tap=tap0"}));
+  client.join();
+  BOOST_TEST(at < 600);
+  BOOST_REQUIRE_EQUAL(acknowledged.size(), 600u);  // every SET was answered, retries covered the move
+
+  std::thread check([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (const auto& [key, value] : acknowledged) {
+      auto reply = kv.request("GET " + key, 10s);
+      BOOST_REQUIRE(reply);
+      BOOST_REQUIRE_EQUAL(*reply, "VALUE " + value);
+    }
+  });
+  check.join();
+}
+
+BOOST_AUTO_TEST_CASE(sync_sets_survive_a_power_off_on_the_disk) {
+  TestNetwork net;
+  TempDir tmp("netsync");
+  std::string image = tmp / "kv.img";
+  std::ofstream(image).close();
+  std::filesystem::resize_file(image, 4 * 1024 * 1024);
+  auto run = [&](auto body) {
+    auto vm = startKvGuest(net, {"--disk", image, "--append", "job=kv ip=10.77.0.2/16 sync=1"});
+    std::thread client([&] {
+      net.enter();
+      KvClient kv(TestNetwork::kGuestIp, 7777);
+      body(kv);
+    });
+    client.join();
+    vm->send("poweroff\n");
+    BOOST_TEST(vm->wait(10s) == 0);
+  };
+  run([](KvClient& kv) {
+    for (int i = 0; i < 100; ++i) BOOST_REQUIRE(*kv.request("SET d" + std::to_string(i) + " x" + std::to_string(i), 10s) == "OK");
+  });
+  run([](KvClient& kv) {
+    for (int i = 0; i < 100; ++i)
+      BOOST_REQUIRE_EQUAL(*kv.request("GET d" + std::to_string(i), 10s), "VALUE x" + std::to_string(i));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(bad_network_options_are_refused_with_exit_code_2) {
+  TestNetwork net;
+  auto refused = [&](std::vector<std::string> args, const std::string& words) {
+    ChildProcess p(net.inside(args));
+    int status = p.wait(20s);
+    std::string err = p.stderrText();
+    BOOST_TEST_CONTEXT(err) {
+      BOOST_TEST(status == 2);
+      BOOST_TEST(err.find(words) != std::string::npos);
+      BOOST_TEST(std::count(err.begin(), err.end(), '\n') == 1);
+    }
+  };
+  refused({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap9"}, "tap device tap9 does not exist");
+  refused({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0,mac=52:54:00:zz:00:01"}, "malformed");
+  refused({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0,mac=01:00:00:00:00:01"}, "multicast");
+  refused({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap0"}, "tap=NAME");
+  // A tap that another tandem holds cannot be attached twice.
+  auto vm = startKvGuest(net, {"--append", "job=kv ip=10.77.0.2/16"});
+  refused({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0"}, "cannot attach");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
