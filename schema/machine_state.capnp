@@ -69,6 +69,8 @@ struct VirtioState {     # one virtio-mmio transport and its queues
   interruptStatus @5 :UInt32;
   configGeneration @6 :UInt32;
   queues @7 :List(VirtioQueueState);
+  deviceId @8 :UInt32;   # 1 net, 2 block
+  config @9 :Data;       # the first bytes of its config space: a disk's capacity, a NIC's MAC
 }
 
 struct MemoryRegion {

@@ -119,6 +119,8 @@ void toCapnp(const dev::virtio::Transport::State& s, schema::VirtioState::Builde
   b.setStatus(s.status);
   b.setInterruptStatus(s.interruptStatus);
   b.setConfigGeneration(s.configGeneration);
+  b.setDeviceId(s.deviceId);
+  b.setConfig(capnp::Data::Reader(s.config.data(), s.config.size()));
   auto queues = b.initQueues(static_cast<unsigned>(s.queues.size()));
   for (unsigned i = 0; i < s.queues.size(); ++i) {
     const auto& q = s.queues[i];
@@ -141,6 +143,9 @@ dev::virtio::Transport::State fromCapnp(schema::VirtioState::Reader r) {
   s.status = r.getStatus();
   s.interruptStatus = r.getInterruptStatus();
   s.configGeneration = r.getConfigGeneration();
+  s.deviceId = r.getDeviceId();
+  auto config = r.getConfig();
+  s.config.assign(config.begin(), config.end());
   for (auto q : r.getQueues()) {
     dev::virtio::QueueState qs;
     qs.size = q.getSize();

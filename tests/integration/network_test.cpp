@@ -85,6 +85,10 @@ BOOST_AUTO_TEST_CASE(a_snapshot_and_restore_mid_traffic_loses_no_acknowledged_se
   vm->kill(SIGKILL);
   vm->wait(10s);
   int at = done;
+  // Restoring onto a NIC with another MAC is refused: the guest would not know its own address.
+  ChildProcess otherMac(net.inside({kTandemBinary, "restore", "--from", tmp / "snap", "--net", "tap=tap0,mac=52:54:00:00:00:99"}));
+  BOOST_TEST(otherMac.wait(20s) == 2);
+  BOOST_TEST(otherMac.stderrText().find("MAC") != std::string::npos);
   auto restored = std::make_unique<ChildProcess>(
       net.inside({kTandemBinary, "restore", "--from", tmp / "snap", "--net", "tap=tap0"}));
   client.join();

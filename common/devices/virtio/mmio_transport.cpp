@@ -110,7 +110,7 @@ void Transport::writeRegister(uint64_t offset, uint32_t value) {
 }
 
 void Transport::reset() {
-  state_ = State{};
+  state_ = State{};  // deviceId and config are filled in by save(), not kept here
   for (auto& q : queues_) q.state = QueueState{};
 }
 
@@ -138,6 +138,9 @@ void Transport::kickAll() {
 Transport::State Transport::save() const {
   std::lock_guard lock(mutex_);
   State s = state_;
+  s.deviceId = device_.deviceId();
+  s.config.resize(kSavedConfigBytes);
+  device_.readConfig(0, s.config);
   s.queues.clear();
   for (const auto& q : queues_) s.queues.push_back(q.state);
   return s;
@@ -145,8 +148,14 @@ Transport::State Transport::save() const {
 
 void Transport::restore(const State& state) {
   std::lock_guard lock(mutex_);
-  require(state.queues.size() == queues_.size(), "virtio state with ", state.queues.size(), " queues for a device with ",
-          queues_.size());
+  std::vector<uint8_t> config(kSavedConfigBytes);
+  device_.readConfig(0, config);
+  if (state.deviceId != device_.deviceId())
+    failBadInput("the snapshot has a virtio device of type ", state.deviceId, " where this machine has type ",
+                 device_.deviceId(), "; give --disk and --net in the snapshotted machine's order");
+  if (state.config != config || state.queues.size() != queues_.size())
+    failBadInput("a virtio device differs from the snapshotted one (type ", state.deviceId,
+                 ": another disk size or MAC); give the same disks and MACs");
   state_ = state;
   for (size_t i = 0; i < queues_.size(); ++i) queues_[i].state = state.queues[i];
   state_.queues.clear();

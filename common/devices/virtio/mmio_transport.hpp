@@ -41,7 +41,11 @@ public:
 
 class Transport final : public MmioDevice {
 public:
+  static constexpr size_t kSavedConfigBytes = 8;  // capacity of a disk, MAC of a NIC
+
   struct State {
+    uint32_t deviceId = 0;             // which device this was, and what its config space said:
+    std::vector<uint8_t> config;       // a restore onto another kind, disk size or MAC is refused
     uint32_t deviceFeaturesSel = 0, driverFeaturesSel = 0, queueSel = 0;
     uint64_t driverFeatures = 0;
     uint32_t status = 0, interruptStatus = 0, configGeneration = 0;
@@ -65,6 +69,8 @@ public:
   uint16_t queueCount() const { return static_cast<uint16_t>(notify_.size()); }
 
   State save() const;
+  // Throws Error(BadInput) if state was saved from another kind of device or another config
+  // (a disk of another size, a NIC with another MAC).
   void restore(const State& state);
 
 private:

@@ -144,9 +144,17 @@ BOOST_AUTO_TEST_CASE(transport_negotiates_features_sets_up_a_queue_and_resets) {
   t.read(0x100, config);
   BOOST_TEST(config[0] == 0x5a);
 
+  BOOST_TEST(saved.deviceId == 2u);
+  BOOST_TEST(saved.config == std::vector<uint8_t>(8, 0x5a));
   Transport fresh(device, memory);
   fresh.restore(saved);
   BOOST_TEST((fresh.save() == saved));
+  auto otherConfig = saved;
+  otherConfig.config[0] ^= 1;
+  BOOST_CHECK_EXCEPTION(fresh.restore(otherConfig), Error, [](const Error& e) { return e.kind() == ErrorKind::BadInput; });
+  auto otherKind = saved;
+  otherKind.deviceId = 1;
+  BOOST_CHECK_EXCEPTION(fresh.restore(otherKind), Error, [](const Error& e) { return e.kind() == ErrorKind::BadInput; });
 
   setReg(t, 0x070, 0);  // reset
   BOOST_TEST(reg(t, 0x070) == 0u);
