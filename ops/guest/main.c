@@ -1,7 +1,7 @@
 /*
  * The tandem test guest: boots on vCPU 0, reads its job from the command line, prints
  *   tandem-guest: ready cpus=N mem_mb=M
- * exactly once, then runs the job. Console commands: verify, stats, echo TEXT, poweroff.
+ * exactly once, then runs the job. Console commands: verify, stats, cmdline, echo TEXT, poweroff.
  */
 #include "jobs/job.h"
 #include "runtime/boot_info.h"
@@ -15,6 +15,7 @@
 static const struct job* const jobs[] = {&counter_job, &dirty_job, &disk_job, &kv_job};
 static const struct job* job;
 static uint64_t ticks_per_us;
+static const char* boot_cmdline = "";
 
 uint32_t us_until(uint64_t when, uint32_t cap) {
   uint64_t now = rdtsc();
@@ -42,6 +43,10 @@ static void run_command(const char* line) {
       console_puts(job->name);
       console_puts(" keeps no working set\n");
     }
+  } else if (str_eq(line, "cmdline")) {
+    console_puts("cmdline ");
+    console_puts(boot_cmdline);
+    console_putc('\n');
   } else if (str_eq(line, "stats")) {
     job->stats();
   } else if (str_starts(line, "echo ") || str_eq(line, "echo")) {
@@ -51,7 +56,7 @@ static void run_command(const char* line) {
   } else {
     console_puts("unknown command: ");
     console_puts(line);
-    console_puts(" (commands: verify, stats, echo TEXT, poweroff)\n");
+    console_puts(" (commands: verify, stats, cmdline, echo TEXT, poweroff)\n");
   }
 }
 
@@ -73,6 +78,7 @@ static void boot(uint64_t start_info, uint32_t cpus) {
   if (!boot_info_read(start_info, &info)) fail("no PVH start info from the loader");
   if (!clock_calibrate()) fail("no kvmclock: cannot measure time");
   ticks_per_us = tsc_hz / 1000000;
+  boot_cmdline = info.cmdline;
 
   char name[16];
   if (!cmdline_get(info.cmdline, "job", name, sizeof name)) {
