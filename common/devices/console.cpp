@@ -24,11 +24,14 @@ namespace tandem::dev {
 
 namespace {
 
-// Writes all of bytes to fd; false if the reader went away.
-bool writeAll(int fd, std::span<const uint8_t> bytes) {
+enum class FdKind { File, Socket };
+
+// Writes all of bytes to fd; false if the reader went away. Sockets are written with MSG_NOSIGNAL
+// so a client that left never raises SIGPIPE; pipes and files with a plain write (one syscall).
+bool writeAll(int fd, std::span<const uint8_t> bytes, FdKind kind = FdKind::File) {
   while (!bytes.empty()) {
-    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == ENOTSOCK) n = ::write(fd, bytes.data(), bytes.size());
+    ssize_t n = kind == FdKind::Socket ? ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL)
+                                       : ::write(fd, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     bytes = bytes.subspan(static_cast<size_t>(n));
@@ -142,7 +145,7 @@ public:
 
   void write(std::span<const uint8_t> bytes) override {
     std::lock_guard lock(mutex_);
-    if (client_ && writeAll(client_.get(), bytes)) return;
+    if (client_ && writeAll(client_.get(), bytes, FdKind::Socket)) return;
     if (client_) client_.reset();  // gone; the reader thread notices too
     backlog_.insert(backlog_.end(), bytes.begin(), bytes.end());
     while (backlog_.size() > kBacklog) backlog_.pop_front();
@@ -180,7 +183,7 @@ private:
         backlog_.clear();
         client_.reset(fd);
         clientFd = fd;
-        if (!writeAll(fd, pending)) client_.reset(), clientFd = -1;
+        if (!writeAll(fd, pending, FdKind::Socket)) client_.reset(), clientFd = -1;
         continue;
       }
       ssize_t n = ::recv(clientFd, buffer.data(), buffer.size(), 0);

@@ -4,6 +4,7 @@
 // per idle vCPU; it never changes what the guest computes, only when.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -16,6 +17,9 @@ namespace tandem::dev {
 class IdlePort final : public PioDevice {
 public:
   static constexpr uint32_t kMaxIdleMicroseconds = 1'000'000;
+  // Spin this long before blocking, as KVM's halt polling does: a frame or a keystroke that comes
+  // within it reaches the guest without a trip through the scheduler.
+  static constexpr uint32_t kPollMicroseconds = 100;
 
   void read(uint16_t, std::span<uint8_t> data) override;
   void write(uint16_t, std::span<const uint8_t> data) override;  // sleeps on the vCPU thread
@@ -25,7 +29,7 @@ public:
 private:
   std::mutex mutex_;
   std::condition_variable wakeup_;
-  uint64_t wakeups_ = 0;
+  std::atomic<uint64_t> wakeups_{0};
 };
 
 }  // namespace tandem::dev
