@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "cli/arguments.hpp"
+#include "cli/device_options.hpp"
 #include "cli/serve.hpp"
 #include "devices/console.hpp"
 #include "machine/machine.hpp"
@@ -32,15 +33,7 @@ int restoreCommand(const std::vector<std::string>& args) {
     failBadInput("the snapshot in ", *from, " has ", config.memory / kMiB, " MiB of memory, not ", *memory);
   if (auto cpus = options.value("cpus"); cpus && parseNumber(*cpus, "cpus", 0, 1u << 20) != config.cpus)
     failBadInput("the snapshot in ", *from, " has ", config.cpus, " vCPUs, not ", *cpus);
-  for (const auto& text : options.values("disk")) {
-    auto disk = parseDisk(text);
-    config.disks.push_back(DiskConfig{disk.path, disk.readonly});
-  }
-  for (const auto& text : options.values("net")) {
-    auto net = parseNet(text);
-    config.nets.push_back(NetConfig{net.tap, net.mac.empty() ? std::nullopt
-                                                              : std::optional(dev::virtio::parseMac(net.mac))});
-  }
+  addDeviceOptions(options, config);
   if (config.disks.size() + config.nets.size() != state.virtio.size())
     failBadInput("the snapshot in ", *from, " has ", state.virtio.size(), " virtio devices; give as many --disk and --net options (",
                  config.disks.size() + config.nets.size(), " given, disks first)");

@@ -4,6 +4,7 @@
 
 #include "base/error.hpp"
 #include "cli/arguments.hpp"
+#include "cli/device_options.hpp"
 #include "cli/serve.hpp"
 #include "devices/console.hpp"
 #include "machine/machine.hpp"
@@ -47,15 +48,7 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   config.cmdline = options.value("append").value_or("");
   if (auto memory = options.value("memory")) config.memory = parseSize(*memory, "memory");
   if (auto cpus = options.value("cpus")) config.cpus = static_cast<uint32_t>(parseNumber(*cpus, "cpus", 0, 1u << 20));
-  for (const auto& text : options.values("disk")) {
-    auto disk = parseDisk(text);
-    config.disks.push_back(DiskConfig{disk.path, disk.readonly});
-  }
-  for (const auto& text : options.values("net")) {
-    auto net = parseNet(text);
-    config.nets.push_back(NetConfig{net.tap, net.mac.empty() ? std::nullopt
-                                                              : std::optional(dev::virtio::parseMac(net.mac))});
-  }
+  addDeviceOptions(options, config);
 
   checkMachineConfig(config, kvm::System());  // all bad input is refused before anything is made
   Fd signals = blockStopSignals();

@@ -57,16 +57,7 @@ uint64_t hostAvailableMemory() {
 }
 
 Machine::Machine(const MachineConfig& config, dev::Console& console)
-    : config_(config),
-      console_(console),
-      image_(checkMachineConfig(config, system_)),
-      vm_(system_),
-      memory_(config.memory),
-      serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
-      exitPort_([this](uint8_t status) {
-        finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});
-      }) {
-  createVcpusAndDevices();
+    : Machine(config, console, checkMachineConfig(config, kvm::System())) {
   image_->loadInto(memory_, boot::kKernelLowest);
   boot::writeStartInfo(memory_, guestCmdline());
   boot::writeLongModeTables(memory_);
@@ -82,8 +73,12 @@ Machine::Machine(const MachineConfig& config, dev::Console& console)
 }
 
 Machine::Machine(const MachineConfig& config, dev::Console& console, ForRestore)
+    : Machine(config, console, std::nullopt) {}
+
+Machine::Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image)
     : config_(config),
       console_(console),
+      image_(std::move(image)),
       vm_(system_),
       memory_(config.memory),
       serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),

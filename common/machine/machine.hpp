@@ -105,6 +105,8 @@ public:
   bool ended() const;
 
 private:
+  // Both public constructors end here: image is the kernel to boot, or nullopt to restore.
+  Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image);
   void createVcpusAndDevices();
   bool handleExit(kvm::Vcpu& vcpu);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
