@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "primary/migration_source.hpp"
 #include "state/snapshot_file.hpp"
 
 namespace tandem::cli {
@@ -32,11 +33,12 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
       return {{"ok", false}, {"error", "snapshot needs \"to\": the directory to write"}};
     return snapshot(request["to"]);
   }
+  if (cmd == "migrate") return migrate(request);
   if (cmd == "quit") {
     machine_.stop();
     return {{"ok", true}};
   }
-  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, quit)")}};
+  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, quit)")}};
 }
 
 nlohmann::json MachineControl::status() const {
@@ -79,6 +81,25 @@ nlohmann::json MachineControl::snapshot(const std::string& dir) {
           {"capture_ms", captureMs},
           {"paused_ms", wasPaused ? 0.0 : pausedMs},
           {"total_ms", totalMs}};
+}
+
+// Runs on the control thread until the guest runs on the target (the machine then stops and
+// tandem run exits) or the migration failed (the guest runs on here).
+nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
+  MigrationOptions options;
+  options.to = request.value("to", "");
+  options.maxDowntimeMs = request.value("max_downtime_ms", options.maxDowntimeMs);
+  options.maxRounds = request.value("max_rounds", options.maxRounds);
+  if (options.to.empty()) return {{"ok", false}, {"error", "migrate needs \"to\": the standby's tcp://HOST:PORT"}};
+  try {
+    auto stats = MigrationSource(machine_, options).run();
+    auto reply = stats.toJson();
+    reply["ok"] = true;
+    log::info("migrated to ", options.to, " in ", stats.totalMs, " ms, downtime ", stats.downtimeMs, " ms");
+    return reply;
+  } catch (const Error& e) {
+    return {{"ok", false}, {"error", concat("migration to ", options.to, " failed, the guest runs on here: ", e.what())}};
+  }
 }
 
 }  // namespace tandem::cli

@@ -20,6 +20,7 @@ public:
 private:
   nlohmann::json status() const;
   nlohmann::json snapshot(const std::string& dir);
+  nlohmann::json migrate(const nlohmann::json& request);
 
   Machine& machine_;
   std::string console_;

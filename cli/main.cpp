@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "cli/client_commands.hpp"
+#include "cli/migration_commands.hpp"
 #include "cli/restore_command.hpp"
 #include "cli/run_command.hpp"
 
@@ -22,6 +23,8 @@ constexpr const char* kUsage =
     "  restore   continue a guest from a snapshot (tandem restore --help)\n"
     "  status    --control PATH [--json]: what a running tandem is doing\n"
     "  snapshot  --control PATH --to DIR [--json]: write the running guest to DIR\n"
+    "  standby   wait for a migrating guest and run it (tandem standby --help)\n"
+    "  migrate   move a running guest to a standby (tandem migrate --help)\n"
     "  pause     --control PATH: stop the guest's vCPUs\n"
     "  resume    --control PATH: let them run again\n";
 
@@ -45,6 +48,14 @@ int main(int argc, char** argv) {
     if (command == "restore") {
       if (help) return std::cout << tandem::cli::kRestoreUsage, 0;
       return tandem::cli::restoreCommand(args);
+    }
+    if (command == "standby") {
+      if (help) return std::cout << tandem::cli::kStandbyUsage, 0;
+      return tandem::cli::standbyCommand(args);
+    }
+    if (command == "migrate") {
+      if (help) return std::cout << tandem::cli::kMigrateUsage, 0;
+      return tandem::cli::migrateCommand(args);
     }
     if (command == "status") return tandem::cli::statusCommand(args);
     if (command == "snapshot") return tandem::cli::snapshotCommand(args);

@@ -25,12 +25,13 @@ Fd blockStopSignals() {
 }
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
-                 const std::string& consoleDescription) {
+                 const std::string& consoleDescription, const std::function<void()>& onStarted) {
   MachineControl control(machine, consoleDescription);
   std::unique_ptr<ControlServer> server;
   if (controlPath)
     server = std::make_unique<ControlServer>(*controlPath, [&](const nlohmann::json& r) { return control.handle(r); });
   machine.start();
+  if (onStarted) onStarted();
 
   for (;;) {
     pollfd p[2] = {{machine.exitFd(), POLLIN, 0}, {stopSignals.get(), POLLIN, 0}};

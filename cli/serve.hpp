@@ -1,6 +1,7 @@
 // Running a built machine until it ends: the control socket, stop signals, the exit code.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -15,7 +16,8 @@ Fd blockStopSignals();
 
 // Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
 // guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.
+// onStarted runs once the vCPUs run (a migration target reports to its source there).
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
-                 const std::string& consoleDescription);
+                 const std::string& consoleDescription, const std::function<void()>& onStarted = {});
 
 }  // namespace tandem::cli

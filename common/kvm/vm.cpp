@@ -33,6 +33,13 @@ void Vm::setMemoryRegion(uint32_t slot, Gpa gpa, uint64_t size, void* hostAddres
   checkSys(::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), concat("KVM_SET_USER_MEMORY_REGION slot ", slot));
 }
 
+void Vm::getDirtyLog(uint32_t slot, std::vector<uint64_t>& bitmap) {
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  checkSys(::ioctl(fd_.get(), KVM_GET_DIRTY_LOG, &log), concat("KVM_GET_DIRTY_LOG slot ", slot));
+}
+
 void Vm::setIrqLine(uint32_t gsi, bool level) {
   kvm_irq_level irq{};
   irq.irq = gsi;

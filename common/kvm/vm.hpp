@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "base/fd.hpp"
 #include "base/units.hpp"
@@ -21,6 +22,9 @@ public:
 
   // Maps [gpa, gpa + size) of the guest to host memory at hostAddress.
   void setMemoryRegion(uint32_t slot, Gpa gpa, uint64_t size, void* hostAddress, uint32_t flags = 0);
+  // Fetches and clears slot's dirty log: one bit per page, words of 64 (KVM_GET_DIRTY_LOG).
+  void getDirtyLog(uint32_t slot, std::vector<uint64_t>& bitmap);
+
   // Drives an irqchip input line (GSI) to level.
   void setIrqLine(uint32_t gsi, bool level);
 

@@ -208,6 +208,16 @@ void Machine::resume() {
   paused_ = false;
 }
 
+DirtyTracker& Machine::startDirtyTracking() {
+  if (!dirty_) {
+    dirty_ = std::make_unique<DirtyTracker>(vm_, memory_);
+    dirty_->start();
+  }
+  return *dirty_;
+}
+
+void Machine::stopDirtyTracking() { dirty_.reset(); }
+
 void Machine::stop() { finish(MachineExit{MachineExit::Kind::Stopped, 0, "stopped"}); }
 
 bool Machine::ended() const {

@@ -30,6 +30,7 @@
 #include "kvm/vm.hpp"
 #include "machine/io_thread.hpp"
 #include "machine/vcpu_runner.hpp"
+#include "memory/dirty_tracker.hpp"
 #include "memory/guest_memory.hpp"
 #include "state/machine_state.hpp"
 
@@ -96,6 +97,10 @@ public:
   // Puts state into a machine made ForRestore that has not started.
   void restore(const MachineState& state);
 
+  // Dirty logging on (once) and the tracker that reads it; stopDirtyTracking() switches it off.
+  DirtyTracker& startDirtyTracking();
+  void stopDirtyTracking();
+
   // Ends the run; the exit becomes Stopped unless the guest already ended it.
   void stop();
   // Blocks until the guest powers off, faults, or stop() is called; joins the vCPU threads.
@@ -130,6 +135,7 @@ private:
   std::vector<std::unique_ptr<dev::virtio::Net>> nets_;
   std::vector<std::unique_ptr<dev::virtio::Transport>> transports_;  // one per virtio device
   IoThread io_;
+  std::unique_ptr<DirtyTracker> dirty_;
 
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // after the devices: threads stop first
   bool started_ = false;

@@ -21,7 +21,10 @@ std::vector<GuestMemory::Region> GuestMemory::layout(uint64_t size) {
   return regions;
 }
 
-GuestMemory::GuestMemory(uint64_t size) : mapping_(Mapping::anonymous(size)), regions_(layout(size)) {
+GuestMemory::GuestMemory(uint64_t size)
+    : mapping_(Mapping::anonymous(size)),
+      regions_(layout(size)),
+      hostDirty_(new std::atomic<uint64_t>[(size / kPageSize + 63) / 64]()) {
   // Transparent huge pages, as QEMU asks for too: fewer TLB misses and 512 times fewer page table
   // entries to copy when a snapshot forks its writer. Only a hint; without THP all still works.
   ::madvise(mapping_.data(), mapping_.size(), MADV_HUGEPAGE);
@@ -36,10 +39,37 @@ uint8_t* GuestMemory::hostAddress(Gpa gpa, uint64_t length) const {
 }
 
 void GuestMemory::write(Gpa gpa, std::span<const uint8_t> bytes) {
-  std::memcpy(hostAddress(gpa, bytes.size()), bytes.data(), bytes.size());
+  uint8_t* host = hostAddress(gpa, bytes.size());
+  std::memcpy(host, bytes.data(), bytes.size());
+  markDirty(static_cast<uint64_t>(host - mapping_.data()), bytes.size());
 }
 
-void GuestMemory::zero(Gpa gpa, uint64_t length) { std::memset(hostAddress(gpa, length), 0, length); }
+void GuestMemory::zero(Gpa gpa, uint64_t length) {
+  uint8_t* host = hostAddress(gpa, length);
+  std::memset(host, 0, length);
+  markDirty(static_cast<uint64_t>(host - mapping_.data()), length);
+}
+
+void GuestMemory::markDirty(uint64_t hostOffset, uint64_t length) {
+  if (length == 0) return;
+  for (uint64_t page = hostOffset / kPageSize, last = (hostOffset + length - 1) / kPageSize; page <= last; ++page)
+    hostDirty_[page / 64].fetch_or(uint64_t{1} << (page % 64), std::memory_order_relaxed);
+}
+
+void GuestMemory::takeHostDirty(std::vector<uint64_t>& bitmap) {
+  for (uint64_t w = 0; w < (pageCount() + 63) / 64; ++w) bitmap[w] |= hostDirty_[w].exchange(0);
+}
+
+Gpa GuestMemory::gpaOfPage(uint64_t page) const {
+  uint64_t offset = page * kPageSize;
+  for (const auto& r : regions_)
+    if (offset >= r.hostOffset && offset < r.hostOffset + r.size) return r.start + (offset - r.hostOffset);
+  throw Error(ErrorKind::Failed, concat("page ", page, " is beyond guest memory"));
+}
+
+uint64_t GuestMemory::pageOf(Gpa gpa) const {
+  return static_cast<uint64_t>(hostAddress(gpa, kPageSize) - mapping_.data()) / kPageSize;
+}
 
 void GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
   std::memcpy(out.data(), hostAddress(gpa, out.size()), out.size());

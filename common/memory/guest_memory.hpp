@@ -6,7 +6,9 @@
 // All of it is one host mapping, so a region's host address is the mapping plus its offset.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -41,9 +43,18 @@ public:
 
   // Host address of [gpa, gpa + length); throws if any of it is not RAM.
   uint8_t* hostAddress(Gpa gpa, uint64_t length) const;
-  // Every host-side write into guest memory goes through here.
+  // Every host-side write into guest memory goes through here, and marks what it wrote dirty.
   void write(Gpa gpa, std::span<const uint8_t> bytes);
   void zero(Gpa gpa, uint64_t length);
+
+  // Pages are numbered 0..size()/4096-1 in host order (region by region); a page's number is
+  // its offset in the host mapping / 4096.
+  uint64_t pageCount() const { return size() / kPageSize; }
+  Gpa gpaOfPage(uint64_t page) const;
+  uint64_t pageOf(Gpa gpa) const;
+  // Host writes mark pages here (atomically; any thread). takeHostDirty() swaps the map for an
+  // empty one and ORs it into bitmap (words of 64 pages).
+  void takeHostDirty(std::vector<uint64_t>& bitmap);
   void read(Gpa gpa, std::span<uint8_t> out) const;
 
   // One flag per page of region: 0 where the host never backed the page (it reads as zeros and
@@ -52,8 +63,11 @@ public:
   std::vector<uint8_t> backedPages(const Region& region) const;
 
 private:
+  void markDirty(uint64_t hostOffset, uint64_t length);
+
   Mapping mapping_;
   std::vector<Region> regions_;
+  std::unique_ptr<std::atomic<uint64_t>[]> hostDirty_;
 };
 
 }  // namespace tandem

@@ -1,0 +1,54 @@
+#include "memory/dirty_tracker.hpp"
+
+#include <bit>
+
+namespace tandem {
+
+uint64_t PageSet::count() const {
+  uint64_t n = 0;
+  for (uint64_t w : words) n += static_cast<uint64_t>(std::popcount(w));
+  return n;
+}
+
+PageSet& PageSet::operator|=(const PageSet& o) {
+  if (words.size() < o.words.size()) words.resize(o.words.size(), 0);
+  for (size_t i = 0; i < o.words.size(); ++i) words[i] |= o.words[i];
+  return *this;
+}
+
+DirtyTracker::~DirtyTracker() {
+  if (started_) setLogging(false);
+}
+
+void DirtyTracker::setLogging(bool on) {
+  for (uint32_t slot = 0; slot < memory_.regions().size(); ++slot) {
+    const auto& r = memory_.regions()[slot];
+    vm_.setMemoryRegion(slot, r.start, r.size, memory_.hostBase() + r.hostOffset, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+  }
+}
+
+void DirtyTracker::start() {
+  setLogging(true);
+  started_ = true;
+  pending_ = PageSet(memory_.pageCount());
+  PageSet discard = take();  // from now on, not before
+}
+
+PageSet DirtyTracker::take() {
+  PageSet pages(memory_.pageCount());
+  std::vector<uint64_t> slotLog;
+  for (uint32_t slot = 0; slot < memory_.regions().size(); ++slot) {
+    const auto& r = memory_.regions()[slot];
+    uint64_t slotPages = r.size / kPageSize, first = r.hostOffset / kPageSize;
+    slotLog.assign((slotPages + 63) / 64, 0);
+    vm_.getDirtyLog(slot, slotLog);
+    for (uint64_t i = 0; i < slotPages; ++i)
+      if (slotLog[i / 64] >> (i % 64) & 1) pages.set(first + i);
+  }
+  memory_.takeHostDirty(pages.words);
+  pages |= pending_;
+  pending_ = PageSet(memory_.pageCount());
+  return pages;
+}
+
+}  // namespace tandem

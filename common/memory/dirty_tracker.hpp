@@ -1,0 +1,45 @@
+// DirtyTracker: which guest pages changed since the last look, from KVM's dirty log (what the
+// vCPUs wrote) ORed with GuestMemory's host map (what device emulation wrote).
+//
+//   start()     memslots get KVM_MEM_LOG_DIRTY_PAGES, once (switching it is costly on big guests)
+//   take()      fetch-and-clear both logs: the pages dirtied since the previous take()
+//   putBack()   a round or epoch that failed gives its pages back, so none is forgotten
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kvm/vm.hpp"
+#include "memory/guest_memory.hpp"
+
+namespace tandem {
+
+// One bit per page, page numbers as GuestMemory numbers them.
+struct PageSet {
+  std::vector<uint64_t> words;
+  explicit PageSet(uint64_t pages = 0) : words((pages + 63) / 64, 0) {}
+  void set(uint64_t page) { words[page / 64] |= uint64_t{1} << (page % 64); }
+  bool test(uint64_t page) const { return words[page / 64] >> (page % 64) & 1; }
+  uint64_t count() const;
+  PageSet& operator|=(const PageSet& o);
+};
+
+class DirtyTracker {
+public:
+  DirtyTracker(kvm::Vm& vm, GuestMemory& memory) : vm_(vm), memory_(memory) {}
+  ~DirtyTracker();  // logging off again
+
+  void start();
+  PageSet take();
+  void putBack(const PageSet& pages) { pending_ |= pages; }
+
+private:
+  void setLogging(bool on);
+
+  kvm::Vm& vm_;
+  GuestMemory& memory_;
+  bool started_ = false;
+  PageSet pending_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,67 @@
+// Channel: one ZeroMQ PAIR socket carrying Envelopes (schema/protocol.capnp) between a source and
+// a target. The only code that includes zmq.hpp. Every received message is checked for version
+// and session before anyone reads it; a bad one is reported, never applied.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "protocol.capnp.h"
+
+namespace zmq {
+class context_t;
+class socket_t;
+}  // namespace zmq
+
+namespace tandem {
+
+// A received envelope and the words it lives in.
+class Incoming {
+public:
+  explicit Incoming(kj::Array<capnp::word> words);
+  schema::Envelope::Reader envelope() { return reader_.getRoot<schema::Envelope>(); }
+
+private:
+  kj::Array<capnp::word> words_;
+  capnp::FlatArrayMessageReader reader_;
+};
+
+struct Received {
+  enum class Kind { Message, Timeout, Refused } kind = Kind::Timeout;
+  std::unique_ptr<Incoming> message;  // Kind::Message
+  std::string problem;                // Kind::Refused: why it was not accepted
+};
+
+class Channel {
+public:
+  // tcp://HOST:PORT. listen() binds (Error BadInput if the address is unusable or taken).
+  static std::unique_ptr<Channel> listen(const std::string& endpoint);
+  static std::unique_ptr<Channel> connect(const std::string& endpoint);
+  ~Channel();
+
+  // The session this channel accepts; 0 until set (the target adopts the source's in Hello).
+  void setSession(uint64_t session) { session_ = session; }
+  uint64_t session() const { return session_; }
+
+  // A builder for the next envelope, stamped with version and session.
+  schema::Envelope::Builder start(capnp::MallocMessageBuilder& message) const;
+  // False when the peer has not taken it within the send timeout (it is gone or stuck).
+  bool send(capnp::MallocMessageBuilder& message);
+  Received receive(std::chrono::milliseconds timeout);
+
+  uint64_t bytesSent() const { return bytesSent_; }
+
+private:
+  Channel();
+  std::unique_ptr<zmq::context_t> context_;
+  std::unique_ptr<zmq::socket_t> socket_;
+  uint64_t session_ = 0;
+  uint64_t bytesSent_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,74 @@
+# The migration and replication protocol: one Envelope per ZeroMQ message.
+#
+# Live migration, precopy:
+#
+#   source                                   target (tandem standby)
+#   Hello{mode, shape} ----------------------->
+#                      <----------------------- Welcome | Refusal{reason}
+#   Pages{round 0: every backed page}* ------->
+#   RoundEnd{0} ------------------------------>
+#                      <----------------------- RoundAck{0}
+#   Pages{round n: pages dirtied meanwhile}*  ... until the rest fits in the downtime budget
+#   (source pauses the guest)
+#   Pages{final}* ; State{MachineState} ; Done -->
+#                      <----------------------- Running   (target restored and started it)
+#   (source ends; on any failure before Running, the source resumes its guest and the target exits)
+#
+# Version rule: every envelope carries kProtocolVersion and the session id the source chose; a peer
+# refuses anything with another version or session, and never applies a message it cannot read.
+@0xf2f979bee2f421ae;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("tandem::schema");
+
+const kProtocolVersion :UInt32 = 1;
+
+enum Mode {
+  invalid @0;
+  precopy @1;
+  postcopy @2;
+  hybrid @3;
+  replicate @4;
+}
+
+enum Encoding {
+  invalid @0;
+  zero @1;     # no bytes: the page is all zeros
+  raw @2;      # 4096 bytes
+  lz4 @3;      # LZ4 block that decompresses to 4096 bytes
+}
+
+struct Hello {                 # source -> target, first
+  mode @0 :Mode;
+  memorySize @1 :UInt64;
+  cpus @2 :UInt32;
+  disks @3 :UInt32;
+  nets @4 :UInt32;
+}
+
+struct Page {
+  frame @0 :UInt64;            # guest-physical address / 4096
+  encoding @1 :Encoding;
+  bytes @2 :Data;
+}
+
+struct Pages {                 # source -> target, any number per round
+  round @0 :UInt32;
+  pages @1 :List(Page);
+}
+
+struct Envelope {
+  version @0 :UInt32;          # kProtocolVersion of the sender
+  session @1 :UInt64;          # chosen by the source in Hello, repeated by both sides
+  union {
+    hello @2 :Hello;
+    welcome @3 :Void;          # target -> source: ready for pages
+    refusal @4 :Text;          # either way: why not; the sender stops
+    pages @5 :Pages;
+    roundEnd @6 :UInt32;       # source -> target: round n sent
+    roundAck @7 :UInt32;       # target -> source: round n received (and the target is alive)
+    state @8 :Data;            # source -> target: MachineState (machine_state.capnp), final
+    done @9 :Void;             # source -> target: nothing more comes; restore and run
+    running @10 :Void;         # target -> source: the guest runs here now
+  }
+}

@@ -1,0 +1,40 @@
+// MigrationTarget: the standby's side of a one-shot migration. Listens, checks the source's Hello
+// against what this standby was given (protocol version, number of disks and NICs), builds an
+// empty machine of the source's shape, writes pages as they come, and on Done restores the
+// MachineState. Nothing it receives is applied unless it decodes whole; a source that goes silent
+// for 30 s ends the wait.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "machine/machine.hpp"
+
+namespace tandem {
+
+class Channel;
+
+class MigrationTarget {
+public:
+  // base: the standby's devices and console (memory and vCPUs come from the source).
+  MigrationTarget(std::string listen, MachineConfig base, dev::Console& console);
+  ~MigrationTarget();
+
+  // Blocks until a migration has arrived; returns the machine, restored and not yet started.
+  // A refused source (wrong version, shape) is told why and the wait goes on.
+  std::unique_ptr<Machine> receive();
+  // After the machine started: tells the source the guest runs here.
+  void reportRunning();
+
+private:
+  std::unique_ptr<Machine> receiveFrom(class Incoming& hello);
+  void refuse(const std::string& reason);
+
+  std::string listen_;
+  MachineConfig base_;
+  dev::Console& console_;
+  std::unique_ptr<Channel> channel_;
+};
+
+}  // namespace tandem

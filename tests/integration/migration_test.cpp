@@ -1,0 +1,147 @@
+// Precopy live migration between two tandem processes on 127.0.0.1.
+#include <signal.h>
+
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "support/snapshot_helpers.hpp"
+#include "transport/channel.hpp"
+
+using namespace tandem::test;
+namespace data = boost::unit_test::data;
+
+namespace {
+
+std::string freeEndpoint() {
+  static int next = 0;
+  return "tcp://127.0.0.1:" + std::to_string(21000 + (::getpid() * 7 + next++ * 13) % 20000);
+}
+
+std::unique_ptr<ChildProcess> startStandby(const std::string& endpoint) {
+  return startTandem({"standby", "--listen", endpoint});
+}
+
+// tandem migrate, run to its end; returns exit code and stdout.
+std::pair<int, std::string> migrate(const std::string& socket, const std::string& to, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"migrate", "--control", socket, "--to", to, "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto p = startTandem(args);
+  int status = p->wait(120s);
+  std::string out;
+  while (auto line = p->readLine(1s)) out += *line;
+  if (status != 0) out += p->stderrText();
+  return {status, out};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(migration)
+
+BOOST_AUTO_TEST_CASE(counter_moves_with_every_tick_once_and_in_order) {
+  TempDir tmp("mig");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--append", "job=counter rate=50"});
+  BOOST_REQUIRE(source->waitForLine("tick 10", 20s));
+  auto [status, out] = migrate(socket, endpoint);
+  BOOST_REQUIRE_MESSAGE(status == 0, out);
+  auto stats = nlohmann::json::parse(out);
+  BOOST_TEST(stats["status"] == "completed");
+  BOOST_TEST(stats["downtime_ms"].get<double>() < 300);
+  BOOST_TEST(source->wait(10s) == 0);  // the source ends once the target runs the guest
+  std::string last = drainUntilQuiet(*source, "tick ", 200ms, "tick 10");
+  for (uint64_t n = tickNumber(last) + 1, i = 0; i < 20; ++i, ++n) {
+    auto line = target->readLine(10s);
+    BOOST_REQUIRE_MESSAGE(line, "no tick " << n << " on the target");
+    BOOST_REQUIRE_EQUAL(*line, "tick " + std::to_string(n));
+  }
+}
+
+BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, data::make({1, 2}), cpus) {
+  TempDir tmp("migdirty");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--cpus", std::to_string(cpus), "--memory", "512M", "--append",
+                                "job=dirty mib=256 rate=20000"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  std::this_thread::sleep_for(500ms);
+  auto [status, out] = migrate(socket, endpoint);
+  BOOST_REQUIRE_MESSAGE(status == 0, out);
+  BOOST_TEST_MESSAGE(cpus << " vCPUs: " << out);
+  BOOST_TEST(source->wait(10s) == 0);
+  std::this_thread::sleep_for(300ms);  // still dirtying on the target
+  target->send("verify\n");
+  auto verdict = target->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=65536");
+}
+
+BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_the_guest_stays) {
+  TempDir tmp("migver");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto fake = tandem::Channel::listen(endpoint);
+  auto source = startTandemRun({"--control", socket, "--append", "job=counter rate=20"});
+  BOOST_REQUIRE(source->waitForLine("tick 2", 20s));
+  std::thread peer([&] {
+    auto hello = fake->receive(30s);
+    BOOST_REQUIRE(hello.kind == tandem::Received::Kind::Message);
+    fake->setSession(hello.message->envelope().getSession());
+    capnp::MallocMessageBuilder message;
+    auto envelope = fake->start(message);
+    envelope.setVersion(99);  // a tandem from the future
+    envelope.setWelcome();
+    fake->send(message);
+  });
+  auto [status, out] = migrate(socket, endpoint);
+  peer.join();
+  BOOST_TEST(status == 1);
+  BOOST_TEST(out.find("protocol version 99") != std::string::npos, out);
+  BOOST_TEST(out.find("the guest runs on here") != std::string::npos, out);
+  source->send("echo still here\n");  // the guest still runs and answers at the source
+  BOOST_TEST(source->waitForLine("echo still here", 10s).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_target_killed_during_precopy_leaves_the_source_running) {
+  TempDir tmp("migkill");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--cpus", "2", "--memory", "512M", "--append",
+                                "job=dirty mib=256 rate=0"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  std::thread killer([&] {
+    std::this_thread::sleep_for(300ms);
+    target->kill(SIGKILL);
+  });
+  // A budget it cannot meet at this dirty rate keeps it in rounds until the target is gone.
+  auto [status, out] = migrate(socket, endpoint, {"--max-downtime-ms", "1", "--max-rounds", "1000"});
+  killer.join();
+  BOOST_TEST(status == 1);
+  BOOST_TEST(out.find("the guest runs on here") != std::string::npos, out);
+  source->send("verify\n");
+  auto verdict = source->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=65536");
+}
+
+BOOST_AUTO_TEST_CASE(a_standby_with_other_devices_refuses_the_source) {
+  TempDir tmp("migshape");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  std::string image = tmp / "d.img";
+  std::ofstream(image).close();
+  std::filesystem::resize_file(image, 1 << 20);
+  auto target = startTandem({"standby", "--listen", endpoint, "--disk", image});
+  auto source = startTandemRun({"--control", socket, "--append", "job=counter rate=20"});
+  BOOST_REQUIRE(source->waitForLine("tick 1", 20s));
+  auto [status, out] = migrate(socket, endpoint);
+  BOOST_TEST(status == 1);
+  BOOST_TEST(out.find("0 disks") != std::string::npos, out);
+  source->send("echo still here\n");
+  BOOST_TEST(source->waitForLine("echo still here", 10s).has_value());
+  BOOST_TEST(target->wait(10s) == 2);  // its devices do not fit the source: bad input, it ends
+}
+
+BOOST_AUTO_TEST_SUITE_END()
