@@ -186,4 +186,5 @@ def main():
               f"file {t[3] / 2**20:.1f} vs {q[3] / 2**20:.1f} MiB  [tandem vs qemu, qemu/tandem]")
 
 
-main()
+if __name__ == "__main__":
+    main()
