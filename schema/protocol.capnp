@@ -10,7 +10,7 @@
 #                      <----------------------- RoundAck{0}
 #   Pages{round n: pages dirtied meanwhile}*  ... until the rest fits in the downtime budget
 #   (source pauses the guest)
-#   Pages{final}* ; State{MachineState} ; Done -->
+#   Pages{final}* ; RoundEnd ; State{MachineState} ; Done -->   (no RoundAck awaited)
 #                      <----------------------- Running   (target restored and started it)
 #   (source ends; on any failure before Running, the source resumes its guest and the target exits)
 #

@@ -104,6 +104,8 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         }
         break;
       case schema::Envelope::ROUND_END: {
+        // The source waits for this during precopy rounds; for the final round it does not, and
+        // the unread ack is dropped with the channel.
         capnp::MallocMessageBuilder ack;
         channel_->start(ack).setRoundAck(envelope.getRoundEnd());
         if (!channel_->send(ack)) throw Error(ErrorKind::Disconnected, "the source went away");
