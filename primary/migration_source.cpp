@@ -55,6 +55,7 @@ nlohmann::json MigrationStats::toJson() const {
           {"mode", "precopy"},
           {"total_ms", totalMs},
           {"downtime_ms", downtimeMs},
+          {"downtime_parts_ms", {{"pause", pauseMs}, {"final_pages", finalPagesMs}, {"state", stateMs}, {"target", targetMs}}},
           {"setup_ms", setupMs},
           {"bytes", bytes},
           {"pages", {{"zero", zeroPages}, {"raw", rawPages}, {"lz4", lz4Pages}}},
@@ -147,12 +148,16 @@ MigrationStats MigrationSource::run() {
     // Stop and copy.
     auto pauseStart = Clock::now();
     machine_.pause();
+    stats_.pauseMs = msSince(pauseStart);
     try {
+      auto part = Clock::now();
       pages |= tracker.take();
       // No acknowledgement for the last round: Done follows it on the same ordered channel, and
       // Running answers for all of it (one round trip less inside the downtime).
       sendRound(*channel, pages, stats_.rounds);
       ++stats_.rounds;
+      stats_.finalPagesMs = msSince(part);
+      part = Clock::now();
       capnp::MallocMessageBuilder stateMessage;
       auto state = encodeMachineState(machine_.capture());
       channel->start(stateMessage).setState(capnp::Data::Reader(state.data(), state.size()));
@@ -160,7 +165,10 @@ MigrationStats MigrationSource::run() {
       channel->start(doneMessage).setDone();
       if (!channel->send(stateMessage) || !channel->send(doneMessage))
         throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking the machine state"));
+      stats_.stateMs = msSince(part);
+      part = Clock::now();
       expect(*channel, schema::Envelope::RUNNING, options_.to, "the guest to run there", true);
+      stats_.targetMs = msSince(part);
     } catch (...) {
       machine_.stopDirtyTracking();
       machine_.resume();

@@ -24,6 +24,9 @@ struct MigrationOptions {
 
 struct MigrationStats {
   double totalMs = 0, downtimeMs = 0, setupMs = 0;
+  // The downtime in parts: vCPUs and io thread parked; last dirty pages sent; MachineState captured
+  // and sent; the target restoring and starting the guest (until its Running arrives).
+  double pauseMs = 0, finalPagesMs = 0, stateMs = 0, targetMs = 0;
   uint64_t bytes = 0;
   uint64_t zeroPages = 0, rawPages = 0, lz4Pages = 0;
   uint32_t rounds = 0;

@@ -2,6 +2,8 @@
 
 #include <bit>
 
+#include "base/error.hpp"
+
 namespace tandem {
 
 uint64_t PageSet::count() const {
@@ -42,8 +44,10 @@ PageSet DirtyTracker::take() {
     uint64_t slotPages = r.size / kPageSize, first = r.hostOffset / kPageSize;
     slotLog.assign((slotPages + 63) / 64, 0);
     vm_.getDirtyLog(slot, slotLog);
-    for (uint64_t i = 0; i < slotPages; ++i)
-      if (slotLog[i / 64] >> (i % 64) & 1) pages.set(first + i);
+    // Regions start on 64-page boundaries (0 and 3 GiB), so the slot's words are ours as they are:
+    // this runs inside the pause, and a word at a time is 64 times less work than a bit at a time.
+    assertThat(first % 64 == 0, "memory region at page ", first, " is not 64-page aligned");
+    for (uint64_t w = 0; w < slotLog.size(); ++w) pages.words[first / 64 + w] |= slotLog[w];
   }
   memory_.takeHostDirty(pages.words);
   pages |= pending_;
