@@ -188,6 +188,9 @@ void Machine::start() {
   for (auto& vcpu : vcpus_)
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, [this](kvm::Vcpu& v) { return handleExit(v); }));
   io_.start();
+  // A restored guest (snapshot, migration) may sit behind another tap now: tell the network.
+  if (!image_)
+    for (auto& net : nets_) net->announce();
   for (auto& r : runners_) r->start();
   console_.startInput([this](std::span<const uint8_t> bytes) { return serial_.receive(bytes); });
 }

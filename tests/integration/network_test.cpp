@@ -1,5 +1,7 @@
 // virtio-net on a tap inside a private namespace: ping, the kv job, a snapshot mid-traffic,
 // and bad network options.
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <signal.h>
 
 #include <boost/test/unit_test.hpp>
@@ -10,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include "devices/virtio/net.hpp"
 #include "support/kv_client.hpp"
 #include "support/snapshot_helpers.hpp"
 #include "support/test_network.hpp"
@@ -107,6 +110,42 @@ BOOST_AUTO_TEST_CASE(a_snapshot_and_restore_mid_traffic_loses_no_acknowledged_se
   check.join();
 }
 
+BOOST_AUTO_TEST_CASE(a_restored_guest_announces_its_mac_on_the_network) {
+  TestNetwork net;
+  TempDir tmp("netannounce");
+  std::string socket = tmp / "control.sock";
+  auto vm = startKvGuest(net, {"--control", socket, "--append", "job=kv ip=10.77.0.2/16"});
+  BOOST_REQUIRE(control(socket, {{"cmd", "snapshot"}, {"to", tmp / "snap"}})["ok"]);
+  vm->kill(SIGKILL);
+  vm->wait(10s);
+
+  // Listen on the bridge for RARP (ethertype 0x8035) while the snapshot is restored.
+  std::atomic<bool> seen{false};
+  std::atomic<bool> listening{false};
+  std::thread listener([&] {
+    net.enter();
+    int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(0x8035));
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_ll where{};
+    where.sll_family = AF_PACKET;
+    where.sll_protocol = htons(0x8035);
+    where.sll_ifindex = static_cast<int>(::if_nametoindex("br0"));
+    BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&where), sizeof where) == 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    listening = true;
+    uint8_t frame[128];
+    ssize_t n = ::recv(fd, frame, sizeof frame, 0);
+    auto expected = tandem::dev::virtio::macFromName("tap0");
+    seen = n >= 42 && std::equal(expected.begin(), expected.end(), frame + 6) && frame[21] == 3;  // RARP op 3
+    ::close(fd);
+  });
+  while (!listening) std::this_thread::sleep_for(1ms);
+  ChildProcess restored(net.inside({kTandemBinary, "restore", "--from", tmp / "snap", "--net", "tap=tap0"}));
+  listener.join();
+  BOOST_TEST(seen.load());
+}
+
 BOOST_AUTO_TEST_CASE(sync_sets_survive_a_power_off_on_the_disk) {
   TestNetwork net;
   TempDir tmp("netsync");
@@ -152,6 +191,54 @@ BOOST_AUTO_TEST_CASE(bad_network_options_are_refused_with_exit_code_2) {
   // A tap that another tandem holds cannot be attached twice.
   auto vm = startKvGuest(net, {"--append", "job=kv ip=10.77.0.2/16"});
   refused({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0"}, "cannot attach");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(network_migration)
+
+BOOST_AUTO_TEST_CASE(kv_keeps_serving_its_client_across_a_migration_to_another_tap) {
+  TestNetwork net(2);
+  TempDir tmp("netmig");
+  std::string socket = tmp / "src.sock", endpoint = "tcp://127.0.0.1:" + std::to_string(22000 + ::getpid() % 10000);
+  const std::string mac = "52:54:00:77:00:02";
+  ChildProcess target(net.inside({kTandemBinary, "standby", "--listen", endpoint, "--net", "tap=tap1,mac=" + mac}));
+  ChildProcess source(net.inside({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0,mac=" + mac,
+                                  "--control", socket, "--append", "job=kv ip=10.77.0.2/16"}));
+  BOOST_REQUIRE(source.waitForLine("kv: serving", 30s));
+
+  std::map<std::string, std::string> acknowledged;
+  std::atomic<int> done{0};
+  std::thread client([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (int i = 0; i < 800; ++i) {
+      std::string key = "m" + std::to_string(i), value = "w" + std::to_string(i * 5);
+      auto reply = kv.request("SET " + key + " " + value, 30s, std::chrono::milliseconds(100));
+      if (reply && *reply == "OK") acknowledged[key] = value;
+      done = i + 1;
+    }
+  });
+  while (done < 200) std::this_thread::sleep_for(5ms);
+  auto stats = control(socket, {{"cmd", "migrate"}, {"to", endpoint}});
+  int at = done;
+  client.join();
+  BOOST_REQUIRE_MESSAGE(stats["ok"], stats.dump());
+  BOOST_TEST_MESSAGE("migrated after " << at << " SETs: " << stats.dump());
+  BOOST_TEST(at < 800);
+  BOOST_TEST(source.wait(10s) == 0);  // the source ended; the guest serves from tap1 now
+  BOOST_REQUIRE_EQUAL(acknowledged.size(), 800u);
+
+  std::thread check([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (const auto& [key, value] : acknowledged) {
+      auto reply = kv.request("GET " + key, 10s);
+      BOOST_REQUIRE(reply);
+      BOOST_REQUIRE_EQUAL(*reply, "VALUE " + value);
+    }
+  });
+  check.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

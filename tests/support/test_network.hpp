@@ -20,10 +20,10 @@ public:
   static constexpr const char* kGuestIp = "10.77.0.2";
   static constexpr const char* kHostIp = "10.77.0.1";
 
-  TestNetwork() {
+  explicit TestNetwork(int taps = 1) {
     static std::atomic<int> counter{0};
     name_ = "t" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    if (std::system((script("create") + " " + name_ + " 1 >/dev/null").c_str()) != 0)
+    if (std::system((script("create") + " " + name_ + " " + std::to_string(taps) + " >/dev/null").c_str()) != 0)
       throw std::runtime_error("ops/netns/create failed (needs root and iproute2)");
   }
   ~TestNetwork() { [[maybe_unused]] int rc = std::system((script("delete") + " " + name_).c_str()); }

@@ -69,6 +69,17 @@ bool Net::process(uint16_t index, Queue& queue, GuestMemory& memory) {
 
 bool Net::transmit(std::span<const uint8_t> frame) { return tap_.write(frame); }
 
+void Net::announce() {
+  std::array<uint8_t, 60> frame{};  // minimum Ethernet frame, zero padded
+  std::fill(frame.begin(), frame.begin() + 6, 0xff);
+  std::copy(mac_.begin(), mac_.end(), frame.begin() + 6);
+  const uint8_t rarp[] = {0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03};  // type, htype, ptype, sizes, op 3
+  std::copy(std::begin(rarp), std::end(rarp), frame.begin() + 12);
+  std::copy(mac_.begin(), mac_.end(), frame.begin() + 22);  // sender MAC; sender IP 0
+  std::copy(mac_.begin(), mac_.end(), frame.begin() + 32);  // target MAC; target IP 0
+  transmit(frame);
+}
+
 bool Net::receive(Queue& queue, GuestMemory& memory) {
   bool used = false;
   std::array<uint8_t, kHeaderBytes + Tap::kMaxFrame> packet{};  // header stays zero

@@ -39,6 +39,10 @@ public:
   // queue; frames with no buffer to go to are dropped and counted.
   bool receive(Queue& receiveQueue, GuestMemory& memory);
 
+  // Broadcasts a RARP frame from the guest's MAC, so switches learn where the guest is now
+  // (after a restore, a migration or a failover), as QEMU's announce does.
+  void announce();
+
   const MacAddress& mac() const { return mac_; }
   uint64_t droppedFrames() const { return dropped_.load(); }
 
