@@ -21,7 +21,6 @@ public:
   // After join(): rethrows what the body threw, if anything.
   void rethrowIfFailed();
   std::thread::native_handle_type nativeHandle() { return thread_.native_handle(); }
-  const std::string& name() const { return name_; }
 
 private:
   std::string name_;

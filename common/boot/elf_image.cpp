@@ -93,12 +93,6 @@ ElfImage ElfImage::parse(const std::string& path, const std::vector<uint8_t>& fi
   return image;
 }
 
-Gpa ElfImage::lowest() const {
-  Gpa low{UINT64_MAX};
-  for (const auto& s : segments) low = std::min(low, s.start);
-  return low;
-}
-
 Gpa ElfImage::end() const {
   Gpa high{0};
   for (const auto& s : segments) high = std::max(high, s.start + s.memorySize);

@@ -29,8 +29,7 @@ struct ElfImage {
   // Parses an image already in memory (path only names it in messages).
   static ElfImage parse(const std::string& path, const std::vector<uint8_t>& file);
 
-  // Lowest and highest-plus-one physical address the segments occupy.
-  Gpa lowest() const;
+  // Highest-plus-one physical address the segments occupy.
   Gpa end() const;
   // Copies the segments into guest memory; throws BadInput if they do not fit.
   void loadInto(GuestMemory& memory, Gpa lowestAllowed) const;

@@ -17,7 +17,6 @@ public:
   // Throws Error(BadInput) naming the device if it does not exist or cannot be attached.
   explicit Tap(std::string name);
 
-  const std::string& name() const { return name_; }
   int fd() const { return fd_.get(); }
   // Returns the frame's length, or 0 when none is waiting (the fd is non-blocking).
   size_t read(std::span<uint8_t> frame);

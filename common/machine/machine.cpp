@@ -223,11 +223,6 @@ void Machine::stopDirtyTracking() { dirty_.reset(); }
 
 void Machine::stop() { finish(MachineExit{MachineExit::Kind::Stopped, 0, "stopped"}); }
 
-bool Machine::ended() const {
-  std::lock_guard lock(exitMutex_);
-  return exit_.has_value();
-}
-
 void Machine::finish(MachineExit exit) {
   {
     std::lock_guard lock(exitMutex_);

@@ -107,7 +107,6 @@ public:
   MachineExit wait();
   // A descriptor that becomes readable when the machine has ended (for poll()).
   int exitFd() const { return exitSignal_.fd(); }
-  bool ended() const;
 
 private:
   // Both public constructors end here: image is the kernel to boot, or nullopt to restore.

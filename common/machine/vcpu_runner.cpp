@@ -88,11 +88,6 @@ void VcpuRunner::join() {
   thread_->rethrowIfFailed();
 }
 
-bool VcpuRunner::finished() const {
-  std::lock_guard lock(mutex_);
-  return finished_;
-}
-
 void VcpuRunner::loop() {
   kvm_run& run = vcpu_.runPage();
   for (;;) {

@@ -36,8 +36,6 @@ public:
   void requestStop();
   void join();
 
-  bool finished() const;
-
 private:
   void loop();
   void kick();  // mutex_ held

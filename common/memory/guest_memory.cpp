@@ -67,9 +67,6 @@ Gpa GuestMemory::gpaOfPage(uint64_t page) const {
   throw Error(ErrorKind::Failed, concat("page ", page, " is beyond guest memory"));
 }
 
-uint64_t GuestMemory::pageOf(Gpa gpa) const {
-  return static_cast<uint64_t>(hostAddress(gpa, kPageSize) - mapping_.data()) / kPageSize;
-}
 
 void GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
   std::memcpy(out.data(), hostAddress(gpa, out.size()), out.size());

@@ -51,7 +51,6 @@ public:
   // its offset in the host mapping / 4096.
   uint64_t pageCount() const { return size() / kPageSize; }
   Gpa gpaOfPage(uint64_t page) const;
-  uint64_t pageOf(Gpa gpa) const;
   // Host writes mark pages here (atomically; any thread). takeHostDirty() swaps the map for an
   // empty one and ORs it into bitmap (words of 64 pages).
   void takeHostDirty(std::vector<uint64_t>& bitmap);

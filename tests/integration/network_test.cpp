@@ -29,6 +29,59 @@ std::unique_ptr<ChildProcess> startKvGuest(const TestNetwork& net, std::vector<s
   return vm;
 }
 
+// Writes count keys in the background, each SET retried until answered, and records which ones
+// the guest acknowledged. done() tells how far it got.
+class BackgroundWriter {
+public:
+  BackgroundWriter(const TestNetwork& net, const std::string& prefix, int count) : count_(count) {
+    thread_ = std::thread([this, &net, prefix] {
+      net.enter();
+      KvClient kv(TestNetwork::kGuestIp, 7777);
+      for (int i = 0; i < count_; ++i) {
+        std::string key = prefix + std::to_string(i), value = "v" + std::to_string(i * 3);
+        auto reply = kv.request("SET " + key + " " + value, 30s, std::chrono::milliseconds(100));
+        if (reply && *reply == "OK") acknowledged_[key] = value;
+        done_ = i + 1;
+      }
+    });
+  }
+  ~BackgroundWriter() { join(); }
+  void waitUntilDone(int n) const {
+    while (done_ < n) std::this_thread::sleep_for(5ms);
+  }
+  int done() const { return done_; }
+  // After join(): every key the guest acknowledged, with its value.
+  const std::map<std::string, std::string>& join() {
+    if (thread_.joinable()) thread_.join();
+    return acknowledged_;
+  }
+
+private:
+  int count_;
+  std::atomic<int> done_{0};
+  std::map<std::string, std::string> acknowledged_;
+  std::thread thread_;
+};
+
+// Reads every key back from inside the namespace; returns the first one that is missing or wrong
+// ("" when all are there), so the assertion is made on the test's own thread.
+std::string firstLostKey(const TestNetwork& net, const std::map<std::string, std::string>& acknowledged) {
+  std::string lost;
+  std::thread check([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (const auto& [key, value] : acknowledged) {
+      auto reply = kv.request("GET " + key, 10s);
+      if (!reply || *reply != "VALUE " + value) {
+        lost = key + " -> " + reply.value_or("no answer");
+        return;
+      }
+    }
+  });
+  check.join();
+  return lost;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(network)
@@ -68,46 +121,25 @@ BOOST_AUTO_TEST_CASE(a_snapshot_and_restore_mid_traffic_loses_no_acknowledged_se
   std::string socket = tmp / "control.sock";
   auto vm = startKvGuest(net, {"--control", socket, "--append", "job=kv ip=10.77.0.2/16"});
 
-  std::map<std::string, std::string> acknowledged;
-  std::atomic<int> done{0};
-  std::thread client([&] {
-    net.enter();
-    KvClient kv(TestNetwork::kGuestIp, 7777);
-    for (int i = 0; i < 600; ++i) {
-      std::string key = "k" + std::to_string(i), value = "v" + std::to_string(i * 3);
-      auto reply = kv.request("SET " + key + " " + value, 30s, std::chrono::milliseconds(100));
-      if (reply && *reply == "OK") acknowledged[key] = value;
-      done = i + 1;
-    }
-  });
-  while (done < 150) std::this_thread::sleep_for(5ms);
+  BackgroundWriter writer(net, "k", 600);
+  writer.waitUntilDone(150);
   // Move the guest to a new process mid-run: pause, snapshot, stop the old one, restore.
   BOOST_REQUIRE(control(socket, {{"cmd", "pause"}})["ok"]);
   auto snap = control(socket, {{"cmd", "snapshot"}, {"to", tmp / "snap"}});
   BOOST_REQUIRE_MESSAGE(snap["ok"], snap.dump());
   vm->kill(SIGKILL);
   vm->wait(10s);
-  int at = done;
+  int at = writer.done();
   // Restoring onto a NIC with another MAC is refused: the guest would not know its own address.
   ChildProcess otherMac(net.inside({kTandemBinary, "restore", "--from", tmp / "snap", "--net", "tap=tap0,mac=52:54:00:00:00:99"}));
   BOOST_TEST(otherMac.wait(20s) == 2);
   BOOST_TEST(otherMac.stderrText().find("MAC") != std::string::npos);
   auto restored = std::make_unique<ChildProcess>(
       net.inside({kTandemBinary, "restore", "--from", tmp / "snap", "--net", "tap=tap0"}));
-  client.join();
+  const auto& acknowledged = writer.join();
   BOOST_TEST(at < 600);
   BOOST_REQUIRE_EQUAL(acknowledged.size(), 600u);  // every SET was answered, retries covered the move
-
-  std::thread check([&] {
-    net.enter();
-    KvClient kv(TestNetwork::kGuestIp, 7777);
-    for (const auto& [key, value] : acknowledged) {
-      auto reply = kv.request("GET " + key, 10s);
-      BOOST_REQUIRE(reply);
-      BOOST_REQUIRE_EQUAL(*reply, "VALUE " + value);
-    }
-  });
-  check.join();
+  BOOST_TEST(firstLostKey(net, acknowledged) == "");
 }
 
 BOOST_AUTO_TEST_CASE(a_restored_guest_announces_its_mac_on_the_network) {
@@ -207,38 +239,17 @@ BOOST_AUTO_TEST_CASE(kv_keeps_serving_its_client_across_a_migration_to_another_t
                                   "--control", socket, "--append", "job=kv ip=10.77.0.2/16"}));
   BOOST_REQUIRE(source.waitForLine("kv: serving", 30s));
 
-  std::map<std::string, std::string> acknowledged;
-  std::atomic<int> done{0};
-  std::thread client([&] {
-    net.enter();
-    KvClient kv(TestNetwork::kGuestIp, 7777);
-    for (int i = 0; i < 800; ++i) {
-      std::string key = "m" + std::to_string(i), value = "w" + std::to_string(i * 5);
-      auto reply = kv.request("SET " + key + " " + value, 30s, std::chrono::milliseconds(100));
-      if (reply && *reply == "OK") acknowledged[key] = value;
-      done = i + 1;
-    }
-  });
-  while (done < 200) std::this_thread::sleep_for(5ms);
+  BackgroundWriter writer(net, "m", 800);
+  writer.waitUntilDone(200);
   auto stats = control(socket, {{"cmd", "migrate"}, {"to", endpoint}});
-  int at = done;
-  client.join();
+  int at = writer.done();
+  const auto& acknowledged = writer.join();
   BOOST_REQUIRE_MESSAGE(stats["ok"], stats.dump());
   BOOST_TEST_MESSAGE("migrated after " << at << " SETs: " << stats.dump());
   BOOST_TEST(at < 800);
   BOOST_TEST(source.wait(10s) == 0);  // the source ended; the guest serves from tap1 now
   BOOST_REQUIRE_EQUAL(acknowledged.size(), 800u);
-
-  std::thread check([&] {
-    net.enter();
-    KvClient kv(TestNetwork::kGuestIp, 7777);
-    for (const auto& [key, value] : acknowledged) {
-      auto reply = kv.request("GET " + key, 10s);
-      BOOST_REQUIRE(reply);
-      BOOST_REQUIRE_EQUAL(*reply, "VALUE " + value);
-    }
-  });
-  check.join();
+  BOOST_TEST(firstLostKey(net, acknowledged) == "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

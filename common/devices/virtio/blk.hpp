@@ -23,9 +23,6 @@ public:
   void readConfig(uint64_t offset, std::span<uint8_t> data) const override;
   bool process(uint16_t index, Queue& queue, GuestMemory& memory) override;
 
-  const std::string& path() const { return path_; }
-  uint64_t sectors() const { return sectors_; }
-
 private:
   uint8_t serve(const Chain& chain, GuestMemory& memory, uint32_t& written);
   bool writeToDisk(uint64_t offset, const uint8_t* data, size_t length);
