@@ -90,7 +90,18 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   options.to = request.value("to", "");
   options.maxDowntimeMs = request.value("max_downtime_ms", options.maxDowntimeMs);
   options.maxRounds = request.value("max_rounds", options.maxRounds);
+  options.maxBandwidth = request.value("max_bandwidth", options.maxBandwidth);
   if (options.to.empty()) return {{"ok", false}, {"error", "migrate needs \"to\": the standby's tcp://HOST:PORT"}};
+  std::string mode = request.value("mode", "precopy");
+  if (mode == "precopy") options.mode = MigrationMode::Precopy;
+  else if (mode == "postcopy") options.mode = MigrationMode::Postcopy;
+  else if (mode == "hybrid") options.mode = MigrationMode::Hybrid;
+  else return {{"ok", false}, {"error", concat("\"mode\" is precopy, postcopy or hybrid, not '", mode, "'")}};
+  std::string onNoConverge = request.value("on_no_converge", "stop");
+  if (onNoConverge == "stop") options.onNoConverge = NoConvergeAction::Stop;
+  else if (onNoConverge == "postcopy") options.onNoConverge = NoConvergeAction::Postcopy;
+  else if (onNoConverge == "abort") options.onNoConverge = NoConvergeAction::Abort;
+  else return {{"ok", false}, {"error", concat("\"on_no_converge\" is stop, postcopy or abort, not '", onNoConverge, "'")}};
   try {
     auto stats = MigrationSource(machine_, options).run();
     auto reply = stats.toJson();
@@ -98,7 +109,7 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
     log::info("migrated to ", options.to, " in ", stats.totalMs, " ms, downtime ", stats.downtimeMs, " ms");
     return reply;
   } catch (const Error& e) {
-    return {{"ok", false}, {"error", concat("migration to ", options.to, " failed, the guest runs on here: ", e.what())}};
+    return {{"ok", false}, {"error", concat("migration to ", options.to, " failed: ", e.what())}};
   }
 }
 

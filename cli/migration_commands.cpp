@@ -11,6 +11,7 @@
 #include "control/control_server.hpp"
 #include "devices/console.hpp"
 #include "secondary/migration_target.hpp"
+#include "transport/link.hpp"
 
 namespace tandem::cli {
 
@@ -20,9 +21,15 @@ const char* const kStandbyUsage =
     "  waits for tandem migrate from a source, then runs the guest here\n";
 
 const char* const kMigrateUsage =
-    "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy] [--max-downtime-ms 300]\n"
-    "                      [--max-rounds 30] [--json]\n"
-    "  moves the guest of the tandem at --control to the standby at --to\n";
+    "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
+    "                      [--max-downtime-ms 300] [--max-rounds 30] [--max-bandwidth SIZE (per second)]\n"
+    "                      [--on-no-converge stop|postcopy|abort] [--json]\n"
+    "  moves the guest of the tandem at --control to the standby at --to (which listens on PORT and PORT+1)\n"
+    "  precopy: rounds while the guest runs, then a short stop; postcopy: the guest moves at once and\n"
+    "  fetches its memory on demand; hybrid: precopy rounds, then postcopy for what is left.\n"
+    "  --on-no-converge: what to do when the rounds cannot get the downtime under --max-downtime-ms\n"
+    "  within --max-rounds: stop and copy anyway (default), switch to postcopy, or abort and leave\n"
+    "  the guest running here.\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
   Arguments options(args, "standby", {"listen", "disk", "net", "console", "control"});
@@ -42,13 +49,20 @@ int standbyCommand(const std::vector<std::string>& args) {
 }
 
 int migrateCommand(const std::vector<std::string>& args) {
-  Arguments options(args, "migrate", {"control", "to", "mode", "max-downtime-ms", "max-rounds"}, {"json"});
+  Arguments options(args, "migrate",
+                    {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge"}, {"json"});
   auto control = options.value("control");
   auto to = options.value("to");
   if (!control || !to) failBadInput("tandem migrate needs --control PATH and --to tcp://HOST:PORT");
   std::string mode = options.value("mode").value_or("precopy");
-  if (mode != "precopy") failBadInput("--mode ", mode, " is not available yet; this tandem migrates with precopy");
-  nlohmann::json request{{"cmd", "migrate"}, {"to", *to}};
+  if (mode != "precopy" && mode != "postcopy" && mode != "hybrid")
+    failBadInput("--mode is precopy, postcopy or hybrid, not '", mode, "'");
+  std::string onNoConverge = options.value("on-no-converge").value_or("stop");
+  if (onNoConverge != "stop" && onNoConverge != "postcopy" && onNoConverge != "abort")
+    failBadInput("--on-no-converge is stop, postcopy or abort, not '", onNoConverge, "'");
+  urgentEndpoint(*to);  // checks the address: tcp://HOST:PORT with PORT+1 free for the urgent channel
+  nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}};
+  if (auto v = options.value("max-bandwidth")) request["max_bandwidth"] = parseSize(*v, "max-bandwidth");
   if (auto v = options.value("max-downtime-ms")) request["max_downtime_ms"] = parseNumber(*v, "max-downtime-ms", 1, 600000);
   if (auto v = options.value("max-rounds")) request["max_rounds"] = parseNumber(*v, "max-rounds", 1, 1000);
   nlohmann::json reply = controlRequest(*control, request);

@@ -1,32 +1,32 @@
 #include "primary/migration_source.hpp"
 
 #include <chrono>
-#include <cstring>
 #include <random>
 #include <vector>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "codec/page_codec.hpp"
-#include "transport/channel.hpp"
+#include "primary/bandwidth_limit.hpp"
+#include "primary/page_encoder.hpp"
+#include "primary/page_server.hpp"
+#include "transport/link.hpp"
 
 namespace tandem {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kPagesPerMessage = 256;
 constexpr auto kAnswerTimeout = std::chrono::seconds(10);
 
 double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-schema::Encoding toSchema(codec::Encoding e) {
-  switch (e) {
-    case codec::Encoding::Zero: return schema::Encoding::ZERO;
-    case codec::Encoding::Raw: return schema::Encoding::RAW;
-    case codec::Encoding::Lz4: return schema::Encoding::LZ4;
+schema::Mode toSchema(MigrationMode mode) {
+  switch (mode) {
+    case MigrationMode::Precopy: return schema::Mode::PRECOPY;
+    case MigrationMode::Postcopy: return schema::Mode::POSTCOPY;
+    case MigrationMode::Hybrid: return schema::Mode::HYBRID;
   }
-  return schema::Encoding::INVALID;
+  return schema::Mode::INVALID;
 }
 
 // The next message from the target, which must be of kind `expected`; throws with the reason
@@ -50,136 +50,238 @@ std::unique_ptr<Incoming> expect(Channel& channel, schema::Envelope::Which expec
 
 }  // namespace
 
-nlohmann::json MigrationStats::toJson() const {
-  return {{"status", "completed"},
-          {"mode", "precopy"},
-          {"total_ms", totalMs},
-          {"downtime_ms", downtimeMs},
-          {"downtime_parts_ms", {{"pause", pauseMs}, {"final_pages", finalPagesMs}, {"state", stateMs}, {"target", targetMs}}},
-          {"setup_ms", setupMs},
-          {"bytes", bytes},
-          {"pages", {{"zero", zeroPages}, {"raw", rawPages}, {"lz4", lz4Pages}}},
-          {"rounds", rounds},
-          {"throughput_mbps", totalMs > 0 ? bytes * 8 / totalMs / 1000 : 0.0}};
+const char* modeName(MigrationMode mode) {
+  switch (mode) {
+    case MigrationMode::Precopy: return "precopy";
+    case MigrationMode::Postcopy: return "postcopy";
+    case MigrationMode::Hybrid: return "hybrid";
+  }
+  return "?";
 }
 
-void MigrationSource::handshake(Channel& channel) {
+nlohmann::json MigrationStats::toJson() const {
+  nlohmann::json j{
+      {"status", "completed"},
+      {"mode", modeName(mode)},
+      {"total_ms", totalMs},
+      {"downtime_ms", downtimeMs},
+      {"downtime_parts_ms", {{"pause", pauseMs}, {"final_pages", finalPagesMs}, {"state", stateMs}, {"target", targetMs}}},
+      {"setup_ms", setupMs},
+      {"bytes", bytes},
+      {"pages", {{"zero", zeroPages}, {"raw", rawPages}, {"lz4", lz4Pages}}},
+      {"rounds", rounds},
+      {"throughput_mbps", totalMs > 0 ? static_cast<double>(bytes) * 8 / totalMs / 1000 : 0.0},
+      {"postcopy", switchedToPostcopy}};
+  if (switchedToPostcopy)
+    j["postcopy_stats"] = {{"pages", postcopyPages},       {"ms", postcopyMs},          {"requested", postcopyRequested},
+                           {"faults", postcopyFaults},     {"zero_faults", postcopyZeroFaults},
+                           {"fault_median_us", faultMedianUs}, {"fault_p99_us", faultP99Us}, {"fault_max_us", faultMaxUs}};
+  return j;
+}
+
+MigrationSource::MigrationSource(Machine& machine, MigrationOptions options)
+    : machine_(machine), options_(std::move(options)), limit_(std::make_unique<BandwidthLimit>(options_.maxBandwidth)) {
+  stats_.mode = options_.mode;
+}
+
+MigrationSource::~MigrationSource() = default;
+
+void MigrationSource::handshake() {
   capnp::MallocMessageBuilder message;
-  auto hello = channel.start(message).initHello();
-  hello.setMode(schema::Mode::PRECOPY);
+  auto hello = link_->bulk->start(message).initHello();
+  hello.setMode(toSchema(options_.mode));
   hello.setMemorySize(machine_.config().memory);
   hello.setCpus(machine_.config().cpus);
   hello.setDisks(static_cast<uint32_t>(machine_.config().disks.size()));
   hello.setNets(static_cast<uint32_t>(machine_.config().nets.size()));
-  if (!channel.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " does not take our Hello"));
-  expect(channel, schema::Envelope::WELCOME, options_.to, "its Welcome");
+  if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " does not take our Hello"));
+  expect(*link_->bulk, schema::Envelope::WELCOME, options_.to, "its Welcome");
 }
 
-void MigrationSource::sendRound(Channel& channel, const PageSet& pages, uint32_t round) {
-  GuestMemory& memory = machine_.memory();
-  std::vector<uint8_t> staged(kPageSize), encoded;
+void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
+  PageEncoder encoder(machine_.memory());
+  Channel& bulk = *link_->bulk;
   std::vector<uint64_t> batch;
   auto flush = [&] {
+    limit_->pace();
     capnp::MallocMessageBuilder message;
-    auto out = channel.start(message).initPages();
-    out.setRound(round);
-    auto list = out.initPages(static_cast<unsigned>(batch.size()));
-    for (unsigned i = 0; i < batch.size(); ++i) {
-      // Encode from a copy: the guest may be writing the page right now (it is then dirty again
-      // and goes in a later round), and the encoder must not see it change under it.
-      std::memcpy(staged.data(), memory.hostBase() + batch[i] * kPageSize, kPageSize);
-      codec::Encoding e = codec::encodePage(staged.data(), encoded);
-      (e == codec::Encoding::Zero ? stats_.zeroPages : e == codec::Encoding::Raw ? stats_.rawPages : stats_.lz4Pages)++;
-      list[i].setFrame(memory.gpaOfPage(batch[i]).value / kPageSize);
-      list[i].setEncoding(toSchema(e));
-      list[i].setBytes(capnp::Data::Reader(encoded.data(), encoded.size()));
-    }
-    if (!channel.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
+    encoder.build(bulk, message, round, batch);
+    uint64_t before = bulk.bytesSent();
+    if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
+    limit_->account(bulk.bytesSent() - before);
     batch.clear();
   };
   for (uint64_t w = 0; w < pages.words.size(); ++w) {
     for (uint64_t bits = pages.words[w]; bits; bits &= bits - 1) {
       batch.push_back(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits)));
-      if (batch.size() == kPagesPerMessage) flush();
+      if (batch.size() == PageEncoder::kPagesPerMessage) flush();
     }
   }
   if (!batch.empty()) flush();
+  stats_.zeroPages += encoder.counts().zero;
+  stats_.rawPages += encoder.counts().raw;
+  stats_.lz4Pages += encoder.counts().lz4;
   capnp::MallocMessageBuilder end;
-  channel.start(end).setRoundEnd(round);
-  if (!channel.send(end)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
+  bulk.start(end).setRoundEnd(round);
+  if (!bulk.send(end)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
 }
 
-void MigrationSource::awaitAck(Channel& channel, uint32_t round) {
-  auto ack = expect(channel, schema::Envelope::ROUND_ACK, options_.to, "a round's acknowledgement");
+void MigrationSource::awaitAck(uint32_t round) {
+  auto ack = expect(*link_->bulk, schema::Envelope::ROUND_ACK, options_.to, "a round's acknowledgement");
   if (ack->envelope().getRoundAck() != round) throw Error(ErrorKind::Failed, concat(options_.to, " acknowledged the wrong round"));
+}
+
+PageSet MigrationSource::backedPages() const {
+  PageSet pages(machine_.memory().pageCount());
+  for (const auto& region : machine_.memory().regions()) {
+    auto backed = machine_.memory().backedPages(region);
+    for (uint64_t i = 0; i < backed.size(); ++i)
+      if (backed[i]) pages.set(region.hostOffset / kPageSize + i);
+  }
+  return pages;
+}
+
+bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
+  // Round 0: every page the host ever backed (the target's memory starts as zeros).
+  pages = backedPages();
+  for (uint32_t round = 0;; ++round) {
+    auto roundStart = Clock::now();
+    uint64_t before = link_->bulk->bytesSent();
+    sendRound(pages, round);
+    awaitAck(round);
+    ++stats_.rounds;
+    double seconds = std::max(1e-3, msSince(roundStart) / 1000);
+    uint64_t sent = pages.count();
+    // Pages per second as this round went (encoding, link and --max-bandwidth all in it); a round
+    // of few pages mostly measures the round trip, which errs on the safe side.
+    double pagesPerSecond = std::max(static_cast<double>(sent) / seconds, 1.0);
+    double bytesPerSecond = static_cast<double>(link_->bulk->bytesSent() - before) / seconds;
+    pages = tracker.take();
+    double expectedMs = static_cast<double>(pages.count()) / pagesPerSecond * 1000;
+    log::info("migration round ", round, ": ", sent, " pages, ", (link_->bulk->bytesSent() - before) / kKiB, " KiB in ",
+              seconds * 1000, " ms; ", pages.count(), " pages dirty, about ", expectedMs, " ms to send");
+    if (expectedMs <= options_.maxDowntimeMs) return true;
+    if (round + 1 >= options_.maxRounds) {
+      std::string why = concat("after ", options_.maxRounds, " rounds ", pages.count(), " pages were still dirty, about ",
+                               static_cast<uint64_t>(expectedMs), " ms to send at the ", static_cast<uint64_t>(pagesPerSecond),
+                               " pages/s (", static_cast<uint64_t>(bytesPerSecond / kKiB),
+                               " KiB/s) the last round achieved, more than --max-downtime-ms ", options_.maxDowntimeMs);
+      if (options_.onNoConverge == NoConvergeAction::Abort)
+        throw Error(ErrorKind::Failed, concat("it did not converge: ", why, "; aborted as --on-no-converge abort asks"));
+      log::warn("migration did not converge: ", why, "; going on with ",
+                options_.onNoConverge == NoConvergeAction::Postcopy ? "postcopy" : "stop and copy");
+      return false;
+    }
+  }
+}
+
+void MigrationSource::sendStateAndDone() {
+  capnp::MallocMessageBuilder stateMessage;
+  auto state = encodeMachineState(machine_.capture());
+  link_->bulk->start(stateMessage).setState(capnp::Data::Reader(state.data(), state.size()));
+  capnp::MallocMessageBuilder doneMessage;
+  link_->bulk->start(doneMessage).setDone();
+  if (!link_->bulk->send(stateMessage) || !link_->bulk->send(doneMessage))
+    throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking the machine state"));
+}
+
+void MigrationSource::stopAndCopy(DirtyTracker* tracker, PageSet pages) {
+  auto pauseStart = Clock::now();
+  machine_.pause();
+  stats_.pauseMs = msSince(pauseStart);
+  try {
+    auto part = Clock::now();
+    if (tracker) pages |= tracker->take();
+    // No acknowledgement for the last round: Done follows it on the same ordered channel, and
+    // Running answers for all of it (one round trip less inside the downtime).
+    sendRound(pages, stats_.rounds);
+    ++stats_.rounds;
+    stats_.finalPagesMs = msSince(part);
+    part = Clock::now();
+    sendStateAndDone();
+    stats_.stateMs = msSince(part);
+    part = Clock::now();
+    expect(*link_->bulk, schema::Envelope::RUNNING, options_.to, "the guest to run there", true);
+    stats_.targetMs = msSince(part);
+  } catch (const Error& e) {
+    machine_.resume();
+    throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
+  }
+  stats_.downtimeMs = msSince(pauseStart);
+}
+
+void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
+  stats_.switchedToPostcopy = true;
+  auto pauseStart = Clock::now();
+  machine_.pause();
+  stats_.pauseMs = msSince(pauseStart);
+  PageServer* serverSeen = nullptr;
+  try {
+    auto part = Clock::now();
+    if (tracker) owed |= tracker->take();
+    else owed = backedPages();
+    stats_.postcopyPages = owed.count();
+    capnp::MallocMessageBuilder message;
+    auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(owed.words.data()), owed.words.size() * 8);
+    link_->bulk->start(message).initPostcopy().setOwed(bytes);
+    if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking messages"));
+    sendStateAndDone();
+    stats_.stateMs = msSince(part);
+    PageServer server(machine_.memory(), *link_, std::move(owed), *limit_, options_.to);
+    serverSeen = &server;
+    auto served = server.serve();
+    stats_.targetMs = served.runningAfterMs;
+    stats_.downtimeMs = stats_.pauseMs + stats_.stateMs + served.runningAfterMs;
+    stats_.postcopyMs = served.ms;
+    stats_.postcopyRequested = served.requested;
+    stats_.postcopyFaults = served.faults;
+    stats_.postcopyZeroFaults = served.zeroFaults;
+    stats_.faultMedianUs = served.medianUs;
+    stats_.faultP99Us = served.p99Us;
+    stats_.faultMaxUs = served.maxUs;
+    stats_.zeroPages += server.counts().zero;
+    stats_.rawPages += server.counts().raw;
+    stats_.lz4Pages += server.counts().lz4;
+    serverSeen = nullptr;
+  } catch (const Error& e) {
+    if (serverSeen && serverSeen->running()) {
+      // The guest ran there: resuming the old copy here would fork it. It is lost.
+      machine_.stop();
+      throw Error(e.kind(), concat(e.what(), "; the guest had started on ", options_.to,
+                                   " and cannot continue without the pages still here: it is stopped on both sides"));
+    }
+    machine_.resume();
+    throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
+  }
 }
 
 MigrationStats MigrationSource::run() {
   auto start = Clock::now();
-  auto channel = Channel::connect(options_.to);
-  channel->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
+  link_ = std::make_unique<Link>(Link::connect(options_.to));
+  link_->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
+  bool switching = false;  // from here on the switch's own failure handling says where the guest is
   try {
-    handshake(*channel);
+    handshake();
     stats_.setupMs = msSince(start);
-    DirtyTracker& tracker = machine_.startDirtyTracking();
-
-    // Round 0: every page the host ever backed (the target's memory starts as zeros).
-    PageSet pages(machine_.memory().pageCount());
-    for (const auto& region : machine_.memory().regions()) {
-      auto backed = machine_.memory().backedPages(region);
-      for (uint64_t i = 0; i < backed.size(); ++i)
-        if (backed[i]) pages.set(region.hostOffset / kPageSize + i);
+    if (options_.mode == MigrationMode::Postcopy) {
+      switching = true;
+      postcopy(nullptr, PageSet(machine_.memory().pageCount()));
+    } else {
+      DirtyTracker& tracker = machine_.startDirtyTracking();
+      PageSet dirty;
+      bool converged = precopyRounds(tracker, dirty);
+      bool toPostcopy = options_.mode == MigrationMode::Hybrid ||
+                        (!converged && options_.onNoConverge == NoConvergeAction::Postcopy);
+      switching = true;
+      if (toPostcopy) postcopy(&tracker, std::move(dirty));
+      else stopAndCopy(&tracker, std::move(dirty));
     }
-    for (uint32_t round = 0;; ++round) {
-      auto roundStart = Clock::now();
-      uint64_t before = channel->bytesSent();
-      sendRound(*channel, pages, round);
-      awaitAck(*channel, round);
-      ++stats_.rounds;
-      double seconds = std::max(1e-3, msSince(roundStart) / 1000);
-      double bytesPerSecond = static_cast<double>(channel->bytesSent() - before) / seconds;
-      pages = tracker.take();
-      double expectedMs = static_cast<double>(pages.count() * kPageSize) / std::max(bytesPerSecond, 1e6) * 1000;
-      log::info("migration round ", round, ": ", (channel->bytesSent() - before) / kKiB, " KiB in ", seconds * 1000,
-                " ms; ", pages.count(), " pages dirty, about ", expectedMs, " ms to send");
-      if (expectedMs <= options_.maxDowntimeMs || round + 1 >= options_.maxRounds) break;
-    }
-
-    // Stop and copy.
-    auto pauseStart = Clock::now();
-    machine_.pause();
-    stats_.pauseMs = msSince(pauseStart);
-    try {
-      auto part = Clock::now();
-      pages |= tracker.take();
-      // No acknowledgement for the last round: Done follows it on the same ordered channel, and
-      // Running answers for all of it (one round trip less inside the downtime).
-      sendRound(*channel, pages, stats_.rounds);
-      ++stats_.rounds;
-      stats_.finalPagesMs = msSince(part);
-      part = Clock::now();
-      capnp::MallocMessageBuilder stateMessage;
-      auto state = encodeMachineState(machine_.capture());
-      channel->start(stateMessage).setState(capnp::Data::Reader(state.data(), state.size()));
-      capnp::MallocMessageBuilder doneMessage;
-      channel->start(doneMessage).setDone();
-      if (!channel->send(stateMessage) || !channel->send(doneMessage))
-        throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking the machine state"));
-      stats_.stateMs = msSince(part);
-      part = Clock::now();
-      expect(*channel, schema::Envelope::RUNNING, options_.to, "the guest to run there", true);
-      stats_.targetMs = msSince(part);
-    } catch (...) {
-      machine_.stopDirtyTracking();
-      machine_.resume();
-      throw;
-    }
-    stats_.downtimeMs = msSince(pauseStart);
-  } catch (...) {
+  } catch (const Error& e) {
     machine_.stopDirtyTracking();
+    if (!switching) throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
     throw;
   }
-  stats_.bytes = channel->bytesSent();
+  stats_.bytes = link_->bytesSent();
   stats_.totalMs = msSince(start);
   machine_.stop();  // the guest runs on the target now
   return stats_;

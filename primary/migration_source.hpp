@@ -1,8 +1,16 @@
-// MigrationSource: moves the running guest of a Machine to a tandem standby, precopy:
-// round 0 sends every page the guest has touched while it runs, each later round what it dirtied
-// meanwhile, until the rest fits in the downtime budget at the measured bandwidth; then the guest
-// pauses, the last pages and the MachineState go, and the source ends once the target reports
-// the guest running there. Any failure before that resumes the guest here, untouched.
+// MigrationSource: moves the running guest of a Machine to a tandem standby.
+//
+//   precopy   round 0 sends every page the guest has touched while it runs, each later round what
+//             it dirtied meanwhile, until the rest fits in the downtime budget at the measured
+//             bandwidth; then the guest pauses, the last pages and the MachineState go, and the
+//             source ends once the target reports the guest running there.
+//   postcopy  the guest pauses at once; MachineState and the list of owed pages go; the target
+//             runs the guest and fetches pages on demand while the rest follows (PageServer).
+//   hybrid    precopy rounds, then postcopy for what they left dirty.
+//
+// When the rounds do not converge within --max-rounds, --on-no-converge decides: stop (stop and
+// copy anyway), postcopy, or abort (the guest runs on here, untouched). Any failure before the
+// guest runs on the target resumes it here.
 #pragma once
 
 #include <cstdint>
@@ -14,15 +22,24 @@
 
 namespace tandem {
 
-class Channel;
+struct Link;
+class BandwidthLimit;
+
+enum class MigrationMode { Precopy, Postcopy, Hybrid };
+enum class NoConvergeAction { Stop, Postcopy, Abort };
 
 struct MigrationOptions {
-  std::string to;               // tcp://HOST:PORT of the standby
+  std::string to;  // tcp://HOST:PORT of the standby
+  MigrationMode mode = MigrationMode::Precopy;
   uint32_t maxDowntimeMs = 300;
   uint32_t maxRounds = 30;
+  uint64_t maxBandwidth = 0;  // bytes per second, 0 = as fast as the link goes
+  NoConvergeAction onNoConverge = NoConvergeAction::Stop;
 };
 
 struct MigrationStats {
+  MigrationMode mode = MigrationMode::Precopy;
+  bool switchedToPostcopy = false;
   double totalMs = 0, downtimeMs = 0, setupMs = 0;
   // The downtime in parts: vCPUs and io thread parked; last dirty pages sent; MachineState captured
   // and sent; the target restoring and starting the guest (until its Running arrives).
@@ -30,24 +47,38 @@ struct MigrationStats {
   uint64_t bytes = 0;
   uint64_t zeroPages = 0, rawPages = 0, lz4Pages = 0;
   uint32_t rounds = 0;
+  // Postcopy: pages owed at the switch, how many the target faulted on, how long those waited.
+  uint64_t postcopyPages = 0, postcopyRequested = 0, postcopyFaults = 0, postcopyZeroFaults = 0;
+  double postcopyMs = 0, faultMedianUs = 0, faultP99Us = 0, faultMaxUs = 0;
   nlohmann::json toJson() const;
 };
 
+const char* modeName(MigrationMode mode);
+
 class MigrationSource {
 public:
-  MigrationSource(Machine& machine, MigrationOptions options) : machine_(machine), options_(std::move(options)) {}
+  MigrationSource(Machine& machine, MigrationOptions options);
+  ~MigrationSource();
 
   // Runs the whole migration on the calling thread. On success the machine has been stopped; on
-  // failure it throws Error with the reason and the guest runs on here.
+  // failure it throws Error with the reason, which says whether the guest runs on here.
   MigrationStats run();
 
 private:
-  void handshake(Channel& channel);
-  void sendRound(Channel& channel, const PageSet& pages, uint32_t round);
-  void awaitAck(Channel& channel, uint32_t round);
+  void handshake();
+  // Precopy rounds while the guest runs; true when the dirty set left fits the downtime budget.
+  bool precopyRounds(DirtyTracker& tracker, PageSet& dirty);
+  void sendRound(const PageSet& pages, uint32_t round);
+  void awaitAck(uint32_t round);
+  void stopAndCopy(DirtyTracker* tracker, PageSet pages);
+  void postcopy(DirtyTracker* tracker, PageSet owed);
+  PageSet backedPages() const;
+  void sendStateAndDone();
 
   Machine& machine_;
   MigrationOptions options_;
+  std::unique_ptr<Link> link_;
+  std::unique_ptr<BandwidthLimit> limit_;
   MigrationStats stats_;
 };
 

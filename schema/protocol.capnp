@@ -14,6 +14,23 @@
 #                      <----------------------- Running   (target restored and started it)
 #   (source ends; on any failure before Running, the source resumes its guest and the target exits)
 #
+# Postcopy (and hybrid: precopy rounds first, then this for what is still dirty):
+#
+#   (source pauses the guest)
+#   Postcopy{pages still owed} ; State ; Done -->     target drops stale copies of those pages,
+#                                                     registers its memory with userfaultfd, runs
+#                      <======================= Running (on the urgent channel)
+#                      <======================= PageRequest{frames}   (a fault on an owed page)
+#   Pages{requested} ========================>   (urgent channel: never behind background pages)
+#   Pages{background, nearest the last fault first} -->   (bulk channel)
+#                      <======================= PostcopyComplete{fault statistics}
+#   Heartbeat both ways every 100 ms on the urgent channel; three seconds of silence from the source
+#   stop the guest on the target (it cannot go on without the owed pages), and silence from the
+#   target ends the source (the guest ran there: resuming it here would fork it).
+#
+# Channels: the standby listens on PORT (bulk: Hello, pages, state) and PORT+1 (urgent: heartbeats,
+# page requests and the pages they ask for), two TCP connections so bulk data never delays the rest.
+#
 # Version rule: every envelope carries kProtocolVersion and the session id the source chose; a peer
 # refuses anything with another version or session, and never applies a message it cannot read.
 @0xf2f979bee2f421ae;
@@ -57,6 +74,25 @@ struct Pages {                 # source -> target, any number per round
   pages @1 :List(Page);
 }
 
+struct Postcopy {              # source -> target, before State
+  owed @0 :Data;               # bitmap (64-bit words, host byte order) by page number (GuestMemory
+                               # numbering: host offset / 4096, the same on both sides): pages the
+                               # source still sends; every other page the target has, or is zero
+}
+
+struct Heartbeat {
+  seq @0 :UInt64;
+  sentAtNs @1 :UInt64;         # sender's monotonic clock
+}
+
+struct PostcopyComplete {      # target -> source: every owed page arrived
+  faults @0 :UInt64;           # faults on owed pages that had to wait for the source
+  zeroFaults @1 :UInt64;       # faults on pages the source never had (filled with zeros here)
+  medianUs @2 :Float64;        # fault to page installed, microseconds
+  p99Us @3 :Float64;
+  maxUs @4 :Float64;
+}
+
 struct Envelope {
   version @0 :UInt32;          # kProtocolVersion of the sender
   session @1 :UInt64;          # chosen by the source in Hello, repeated by both sides
@@ -70,5 +106,9 @@ struct Envelope {
     state @8 :Data;            # source -> target: MachineState (machine_state.capnp), final
     done @9 :Void;             # source -> target: nothing more comes; restore and run
     running @10 :Void;         # target -> source: the guest runs here now
+    postcopy @11 :Postcopy;
+    pageRequest @12 :List(UInt64);   # target -> source: guest frames (as in Page), most urgent first
+    heartbeat @13 :Heartbeat;
+    postcopyComplete @14 :PostcopyComplete;
   }
 }

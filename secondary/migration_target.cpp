@@ -1,12 +1,14 @@
 #include "secondary/migration_target.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "codec/page_codec.hpp"
-#include "transport/channel.hpp"
+#include "secondary/postcopy_target.hpp"
+#include "secondary/received_page.hpp"
+#include "transport/link.hpp"
 
 namespace tandem {
 
@@ -14,33 +16,24 @@ namespace {
 
 constexpr auto kSilence = std::chrono::seconds(30);
 
-bool toCodec(schema::Encoding e, codec::Encoding& out) {
-  switch (e) {
-    case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
-    case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
-    case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
-    default: return false;
-  }
-}
-
 }  // namespace
 
 MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Console& console)
-    : listen_(std::move(listen)), base_(std::move(base)), console_(console), channel_(Channel::listen(listen_)) {}
+    : listen_(std::move(listen)), base_(std::move(base)), console_(console), link_(std::make_unique<Link>(Link::listen(listen_))) {}
 
-MigrationTarget::~MigrationTarget() = default;
+MigrationTarget::~MigrationTarget() { postcopy_.reset(); }
 
 void MigrationTarget::refuse(const std::string& reason) {
   log::warn("refused a source: ", reason);
   capnp::MallocMessageBuilder message;
-  channel_->start(message).setRefusal(reason);
-  channel_->send(message);
+  link_->bulk->start(message).setRefusal(reason);
+  link_->bulk->send(message);
 }
 
 std::unique_ptr<Machine> MigrationTarget::receive() {
   for (;;) {
-    channel_->setSession(0);
-    Received r = channel_->receive(std::chrono::hours(24));
+    link_->setSession(0);
+    Received r = link_->bulk->receive(std::chrono::hours(24));
     if (r.kind == Received::Kind::Timeout) continue;
     if (r.kind == Received::Kind::Refused) {
       refuse(concat("this standby cannot read it: ", r.problem));
@@ -51,7 +44,7 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
       refuse("the first message must be Hello");
       continue;
     }
-    channel_->setSession(envelope.getSession());
+    link_->setSession(envelope.getSession());
     try {
       return receiveFrom(*r.message);
     } catch (const Error& e) {
@@ -64,8 +57,9 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
 
 std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   auto hello = helloMessage.envelope().getHello();
-  if (hello.getMode() != schema::Mode::PRECOPY)
-    failBadInput("the source asks for a mode this standby does not serve (only precopy)");
+  auto mode = hello.getMode();
+  if (mode != schema::Mode::PRECOPY && mode != schema::Mode::POSTCOPY && mode != schema::Mode::HYBRID)
+    failBadInput("the source asks for a mode this standby does not serve (precopy, postcopy, hybrid)");
   if (hello.getDisks() != base_.disks.size() || hello.getNets() != base_.nets.size())
     failBadInput("the source has ", hello.getDisks(), " disks and ", hello.getNets(), " NICs; this standby was given ",
                  base_.disks.size(), " and ", base_.nets.size());
@@ -79,36 +73,30 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   GuestMemory& memory = machine->memory();
 
   capnp::MallocMessageBuilder welcome;
-  channel_->start(welcome).setWelcome();
-  if (!channel_->send(welcome)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
+  link_->bulk->start(welcome).setWelcome();
+  if (!link_->bulk->send(welcome)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
 
   std::vector<uint8_t> page(kPageSize);
   std::optional<MachineState> state;
+  std::optional<PageSet> owed;
   for (;;) {
-    Received r = channel_->receive(kSilence);
+    Received r = link_->bulk->receive(kSilence);
     if (r.kind == Received::Kind::Timeout) throw Error(ErrorKind::Disconnected, "the source went silent for 30 s");
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the source sent ", r.problem));
     auto envelope = r.message->envelope();
     switch (envelope.which()) {
       case schema::Envelope::PAGES:
         for (auto p : envelope.getPages().getPages()) {
-          codec::Encoding encoding;
-          auto bytes = p.getBytes();
-          if (!toCodec(p.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), page.data()))
-            throw Error(ErrorKind::Failed, concat("the source sent a page that does not decode (frame ", p.getFrame(), ")"));
-          try {
-            memory.write(Gpa{p.getFrame() * kPageSize}, page);
-          } catch (const Error&) {
-            throw Error(ErrorKind::Failed, concat("the source sent frame ", p.getFrame(), ", outside guest memory"));
-          }
+          uint64_t number = decodeReceivedPage(memory, p, page.data());
+          memory.write(memory.gpaOfPage(number), page);
         }
         break;
       case schema::Envelope::ROUND_END: {
         // The source waits for this during precopy rounds; for the final round it does not, and
         // the unread ack is dropped with the channel.
         capnp::MallocMessageBuilder ack;
-        channel_->start(ack).setRoundAck(envelope.getRoundEnd());
-        if (!channel_->send(ack)) throw Error(ErrorKind::Disconnected, "the source went away");
+        link_->bulk->start(ack).setRoundAck(envelope.getRoundEnd());
+        if (!link_->bulk->send(ack)) throw Error(ErrorKind::Disconnected, "the source went away");
         break;
       }
       case schema::Envelope::STATE: {
@@ -116,9 +104,25 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         state = decodeMachineState(std::span(bytes.begin(), bytes.size()));
         break;
       }
+      case schema::Envelope::POSTCOPY: {
+        if (mode == schema::Mode::PRECOPY) throw Error(ErrorKind::Failed, "the source switched to postcopy during a precopy migration");
+        auto bytes = envelope.getPostcopy().getOwed();
+        owed.emplace(memory.pageCount());
+        if (bytes.size() != owed->words.size() * sizeof(uint64_t))
+          throw Error(ErrorKind::Failed, "the source's list of owed pages does not match the guest's memory");
+        std::memcpy(owed->words.data(), bytes.begin(), bytes.size());
+        break;
+      }
       case schema::Envelope::DONE:
         if (!state) throw Error(ErrorKind::Failed, "the source said Done before it sent the machine state");
-        machine->restore(*state);
+        // Postcopy: from here on missing pages are fetched on demand, also while restoring.
+        if (owed) postcopy_ = std::make_unique<PostcopyTarget>(memory, *link_, std::move(*owed));
+        try {
+          machine->restore(*state);
+        } catch (...) {
+          postcopy_.reset();
+          throw;
+        }
         return machine;
       case schema::Envelope::REFUSAL:
         throw Error(ErrorKind::Failed, concat("the source gave up: ", envelope.getRefusal().cStr()));
@@ -129,9 +133,10 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
 }
 
 void MigrationTarget::reportRunning() {
+  if (postcopy_) return postcopy_->reportRunning();
   capnp::MallocMessageBuilder message;
-  channel_->start(message).setRunning();
-  channel_->send(message);
+  link_->bulk->start(message).setRunning();
+  link_->bulk->send(message);
 }
 
 }  // namespace tandem

@@ -1,8 +1,9 @@
-// MigrationTarget: the standby's side of a one-shot migration. Listens, checks the source's Hello
-// against what this standby was given (protocol version, number of disks and NICs), builds an
-// empty machine of the source's shape, writes pages as they come, and on Done restores the
-// MachineState. Nothing it receives is applied unless it decodes whole; a source that goes silent
-// for 30 s ends the wait.
+// MigrationTarget: the standby's side of a one-shot migration. Listens (bulk on PORT, urgent on
+// PORT+1), checks the source's Hello against what this standby was given (protocol version,
+// number of disks and NICs), builds an empty machine of the source's shape, writes pages as they
+// come, and on Done restores the MachineState. For postcopy, a PostcopyTarget then fetches the
+// owed pages while the guest runs. Nothing it receives is applied unless it decodes whole; a
+// source that goes silent for 30 s ends the wait.
 #pragma once
 
 #include <functional>
@@ -13,7 +14,8 @@
 
 namespace tandem {
 
-class Channel;
+struct Link;
+class PostcopyTarget;
 
 class MigrationTarget {
 public:
@@ -34,7 +36,8 @@ private:
   std::string listen_;
   MachineConfig base_;
   dev::Console& console_;
-  std::unique_ptr<Channel> channel_;
+  std::unique_ptr<Link> link_;
+  std::unique_ptr<PostcopyTarget> postcopy_;  // while owed pages are fetched
 };
 
 }  // namespace tandem

@@ -20,6 +20,7 @@ struct PageSet {
   explicit PageSet(uint64_t pages = 0) : words((pages + 63) / 64, 0) {}
   void set(uint64_t page) { words[page / 64] |= uint64_t{1} << (page % 64); }
   bool test(uint64_t page) const { return words[page / 64] >> (page % 64) & 1; }
+  void clear(uint64_t page) { words[page / 64] &= ~(uint64_t{1} << (page % 64)); }
   uint64_t count() const;
   PageSet& operator|=(const PageSet& o);
 };

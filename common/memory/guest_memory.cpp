@@ -67,6 +67,16 @@ Gpa GuestMemory::gpaOfPage(uint64_t page) const {
   throw Error(ErrorKind::Failed, concat("page ", page, " is beyond guest memory"));
 }
 
+std::optional<uint64_t> GuestMemory::pageOfGpa(Gpa gpa) const {
+  for (const auto& r : regions_)
+    if (gpa >= r.start && gpa < r.end()) return (r.hostOffset + (gpa.value - r.start.value)) / kPageSize;
+  return std::nullopt;
+}
+
+void GuestMemory::discard(uint64_t page, uint64_t count) {
+  require(page + count <= pageCount(), "discard of pages beyond guest memory");
+  checkSys(::madvise(mapping_.data() + page * kPageSize, count * kPageSize, MADV_DONTNEED), "madvise(MADV_DONTNEED)");
+}
 
 void GuestMemory::read(Gpa gpa, std::span<uint8_t> out) const {
   std::memcpy(out.data(), hostAddress(gpa, out.size()), out.size());

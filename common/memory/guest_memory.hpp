@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -51,6 +52,11 @@ public:
   // its offset in the host mapping / 4096.
   uint64_t pageCount() const { return size() / kPageSize; }
   Gpa gpaOfPage(uint64_t page) const;
+  // The page holding gpa; nullopt if gpa is not RAM.
+  std::optional<uint64_t> pageOfGpa(Gpa gpa) const;
+  // Gives pages [page, page + count) back to the host: they read as zeros (or fault, under
+  // userfaultfd) until written again. Not marked dirty: nothing of the guest's was written.
+  void discard(uint64_t page, uint64_t count);
   // Host writes mark pages here (atomically; any thread). takeHostDirty() swaps the map for an
   // empty one and ORs it into bitmap (words of 64 pages).
   void takeHostDirty(std::vector<uint64_t>& bitmap);

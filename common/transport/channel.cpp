@@ -3,6 +3,7 @@
 #include <kj/exception.h>
 
 #include <cstring>
+#include <vector>
 #include <zmq.hpp>
 
 #include "base/error.hpp"
@@ -67,14 +68,33 @@ schema::Envelope::Builder Channel::start(capnp::MallocMessageBuilder& message) c
   return envelope;
 }
 
-bool Channel::send(capnp::MallocMessageBuilder& message) {
+bool Channel::send(capnp::MallocMessageBuilder& message) { return sendWith(message, true); }
+
+bool Channel::trySend(capnp::MallocMessageBuilder& message) { return sendWith(message, false); }
+
+bool Channel::sendWith(capnp::MallocMessageBuilder& message, bool wait) {
   auto words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   // zmq copies the bytes into its message once; the flat array is freed when we return.
-  auto sent = socket_->send(zmq::const_buffer(bytes.begin(), bytes.size()), zmq::send_flags::none);
+  auto sent = socket_->send(zmq::const_buffer(bytes.begin(), bytes.size()),
+                            wait ? zmq::send_flags::none : zmq::send_flags::dontwait);
   if (!sent) return false;
   bytesSent_ += bytes.size();
   return true;
+}
+
+uint32_t Channel::waitAny(std::initializer_list<Channel*> channels, std::initializer_list<int> fds,
+                          std::chrono::milliseconds timeout) {
+  std::vector<zmq::pollitem_t> items;
+  for (Channel* c : channels) items.push_back({c->socket_->handle(), 0, ZMQ_POLLIN, 0});
+  for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+  zmq::poll(items.data(), items.size(), timeout);
+  uint32_t ready = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    unsigned bit = i < channels.size() ? static_cast<unsigned>(i) : kFirstFdBit + static_cast<unsigned>(i - channels.size());
+    if (items[i].revents & ZMQ_POLLIN) ready |= 1u << bit;
+  }
+  return ready;
 }
 
 Received Channel::receive(std::chrono::milliseconds timeout) {

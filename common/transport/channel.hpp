@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -51,12 +52,21 @@ public:
   schema::Envelope::Builder start(capnp::MallocMessageBuilder& message) const;
   // False when the peer has not taken it within the send timeout (it is gone or stuck).
   bool send(capnp::MallocMessageBuilder& message);
+  // Without waiting: false when the queue towards the peer is full (try again later).
+  bool trySend(capnp::MallocMessageBuilder& message);
   Received receive(std::chrono::milliseconds timeout);
+
+  // Waits at most timeout until one of channels has a message or one of fds is readable. Returns a
+  // bit per channel (bit i for channels[i]) and per fd (bit kFirstFdBit + j for fds[j]).
+  static constexpr unsigned kFirstFdBit = 16;
+  static uint32_t waitAny(std::initializer_list<Channel*> channels, std::initializer_list<int> fds,
+                          std::chrono::milliseconds timeout);
 
   uint64_t bytesSent() const { return bytesSent_; }
 
 private:
   Channel();
+  bool sendWith(capnp::MallocMessageBuilder& message, bool wait);
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
   uint64_t session_ = 0;

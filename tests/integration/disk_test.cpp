@@ -64,6 +64,7 @@ BOOST_AUTO_TEST_CASE(a_snapshot_in_the_middle_of_disk_writes_restores_consistent
 
   // The disk holds what the guest wrote up to the snapshot (and nothing it did not ack).
   auto restored = startTandem({"restore", "--from", tmp / "snap", "--disk", image});
+  restored->continueConsoleOf(*vm);
   auto next = restored->readLine(10s);
   BOOST_REQUIRE(next);
   BOOST_TEST(*next == "disk: wrote record " + std::to_string(before + 1));

@@ -1,4 +1,4 @@
-// Precopy live migration between two tandem processes on 127.0.0.1.
+// Live migration (precopy, postcopy, hybrid) between two tandem processes on 127.0.0.1.
 #include <signal.h>
 
 #include <boost/test/data/test_case.hpp>
@@ -16,10 +16,13 @@ namespace data = boost::unit_test::data;
 
 namespace {
 
+// A standby uses PORT and PORT + 1: even ports only, so that two endpoints never overlap.
 std::string freeEndpoint() {
   static int next = 0;
-  return "tcp://127.0.0.1:" + std::to_string(21000 + (::getpid() * 7 + next++ * 13) % 20000);
+  return "tcp://127.0.0.1:" + std::to_string(21000 + 2 * ((::getpid() * 7 + next++ * 13) % 10000));
 }
+
+const auto kModes = data::make({"precopy", "postcopy", "hybrid"});
 
 std::unique_ptr<ChildProcess> startStandby(const std::string& endpoint) {
   return startTandem({"standby", "--listen", endpoint});
@@ -41,19 +44,23 @@ std::pair<int, std::string> migrate(const std::string& socket, const std::string
 
 BOOST_AUTO_TEST_SUITE(migration)
 
-BOOST_AUTO_TEST_CASE(counter_moves_with_every_tick_once_and_in_order) {
+BOOST_DATA_TEST_CASE(counter_moves_with_every_tick_once_and_in_order, kModes, mode) {
   TempDir tmp("mig");
   std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
   auto target = startStandby(endpoint);
   auto source = startTandemRun({"--control", socket, "--append", "job=counter rate=50"});
   BOOST_REQUIRE(source->waitForLine("tick 10", 20s));
-  auto [status, out] = migrate(socket, endpoint);
+  auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
-  auto stats = nlohmann::json::parse(out);
+  BOOST_TEST_MESSAGE(mode << ": " << out);
+  nlohmann::json stats = nlohmann::json::parse(out);
   BOOST_TEST(stats["status"] == "completed");
-  BOOST_TEST(stats["downtime_ms"].get<double>() < 300);
+  BOOST_TEST(stats["mode"] == std::string(mode));
+  BOOST_TEST(stats["postcopy"] == (std::string(mode) != "precopy"));
+  BOOST_TEST(stats["downtime_ms"].template get<double>() < 300);
   BOOST_TEST(source->wait(10s) == 0);  // the source ends once the target runs the guest
   std::string last = drainUntilQuiet(*source, "tick ", 200ms, "tick 10");
+  target->continueConsoleOf(*source);  // paused in the middle of a line, it finishes it there
   for (uint64_t n = tickNumber(last) + 1, i = 0; i < 20; ++i, ++n) {
     auto line = target->readLine(10s);
     BOOST_REQUIRE_MESSAGE(line, "no tick " << n << " on the target");
@@ -61,7 +68,7 @@ BOOST_AUTO_TEST_CASE(counter_moves_with_every_tick_once_and_in_order) {
   }
 }
 
-BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, data::make({1, 2}), cpus) {
+BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, kModes * data::make({1, 2}), mode, cpus) {
   TempDir tmp("migdirty");
   std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
   auto target = startStandby(endpoint);
@@ -69,15 +76,57 @@ BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, dat
                                 "job=dirty mib=256 rate=20000"});
   BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
   std::this_thread::sleep_for(500ms);
-  auto [status, out] = migrate(socket, endpoint);
+  auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
-  BOOST_TEST_MESSAGE(cpus << " vCPUs: " << out);
+  BOOST_TEST_MESSAGE(mode << ", " << cpus << " vCPUs: " << out);
+  if (std::string(mode) != "precopy") {
+    nlohmann::json stats = nlohmann::json::parse(out)["postcopy_stats"];
+    BOOST_TEST(stats["pages"].template get<uint64_t>() > 0u);
+  }
   BOOST_TEST(source->wait(10s) == 0);
   std::this_thread::sleep_for(300ms);  // still dirtying on the target
   target->send("verify\n");
   auto verdict = target->waitForLine("verify", 60s);
   BOOST_REQUIRE(verdict);
   BOOST_TEST(*verdict == "verify ok pages=65536");
+}
+
+BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_target_with_a_reason) {
+  TempDir tmp("migpostkill");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--memory", "512M", "--append", "job=dirty mib=256 rate=1000"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  // Its pages compress to about 5 MiB: at 1 MiB/s that takes far longer than the second the source has left.
+  auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--mode", "postcopy",
+                                "--max-bandwidth", "1M", "--json"});
+  std::this_thread::sleep_for(1s);
+  source->kill(SIGKILL);
+  source->wait(10s);
+  BOOST_TEST(target->wait(20s) == 1);
+  std::string err = target->stderrText();
+  BOOST_TEST(err.find("postcopy failed: the source went silent") != std::string::npos, err);
+  BOOST_TEST(err.find("the guest is stopped") != std::string::npos, err);
+  BOOST_TEST(migration->wait(20s) != 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs_on_at_the_source) {
+  TempDir tmp("migabort");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--memory", "128M", "--append", "job=dirty mib=32 rate=20000"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  // The whole working set (8192 pages) is dirty again within half a second; at 256 KiB/s a round
+  // of it takes seconds: no round can catch up.
+  auto [status, out] = migrate(socket, endpoint, {"--max-bandwidth", "256K", "--max-rounds", "3", "--max-downtime-ms",
+                                                  "50", "--on-no-converge", "abort"});
+  BOOST_TEST(status == 1);
+  BOOST_TEST(out.find("did not converge") != std::string::npos, out);
+  BOOST_TEST(out.find("the guest runs on here") != std::string::npos, out);
+  source->send("verify\n");
+  auto verdict = source->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=8192");
 }
 
 BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_the_guest_stays) {

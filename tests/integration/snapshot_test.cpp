@@ -60,6 +60,7 @@ BOOST_AUTO_TEST_CASE(counter_killed_after_a_snapshot_resumes_with_the_next_tick)
   original->wait(10s);
 
   auto restored = startRestore(tmp / "snap");
+  restored->continueConsoleOf(*original);  // paused in the middle of a line, it finishes it here
   expectTicksFrom(*restored, tickNumber(last) + 1, 20);
 }
 
@@ -80,6 +81,8 @@ BOOST_AUTO_TEST_CASE(snapshot_of_a_running_guest_at_a_random_moment_continues_co
 
   auto restored = startRestore(tmp / "snap");
   auto first = restored->readLine(10s);
+  // Taken in the middle of a line, the restored guest first finishes that line: skip the rest.
+  if (first && !first->starts_with("tick ")) first = restored->readLine(10s);
   BOOST_REQUIRE(first && first->starts_with("tick "));
   uint64_t n = tickNumber(*first);
   // The tick before the first restored one was printed before the snapshot was taken.
@@ -150,7 +153,9 @@ BOOST_AUTO_TEST_CASE(fifty_snapshot_restore_cycles_lose_no_tick_and_repeat_none)
     BOOST_REQUIRE_MESSAGE(snap["ok"], "cycle " << cycle << ": " << snap.dump());
     current->kill(SIGKILL);
     current->wait(10s);
-    current = startRestore(dir, {"--control", tmp / ("c" + std::to_string(cycle + 1) + ".sock")});
+    auto next = startRestore(dir, {"--control", tmp / ("c" + std::to_string(cycle + 1) + ".sock")});
+    next->continueConsoleOf(*current);
+    current = std::move(next);
   }
   expectTicksFrom(*current, expected, 10);
 }

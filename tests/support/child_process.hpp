@@ -29,6 +29,9 @@ public:
   // Reads lines until one contains needle; returns it, or nullopt. Every line read is kept in lines().
   std::optional<std::string> waitForLine(const std::string& needle, std::chrono::milliseconds timeout);
   const std::vector<std::string>& lines() const { return lines_; }
+  // This process carries on the console of `previous` (a snapshot restored, a guest migrated):
+  // the line `previous` had begun and not finished is the start of this one's first line.
+  void continueConsoleOf(const ChildProcess& previous) { buffer_.insert(0, previous.buffer_); }
   static constexpr int kTimedOut = -1;
   // Waits for the exit; the exit code, 128+signal if killed, kTimedOut if it did not end in time.
   int wait(std::chrono::milliseconds timeout);

@@ -1,0 +1,146 @@
+#include "primary/page_server.hpp"
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+
+namespace tandem {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+}  // namespace
+
+PageServer::PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to)
+    : memory_(memory),
+      link_(link),
+      owed_(std::move(owed)),
+      owedCount_(owed_.count()),
+      limit_(limit),
+      to_(to),
+      background_(memory),
+      urgent_(memory) {}
+
+PostcopyStats PageServer::serve() {
+  started_ = lastHeard_ = Clock::now();
+  nextHeartbeat_ = started_;
+  log::info("postcopy: ", owedCount_, " pages to serve to ", to_);
+  while (!complete_) {
+    // Requests first, then whatever else the target said, then one background batch.
+    for (auto r = link_.urgent->receive(std::chrono::milliseconds(0)); r.kind != Received::Kind::Timeout;
+         r = link_.urgent->receive(std::chrono::milliseconds(0))) {
+      if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("refused what ", to_, " sent: ", r.problem));
+      handle(*r.message);
+    }
+    if (auto r = link_.bulk->receive(std::chrono::milliseconds(0)); r.kind != Received::Kind::Timeout) {
+      if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("refused what ", to_, " sent: ", r.problem));
+      handle(*r.message);
+    }
+    if (complete_) break;
+    if (Clock::now() >= nextHeartbeat_) heartbeat();
+    if (Clock::now() - lastHeard_ > kPeerSilenceLimit)
+      throw Error(ErrorKind::Disconnected, concat(to_, " went silent for ", kPeerSilenceLimit.count(), " s during postcopy"));
+    if (pushBackground()) continue;
+    // Nothing to send now: wait for the target, the next heartbeat or the bandwidth limit.
+    auto until = std::min(nextHeartbeat_, Clock::now() + std::chrono::milliseconds(owedCount_ ? 1 : 100));
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    Channel::waitAny({link_.urgent.get(), link_.bulk.get()}, {}, std::max(timeout, std::chrono::milliseconds(0)));
+  }
+  stats_.ms = msSince(started_);
+  return stats_;
+}
+
+void PageServer::handle(Incoming& message) {
+  lastHeard_ = Clock::now();
+  auto envelope = message.envelope();
+  switch (envelope.which()) {
+    case schema::Envelope::PAGE_REQUEST: answerRequest(envelope.getPageRequest()); break;
+    case schema::Envelope::HEARTBEAT: break;
+    case schema::Envelope::RUNNING:
+      running_ = true;
+      stats_.runningAfterMs = msSince(started_);
+      break;
+    case schema::Envelope::POSTCOPY_COMPLETE: {
+      auto done = envelope.getPostcopyComplete();
+      stats_.faults = done.getFaults();
+      stats_.zeroFaults = done.getZeroFaults();
+      stats_.medianUs = done.getMedianUs();
+      stats_.p99Us = done.getP99Us();
+      stats_.maxUs = done.getMaxUs();
+      if (!running_) throw Error(ErrorKind::Failed, concat(to_, " reported postcopy complete before it ran the guest"));
+      complete_ = true;
+      break;
+    }
+    case schema::Envelope::REFUSAL:
+      throw Error(ErrorKind::Failed, concat(to_, " gave up: ", envelope.getRefusal().cStr()));
+    case schema::Envelope::ROUND_ACK: break;  // of the last precopy round, which nobody waits for
+    default: throw Error(ErrorKind::Failed, concat(to_, " sent a message out of order during postcopy"));
+  }
+}
+
+void PageServer::answerRequest(const capnp::List<uint64_t>::Reader& frames) {
+  std::vector<uint64_t> pages;
+  for (uint64_t frame : frames) {
+    auto page = memory_.pageOfGpa(Gpa{frame * kPageSize});
+    if (!page) throw Error(ErrorKind::Failed, concat(to_, " asked for frame ", frame, ", outside guest memory"));
+    pages.push_back(*page);
+    if (owed_.test(*page)) {
+      owed_.clear(*page);
+      --owedCount_;
+    }
+    cursor_ = *page + 1;
+  }
+  stats_.requested += pages.size();
+  // Always sent, even if a background batch carried it already: that batch may still be queued.
+  for (size_t i = 0; i < pages.size(); i += PageEncoder::kPagesPerMessage) {
+    capnp::MallocMessageBuilder message;
+    auto n = std::min(PageEncoder::kPagesPerMessage, pages.size() - i);
+    urgent_.build(*link_.urgent, message, 0, std::span(pages).subspan(i, n));
+    if (!link_.urgent->send(message)) throw Error(ErrorKind::Disconnected, concat(to_, " stopped taking pages"));
+  }
+}
+
+bool PageServer::pushBackground() {
+  if (!pendingBatch_) {
+    if (owedCount_ == 0 || limit_.wait().count() > 0) return false;
+    uint64_t pages = memory_.pageCount();
+    pendingPages_.clear();
+    // From the cursor on, wrapping around once.
+    for (uint64_t scanned = 0; scanned < pages && pendingPages_.size() < PageEncoder::kPagesPerMessage;) {
+      uint64_t p = (cursor_ + scanned) % pages;
+      uint64_t word = owed_.words[p / 64] >> (p % 64);
+      if (word == 0) {
+        scanned += 64 - p % 64;
+        continue;
+      }
+      uint64_t skip = static_cast<uint64_t>(__builtin_ctzll(word));
+      if (scanned + skip >= pages) break;
+      p += skip;
+      scanned += skip + 1;
+      pendingPages_.push_back(p);
+      owed_.clear(p);
+      --owedCount_;
+    }
+    cursor_ = pendingPages_.empty() ? cursor_ : pendingPages_.back() + 1;
+    pendingBatch_ = std::make_unique<capnp::MallocMessageBuilder>();
+    background_.build(*link_.bulk, *pendingBatch_, 0, pendingPages_);
+  }
+  uint64_t before = link_.bulk->bytesSent();
+  if (!link_.bulk->trySend(*pendingBatch_)) return false;
+  limit_.account(link_.bulk->bytesSent() - before);
+  pendingBatch_.reset();
+  return true;
+}
+
+void PageServer::heartbeat() {
+  capnp::MallocMessageBuilder message;
+  auto beat = link_.urgent->start(message).initHeartbeat();
+  beat.setSeq(++heartbeatSeq_);
+  beat.setSentAtNs(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  link_.urgent->trySend(message);  // a full queue means the target is not reading: silence tells
+  nextHeartbeat_ = Clock::now() + kHeartbeatInterval;
+}
+
+}  // namespace tandem

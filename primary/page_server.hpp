@@ -1,0 +1,61 @@
+// PageServer: the source's side of postcopy, after the guest left. Serves the target's page
+// requests first (on the urgent channel), pushes every other owed page in the background (bulk
+// channel, starting after the last page asked for: what a guest touches next is usually near
+// what it touched last), sends heartbeats, and ends when the target reports every page installed.
+// The pages stay here until then: the guest cannot run anywhere without them.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+#include "memory/dirty_tracker.hpp"
+#include "primary/bandwidth_limit.hpp"
+#include "primary/page_encoder.hpp"
+#include "transport/link.hpp"
+
+namespace tandem {
+
+struct PostcopyStats {
+  double runningAfterMs = 0;  // from serve() until the target said Running
+  double ms = 0;              // from serve() until every page was installed there
+  uint64_t requested = 0;     // pages the target asked for
+  uint64_t faults = 0, zeroFaults = 0;
+  double medianUs = 0, p99Us = 0, maxUs = 0;
+};
+
+class PageServer {
+public:
+  PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to);
+
+  // Throws Error when the target refuses, sends something unreadable or goes silent; `running()`
+  // then tells whether the guest had started there.
+  PostcopyStats serve();
+  bool running() const { return running_; }
+  EncodingCounts counts() const {
+    return {background_.counts().zero + urgent_.counts().zero, background_.counts().raw + urgent_.counts().raw,
+            background_.counts().lz4 + urgent_.counts().lz4};
+  }
+
+private:
+  void handle(class Incoming& message);
+  void answerRequest(const capnp::List<uint64_t>::Reader& frames);
+  bool pushBackground();  // false when nothing could be sent now
+  void heartbeat();
+
+  const GuestMemory& memory_;
+  Link& link_;
+  PageSet owed_;
+  uint64_t owedCount_;
+  uint64_t cursor_ = 0;
+  BandwidthLimit& limit_;
+  std::string to_;
+  PageEncoder background_, urgent_;
+  std::unique_ptr<capnp::MallocMessageBuilder> pendingBatch_;  // built, not yet taken by the queue
+  std::vector<uint64_t> pendingPages_;
+  bool running_ = false, complete_ = false;
+  uint64_t heartbeatSeq_ = 0;
+  std::chrono::steady_clock::time_point started_, lastHeard_, nextHeartbeat_;
+  PostcopyStats stats_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,171 @@
+#include "secondary/postcopy_target.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "secondary/received_page.hpp"
+
+namespace tandem {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double percentile(std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
+}
+
+// Gives the host's copies of owed pages back, run by run: what precopy sent of them is stale.
+void discardOwed(GuestMemory& memory, const PageSet& owed) {
+  uint64_t pages = memory.pageCount();
+  for (uint64_t p = 0; p < pages;) {
+    if (!owed.test(p)) {
+      p = owed.words[p / 64] >> (p % 64) ? p + 1 : (p / 64 + 1) * 64;
+      continue;
+    }
+    uint64_t end = p;
+    while (end < pages && owed.test(end)) ++end;
+    memory.discard(p, end - p);
+    p = end;
+  }
+}
+
+}  // namespace
+
+PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed)
+    : memory_(memory),
+      link_(link),
+      owed_((discardOwed(memory, owed), std::move(owed))),
+      owedCount_(owed_.count()),
+      userfault_(memory),
+      page_(kPageSize) {
+  log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");
+  thread_ = std::make_unique<NamedThread>("postcopy", [this] { loop(); });
+}
+
+PostcopyTarget::~PostcopyTarget() {
+  stop_ = true;
+  wake_.signal();
+  thread_.reset();
+}
+
+void PostcopyTarget::reportRunning() {
+  startedFlag_ = true;
+  wake_.signal();
+}
+
+void PostcopyTarget::loop() {
+  lastHeard_ = nextHeartbeat_ = Clock::now();
+  try {
+    while (!stop_ && !complete_) {
+      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(nextHeartbeat_ - Clock::now());
+      Channel::waitAny({link_.urgent.get(), link_.bulk.get()}, {userfault_.fd(), wake_.fd()},
+                       std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(100)));
+      wake_.consume();
+      serveFaults();
+      if (startedFlag_ && !runningSent_) {
+        capnp::MallocMessageBuilder message;
+        link_.urgent->start(message).setRunning();
+        if (!link_.urgent->send(message)) fail("the source does not take messages any more");
+        runningSent_ = true;
+      }
+      // Requested pages first; then one bulk message, so that a fault never waits for many.
+      for (int i = 0; i < 64 && receive(*link_.urgent); ++i) {
+      }
+      receive(*link_.bulk);
+      if (owedCount_ == 0 && runningSent_) finish();
+      if (Clock::now() >= nextHeartbeat_) heartbeat();
+      if (Clock::now() - lastHeard_ > kPeerSilenceLimit)
+        fail(concat("the source went silent for ", kPeerSilenceLimit.count(), " s"));
+    }
+  } catch (const Error& e) {
+    fail(e.what());
+  }
+}
+
+void PostcopyTarget::serveFaults() {
+  std::vector<uint64_t> frames;
+  auto now = Clock::now();
+  for (uint64_t page : userfault_.takeFaults()) {
+    if (!owed_.test(page)) {
+      // Never the source's (or installed a moment ago, and then this only wakes the faulter).
+      if (userfault_.installZero(page)) ++zeroFaults_;
+      continue;
+    }
+    if (waiting_.emplace(page, now).second) frames.push_back(memory_.gpaOfPage(page).value / kPageSize);
+  }
+  if (frames.empty()) return;
+  capnp::MallocMessageBuilder message;
+  auto list = link_.urgent->start(message).initPageRequest(static_cast<unsigned>(frames.size()));
+  for (unsigned i = 0; i < frames.size(); ++i) list.set(i, frames[i]);
+  if (!link_.urgent->send(message)) fail("the source does not take page requests any more");
+}
+
+bool PostcopyTarget::receive(Channel& channel) {
+  Received r = channel.receive(std::chrono::milliseconds(0));
+  if (r.kind == Received::Kind::Timeout) return false;
+  if (r.kind == Received::Kind::Refused) fail(concat("the source sent ", r.problem));
+  lastHeard_ = Clock::now();
+  auto envelope = r.message->envelope();
+  switch (envelope.which()) {
+    case schema::Envelope::PAGES:
+      for (auto p : envelope.getPages().getPages()) {
+        uint64_t page = decodeReceivedPage(memory_, p, page_.data());
+        if (owed_.test(page)) install(page, page_.data());
+      }
+      break;
+    case schema::Envelope::HEARTBEAT: break;
+    case schema::Envelope::REFUSAL: fail(concat("the source gave up: ", envelope.getRefusal().cStr()));
+    default: fail("the source sent a message out of order");
+  }
+  return true;
+}
+
+void PostcopyTarget::install(uint64_t page, const uint8_t* bytes) {
+  userfault_.install(page, bytes);
+  owed_.clear(page);
+  --owedCount_;
+  if (auto it = waiting_.find(page); it != waiting_.end()) {
+    serviceUs_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - it->second).count());
+    waiting_.erase(it);
+  }
+}
+
+void PostcopyTarget::heartbeat() {
+  capnp::MallocMessageBuilder message;
+  auto beat = link_.urgent->start(message).initHeartbeat();
+  beat.setSeq(++heartbeatSeq_);
+  beat.setSentAtNs(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  link_.urgent->trySend(message);
+  nextHeartbeat_ = Clock::now() + kHeartbeatInterval;
+}
+
+void PostcopyTarget::finish() {
+  userfault_.unregister();
+  std::sort(serviceUs_.begin(), serviceUs_.end());
+  capnp::MallocMessageBuilder message;
+  auto done = link_.urgent->start(message).initPostcopyComplete();
+  done.setFaults(serviceUs_.size());
+  done.setZeroFaults(zeroFaults_);
+  done.setMedianUs(percentile(serviceUs_, 0.5));
+  done.setP99Us(percentile(serviceUs_, 0.99));
+  done.setMaxUs(serviceUs_.empty() ? 0 : serviceUs_.back());
+  link_.urgent->send(message);
+  log::info("postcopy complete: ", serviceUs_.size(), " faults waited for the source (median ", percentile(serviceUs_, 0.5),
+            " us, p99 ", percentile(serviceUs_, 0.99), " us), ", zeroFaults_, " pages were zeros");
+  complete_ = true;
+}
+
+void PostcopyTarget::fail(const std::string& why) {
+  log::error("postcopy failed: ", why, ". ", owedCount_, " pages of the guest never arrived and it cannot run without "
+             "them: the guest is stopped and this standby exits");
+  std::fflush(nullptr);
+  ::_exit(1);
+}
+
+}  // namespace tandem

@@ -1,0 +1,62 @@
+// PostcopyTarget: the standby's side of postcopy, from just before the guest starts until every
+// owed page is installed. Owns a "postcopy" thread that
+//   - reads userfaultfd: a fault on an owed page becomes a PageRequest (urgent channel), a fault
+//     on any other page gets zeros at once (the source never had it);
+//   - installs pages as they arrive (requested ones on the urgent channel, the rest on bulk);
+//   - sends heartbeats, and Running when told the guest started;
+//   - reports PostcopyComplete with the fault statistics once nothing is owed, then unregisters.
+// If the source goes silent (kPeerSilenceLimit) or sends something unusable, the guest cannot go
+// on: the thread says so on stderr and ends the process with exit code 1.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "base/fd.hpp"
+#include "base/thread.hpp"
+#include "memory/dirty_tracker.hpp"
+#include "memory/userfault.hpp"
+#include "transport/link.hpp"
+
+namespace tandem {
+
+class PostcopyTarget {
+public:
+  // Drops whatever stale copies of owed pages memory holds and registers it with userfaultfd;
+  // the thread starts at once (before the machine restores and starts, which may touch memory).
+  PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed);
+  ~PostcopyTarget();
+
+  // The guest started: Running goes to the source (from the postcopy thread, which owns the link).
+  void reportRunning();
+
+private:
+  void loop();
+  void serveFaults();
+  bool receive(Channel& channel);  // false when nothing was waiting
+  void install(uint64_t page, const uint8_t* bytes);
+  void heartbeat();
+  void finish();
+  [[noreturn]] void fail(const std::string& why);
+
+  GuestMemory& memory_;
+  Link& link_;
+  PageSet owed_;
+  uint64_t owedCount_;
+  Userfault userfault_;
+  EventFd wake_;
+  std::atomic<bool> startedFlag_{false}, stop_{false};
+  bool runningSent_ = false, complete_ = false;
+  std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> waiting_;  // requested page -> first fault
+  std::vector<double> serviceUs_;
+  uint64_t zeroFaults_ = 0;
+  uint64_t heartbeatSeq_ = 0;
+  std::chrono::steady_clock::time_point lastHeard_, nextHeartbeat_;
+  std::vector<uint8_t> page_;
+  std::unique_ptr<NamedThread> thread_;
+};
+
+}  // namespace tandem

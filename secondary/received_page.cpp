@@ -1,0 +1,32 @@
+#include "secondary/received_page.hpp"
+
+#include "base/error.hpp"
+#include "codec/page_codec.hpp"
+
+namespace tandem {
+
+namespace {
+
+bool toCodec(schema::Encoding e, codec::Encoding& out) {
+  switch (e) {
+    case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
+    case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
+    case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+uint64_t decodeReceivedPage(const GuestMemory& memory, schema::Page::Reader page, uint8_t* out) {
+  auto number = memory.pageOfGpa(Gpa{page.getFrame() * kPageSize});
+  if (page.getFrame() > (uint64_t{1} << 52) || !number)
+    throw Error(ErrorKind::Failed, concat("the source sent frame ", page.getFrame(), ", outside guest memory"));
+  codec::Encoding encoding;
+  auto bytes = page.getBytes();
+  if (!toCodec(page.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), out))
+    throw Error(ErrorKind::Failed, concat("the source sent a page that does not decode (frame ", page.getFrame(), ")"));
+  return *number;
+}
+
+}  // namespace tandem
