@@ -5,6 +5,7 @@
 
 #include "base/error.hpp"
 #include "cli/arguments.hpp"
+#include "cli/migration_commands.hpp"
 #include "control/control_server.hpp"
 
 namespace tandem::cli {
@@ -40,6 +41,8 @@ int statusCommand(const std::vector<std::string>& args) {
             << "memory:   " << reply["memory_mb"] << " MiB\n"
             << "console:  " << reply["console"].get<std::string>() << "\n"
             << "cmdline:  " << reply["cmdline"].get<std::string>() << "\n";
+  if (reply.contains("migration") && reply["migration"].is_object())
+    std::cout << "migration: " << describeMigration(reply["migration"]) << "\n";
   return 0;
 }
 

@@ -20,6 +20,8 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     return {{"ok", false}, {"error", "a request is an object with a \"cmd\" string"}};
   std::string cmd = request["cmd"];
   if (cmd == "status") return status();
+  if (migrating_ && cmd != "status")
+    return {{"ok", false}, {"error", concat("a migration is under way; '", cmd, "' has to wait until it ends")}};
   if (cmd == "pause") {
     machine_.pause();
     return {{"ok", true}, {"state", "paused"}};
@@ -42,7 +44,13 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
 }
 
 nlohmann::json MachineControl::status() const {
+  nlohmann::json migration;
+  {
+    std::lock_guard lock(migrationMutex_);
+    if (migration_) migration = migration_->read().toJson();
+  }
   return {{"ok", true},
+          {"migration", migration},
           {"state", machine_.paused() ? "paused" : "running"},
           {"uptime_s", millisecondsSince(started_) / 1000},
           {"vcpus", machine_.config().cpus},
@@ -102,15 +110,27 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   else if (onNoConverge == "postcopy") options.onNoConverge = NoConvergeAction::Postcopy;
   else if (onNoConverge == "abort") options.onNoConverge = NoConvergeAction::Abort;
   else return {{"ok", false}, {"error", concat("\"on_no_converge\" is stop, postcopy or abort, not '", onNoConverge, "'")}};
+  if (migrating_.exchange(true)) return {{"ok", false}, {"error", "a migration is under way already"}};
+  auto board = std::make_shared<ProgressBoard>();
+  {
+    std::lock_guard lock(migrationMutex_);
+    migration_ = board;
+  }
+  nlohmann::json reply;
   try {
-    auto stats = MigrationSource(machine_, options).run();
-    auto reply = stats.toJson();
+    auto stats = MigrationSource(machine_, options, board.get()).run();
+    reply = stats.toJson();
     reply["ok"] = true;
     log::info("migrated to ", options.to, " in ", stats.totalMs, " ms, downtime ", stats.downtimeMs, " ms");
-    return reply;
   } catch (const Error& e) {
-    return {{"ok", false}, {"error", concat("migration to ", options.to, " failed: ", e.what())}};
+    reply = {{"ok", false}, {"error", concat("migration to ", options.to, " failed: ", e.what())}};
+    board->update([&](MigrationProgress& p) {
+      p.phase = "failed";
+      p.error = e.what();
+    });
   }
+  migrating_ = false;
+  return reply;
 }
 
 }  // namespace tandem::cli

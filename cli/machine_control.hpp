@@ -1,12 +1,16 @@
 // What the control socket of a running machine answers: status, pause, resume, snapshot, quit.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "machine/machine.hpp"
+#include "primary/migration_progress.hpp"
 
 namespace tandem::cli {
 
@@ -14,7 +18,9 @@ class MachineControl {
 public:
   MachineControl(Machine& machine, std::string console) : machine_(machine), console_(std::move(console)) {}
 
-  // Runs on the control thread; the machine's owner only waits meanwhile.
+  // Runs on the control thread, and "migrate" on a thread of its own (ControlServer's long
+  // requests): while it runs, status answers with its progress and pause, resume, snapshot, quit
+  // and another migrate are refused. The machine's owner only waits meanwhile.
   nlohmann::json handle(const nlohmann::json& request);
 
 private:
@@ -25,6 +31,9 @@ private:
   Machine& machine_;
   std::string console_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::atomic<bool> migrating_{false};
+  std::shared_ptr<ProgressBoard> migration_;  // the last migration's progress (guarded by its own mutex)
+  mutable std::mutex migrationMutex_;          // guards the pointer
 };
 
 }  // namespace tandem::cli

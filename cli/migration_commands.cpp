@@ -1,7 +1,12 @@
 #include "cli/migration_commands.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+#include <thread>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
@@ -65,7 +70,34 @@ int migrateCommand(const std::vector<std::string>& args) {
   if (auto v = options.value("max-bandwidth")) request["max_bandwidth"] = parseSize(*v, "max-bandwidth");
   if (auto v = options.value("max-downtime-ms")) request["max_downtime_ms"] = parseNumber(*v, "max-downtime-ms", 1, 600000);
   if (auto v = options.value("max-rounds")) request["max_rounds"] = parseNumber(*v, "max-rounds", 1, 1000);
-  nlohmann::json reply = controlRequest(*control, request);
+  // The migration answers when it is over; meanwhile, on a terminal, a progress line from status.
+  nlohmann::json reply;
+  std::atomic<bool> over{false};
+  std::thread worker([&] {
+    try {
+      reply = controlRequest(*control, request);
+    } catch (const Error& e) {
+      reply = {{"ok", false}, {"error", e.what()}};
+    }
+    over = true;
+  });
+  bool shown = false;
+  if (::isatty(STDERR_FILENO)) {
+    while (!over) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      try {
+        auto status = controlRequest(*control, {{"cmd", "status"}});
+        if (!over && status.contains("migration") && status["migration"].is_object()) {
+          std::cerr << "\r\033[K" << describeMigration(status["migration"]) << std::flush;
+          shown = true;
+        }
+      } catch (const Error&) {
+        // the source ends as soon as the guest runs on the target
+      }
+    }
+    if (shown) std::cerr << "\r\033[K" << std::flush;
+  }
+  worker.join();
   if (!reply.value("ok", false)) throw Error(ErrorKind::Failed, reply.value("error", std::string("the migration failed")));
   reply.erase("ok");
   if (options.flag("json")) {
@@ -76,6 +108,23 @@ int migrateCommand(const std::vector<std::string>& args) {
               << reply["bytes"].get<uint64_t>() / kMiB << " MiB sent)\n";
   }
   return 0;
+}
+
+std::string describeMigration(const nlohmann::json& m) {
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(1) << m.value("phase", "?") << " (" << m.value("mode", "?") << ")";
+  std::string phase = m.value("phase", "");
+  if (phase == "failed") return line.str() + ": " + m.value("error", "");
+  if (phase == "precopy") line << " round " << m.value("round", 0);
+  if (phase == "precopy" || phase == "postcopy" || phase == "stop-and-copy")
+    line << ": " << m.value("percent_sent", 0.0) << "% of " << m.value("pages_to_send", 0) << " pages";
+  line << ", " << m.value("bytes", uint64_t{0}) / kMiB << " MiB sent, " << m.value("transfer_mib_s", 0.0) << " MiB/s";
+  if (phase == "precopy")
+    line << ", dirtying " << static_cast<uint64_t>(m.value("dirty_pages_s", 0.0)) << " pages/s, downtime ~"
+         << m.value("expected_downtime_ms", 0.0) << " ms";
+  if (phase != "completed") line << ", ~" << m.value("left_ms", 0.0) / 1000 << " s left";
+  line << " (" << m.value("elapsed_ms", 0.0) / 1000 << " s so far)";
+  return line.str();
 }
 
 }  // namespace tandem::cli

@@ -29,7 +29,8 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
   MachineControl control(machine, consoleDescription);
   std::unique_ptr<ControlServer> server;
   if (controlPath)
-    server = std::make_unique<ControlServer>(*controlPath, [&](const nlohmann::json& r) { return control.handle(r); });
+    server = std::make_unique<ControlServer>(
+        *controlPath, [&](const nlohmann::json& r) { return control.handle(r); }, std::set<std::string>{"migrate"});
   machine.start();
   if (onStarted) onStarted();
 

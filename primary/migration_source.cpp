@@ -79,9 +79,13 @@ nlohmann::json MigrationStats::toJson() const {
   return j;
 }
 
-MigrationSource::MigrationSource(Machine& machine, MigrationOptions options)
-    : machine_(machine), options_(std::move(options)), limit_(std::make_unique<BandwidthLimit>(options_.maxBandwidth)) {
+MigrationSource::MigrationSource(Machine& machine, MigrationOptions options, ProgressBoard* progress)
+    : machine_(machine),
+      options_(std::move(options)),
+      limit_(std::make_unique<BandwidthLimit>(options_.maxBandwidth)),
+      progress_(progress ? *progress : ownProgress_) {
   stats_.mode = options_.mode;
+  progress_.update([&](MigrationProgress& p) { p.mode = modeName(options_.mode); });
 }
 
 MigrationSource::~MigrationSource() = default;
@@ -109,6 +113,10 @@ void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
     uint64_t before = bulk.bytesSent();
     if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
     limit_->account(bulk.bytesSent() - before);
+    progress_.update([&](MigrationProgress& p) {
+      p.pagesSent += batch.size();
+      p.bytes = link_->bytesSent();
+    });
     batch.clear();
   };
   for (uint64_t w = 0; w < pages.words.size(); ++w) {
@@ -145,6 +153,12 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
   // Round 0: every page the host ever backed (the target's memory starts as zeros).
   pages = backedPages();
   for (uint32_t round = 0;; ++round) {
+    progress_.update([&](MigrationProgress& p) {
+      p.phase = "precopy";
+      p.round = round;
+      p.pagesToSend = pages.count();
+      p.pagesSent = 0;
+    });
     auto roundStart = Clock::now();
     uint64_t before = link_->bulk->bytesSent();
     sendRound(pages, round);
@@ -160,6 +174,12 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
     double expectedMs = static_cast<double>(pages.count()) / pagesPerSecond * 1000;
     log::info("migration round ", round, ": ", sent, " pages, ", (link_->bulk->bytesSent() - before) / kKiB, " KiB in ",
               seconds * 1000, " ms; ", pages.count(), " pages dirty, about ", expectedMs, " ms to send");
+    progress_.update([&](MigrationProgress& p) {
+      p.transferMiBps = bytesPerSecond / kMiB;
+      p.dirtyPagesPerSecond = static_cast<double>(pages.count()) / seconds;
+      p.expectedDowntimeMs = expectedMs;
+      p.leftMs = expectedMs <= options_.maxDowntimeMs ? expectedMs : seconds * 1000 + expectedMs;
+    });
     if (expectedMs <= options_.maxDowntimeMs) return true;
     if (round + 1 >= options_.maxRounds) {
       std::string why = concat("after ", options_.maxRounds, " rounds ", pages.count(), " pages were still dirty, about ",
@@ -186,6 +206,11 @@ void MigrationSource::sendStateAndDone() {
 }
 
 void MigrationSource::stopAndCopy(DirtyTracker* tracker, PageSet pages) {
+  progress_.update([&](MigrationProgress& p) {
+    p.phase = "stop-and-copy";
+    p.pagesSent = 0;
+    p.pagesToSend = pages.count();
+  });
   auto pauseStart = Clock::now();
   machine_.pause();
   stats_.pauseMs = msSince(pauseStart);
@@ -227,7 +252,13 @@ void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
     if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking messages"));
     sendStateAndDone();
     stats_.stateMs = msSince(part);
-    PageServer server(machine_.memory(), *link_, std::move(owed), *limit_, options_.to);
+    progress_.update([&](MigrationProgress& p) {
+      p.phase = "postcopy";
+      p.pagesToSend = stats_.postcopyPages;
+      p.pagesSent = 0;
+      p.expectedDowntimeMs = 0;
+    });
+    PageServer server(machine_.memory(), *link_, std::move(owed), *limit_, options_.to, progress_);
     serverSeen = &server;
     auto served = server.serve();
     stats_.targetMs = served.runningAfterMs;
@@ -283,6 +314,11 @@ MigrationStats MigrationSource::run() {
   }
   stats_.bytes = link_->bytesSent();
   stats_.totalMs = msSince(start);
+  progress_.update([&](MigrationProgress& p) {
+    p.phase = "completed";
+    p.leftMs = 0;
+    p.bytes = stats_.bytes;
+  });
   machine_.stop();  // the guest runs on the target now
   return stats_;
 }

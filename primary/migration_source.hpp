@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "machine/machine.hpp"
+#include "primary/migration_progress.hpp"
 
 namespace tandem {
 
@@ -57,7 +58,8 @@ const char* modeName(MigrationMode mode);
 
 class MigrationSource {
 public:
-  MigrationSource(Machine& machine, MigrationOptions options);
+  // progress: where to report how it goes (read by `tandem status`), or null.
+  MigrationSource(Machine& machine, MigrationOptions options, ProgressBoard* progress = nullptr);
   ~MigrationSource();
 
   // Runs the whole migration on the calling thread. On success the machine has been stopped; on
@@ -80,6 +82,8 @@ private:
   std::unique_ptr<Link> link_;
   std::unique_ptr<BandwidthLimit> limit_;
   MigrationStats stats_;
+  ProgressBoard ownProgress_;
+  ProgressBoard& progress_;
 };
 
 }  // namespace tandem

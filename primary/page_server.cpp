@@ -13,15 +13,18 @@ double msSince(Clock::time_point t) { return std::chrono::duration<double, std::
 
 }  // namespace
 
-PageServer::PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to)
+PageServer::PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to,
+                       ProgressBoard& progress)
     : memory_(memory),
       link_(link),
       owed_(std::move(owed)),
       owedCount_(owed_.count()),
+      owedAtStart_(owedCount_),
       limit_(limit),
       to_(to),
       background_(memory),
-      urgent_(memory) {}
+      urgent_(memory),
+      progress_(progress) {}
 
 PostcopyStats PageServer::serve() {
   started_ = lastHeard_ = Clock::now();
@@ -131,6 +134,13 @@ bool PageServer::pushBackground() {
   if (!link_.bulk->trySend(*pendingBatch_)) return false;
   limit_.account(link_.bulk->bytesSent() - before);
   pendingBatch_.reset();
+  progress_.update([&](MigrationProgress& p) {
+    p.pagesSent = owedAtStart_ - owedCount_;
+    p.bytes = link_.bytesSent();
+    double seconds = std::max(1e-3, msSince(started_) / 1000);
+    p.transferMiBps = static_cast<double>(p.bytes) / seconds / kMiB;
+    p.leftMs = static_cast<double>(owedCount_) / (static_cast<double>(p.pagesSent) / seconds) * 1000;
+  });
   return true;
 }
 

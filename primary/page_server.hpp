@@ -10,6 +10,7 @@
 
 #include "memory/dirty_tracker.hpp"
 #include "primary/bandwidth_limit.hpp"
+#include "primary/migration_progress.hpp"
 #include "primary/page_encoder.hpp"
 #include "transport/link.hpp"
 
@@ -25,7 +26,8 @@ struct PostcopyStats {
 
 class PageServer {
 public:
-  PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to);
+  PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to,
+             ProgressBoard& progress);
 
   // Throws Error when the target refuses, sends something unreadable or goes silent; `running()`
   // then tells whether the guest had started there.
@@ -45,7 +47,7 @@ private:
   const GuestMemory& memory_;
   Link& link_;
   PageSet owed_;
-  uint64_t owedCount_;
+  uint64_t owedCount_, owedAtStart_;
   uint64_t cursor_ = 0;
   BandwidthLimit& limit_;
   std::string to_;
@@ -56,6 +58,7 @@ private:
   uint64_t heartbeatSeq_ = 0;
   std::chrono::steady_clock::time_point started_, lastHeard_, nextHeartbeat_;
   PostcopyStats stats_;
+  ProgressBoard& progress_;
 };
 
 }  // namespace tandem

@@ -39,7 +39,8 @@ bool sendAll(int fd, const std::string& text) {
 
 }  // namespace
 
-ControlServer::ControlServer(std::string path, Handler handler) : path_(std::move(path)), handler_(std::move(handler)) {
+ControlServer::ControlServer(std::string path, Handler handler, std::set<std::string> longCommands)
+    : path_(std::move(path)), handler_(std::move(handler)), longCommands_(std::move(longCommands)) {
   sockaddr_un sa = addressOf(path_);
   listener_.reset(checkSys(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket"));
   if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
@@ -59,8 +60,23 @@ ControlServer::ControlServer(std::string path, Handler handler) : path_(std::mov
 ControlServer::~ControlServer() {
   stop_.signal();
   thread_->join();
+  longRequests_.clear();  // each answers its client and ends
   ::unlink(path_.c_str());
 }
+
+namespace {
+
+nlohmann::json answer(const ControlServer::Handler& handler, const nlohmann::json& request) {
+  try {
+    return handler(request);
+  } catch (const Error& e) {
+    return {{"ok", false}, {"error", e.what()}};
+  } catch (const nlohmann::json::exception& e) {
+    return {{"ok", false}, {"error", concat("a field of the request has the wrong type: ", e.what())}};
+  }
+}
+
+}  // namespace
 
 void ControlServer::serve() {
   std::map<int, std::string> clients;  // fd -> bytes received but not yet a whole line
@@ -81,23 +97,34 @@ void ControlServer::serve() {
       int fd = fds[i].fd;
       char chunk[4096];
       ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      bool keep = n > 0;
+      bool keep = n > 0, handedOver = false;
       if (keep) {
         std::string& pending = clients[fd];
         pending.append(chunk, static_cast<size_t>(n));
         for (auto nl = pending.find('\n'); keep && nl != std::string::npos; nl = pending.find('\n')) {
           std::string line = pending.substr(0, nl);
           pending.erase(0, nl + 1);
-          nlohmann::json reply;
+          nlohmann::json request;
           try {
-            reply = handler_(nlohmann::json::parse(line));
+            request = nlohmann::json::parse(line);
           } catch (const nlohmann::json::exception& e) {
-            reply = {{"ok", false}, {"error", concat("the request is not valid JSON: ", e.what())}};
-          } catch (const Error& e) {
-            reply = {{"ok", false}, {"error", e.what()}};
+            keep = sendAll(fd, nlohmann::json{{"ok", false}, {"error", concat("the request is not valid JSON: ", e.what())}}.dump() + "\n");
+            continue;
           }
-          keep = sendAll(fd, reply.dump() + "\n");
+          if (request.is_object() && request.contains("cmd") && request["cmd"].is_string() &&
+              longCommands_.contains(request["cmd"].get<std::string>())) {
+            // Its own thread answers and closes the connection; nothing more is read from it.
+            longRequests_.push_back(std::make_unique<NamedThread>("control-long", [this, fd, request] {
+              sendAll(fd, answer(handler_, request).dump() + "\n");
+              ::close(fd);
+            }));
+            clients.erase(fd);
+            handedOver = true;
+            break;
+          }
+          keep = sendAll(fd, answer(handler_, request).dump() + "\n");
         }
+        if (handedOver) continue;
         if (pending.size() > kMaxRequestBytes) keep = false;
       }
       if (!keep) {

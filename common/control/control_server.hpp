@@ -1,10 +1,14 @@
 // ControlServer: a Unix socket speaking JSON lines: one request object per line, one reply object
-// per line. Requests are handled one at a time on the server's own thread ("control").
+// per line. Requests are handled one at a time on the server's own thread ("control"), except the
+// long ones named at construction (a migration): each of those gets a thread of its own and
+// answers on its connection when it is done, while other requests go on being served.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -19,8 +23,8 @@ public:
   using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
 
   // Listens at path (a stale socket left by a dead tandem is replaced; a live one is BadInput).
-  ControlServer(std::string path, Handler handler);
-  ~ControlServer();  // stops the thread and removes the socket
+  ControlServer(std::string path, Handler handler, std::set<std::string> longCommands = {});
+  ~ControlServer();  // stops the thread, waits for long requests to answer, removes the socket
 
   const std::string& path() const { return path_; }
 
@@ -31,6 +35,8 @@ private:
   Handler handler_;
   Fd listener_;
   EventFd stop_;
+  std::set<std::string> longCommands_;
+  std::vector<std::unique_ptr<NamedThread>> longRequests_;
   std::unique_ptr<NamedThread> thread_;
 };
 

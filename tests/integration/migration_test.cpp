@@ -129,6 +129,33 @@ BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs
   BOOST_TEST(*verdict == "verify ok pages=8192");
 }
 
+BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
+  TempDir tmp("migstatus");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--memory", "128M", "--append", "job=dirty mib=32 rate=1"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  // 8192 pages, a few hundred bytes each on the wire, at 256 KiB/s: seconds in round 0.
+  auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--max-bandwidth", "256K", "--json"});
+  std::this_thread::sleep_for(1s);
+  auto status = control(socket, {{"cmd", "status"}});
+  BOOST_REQUIRE_MESSAGE(status["migration"].is_object(), status.dump());
+  auto progress = status["migration"];
+  BOOST_TEST(progress["phase"] == "precopy");
+  BOOST_TEST(progress["round"] == 0);
+  BOOST_TEST(progress["percent_sent"].get<double>() > 0);
+  BOOST_TEST(progress["percent_sent"].get<double>() < 100);
+  auto pause = control(socket, {{"cmd", "pause"}});
+  BOOST_TEST(pause["ok"] == false);
+  BOOST_TEST(pause["error"].get<std::string>().find("migration is under way") != std::string::npos);
+  BOOST_TEST(migration->wait(60s) == 0);
+  BOOST_TEST(source->wait(10s) == 0);
+  target->send("verify\n");
+  auto verdict = target->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=8192");
+}
+
 BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_the_guest_stays) {
   TempDir tmp("migver");
   std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
