@@ -19,7 +19,7 @@ CASES = [
 PORT = 23456
 
 
-def tandem_migrate(tmp, memory, append, ready):
+def tandem_migrate(tmp, memory, append, ready, mode):
     sock = os.path.join(tmp, "src.sock")
     endpoint = f"tcp://127.0.0.1:{PORT}"
     target = subprocess.Popen([TANDEM, "standby", "--listen", endpoint], stdin=subprocess.DEVNULL,
@@ -29,7 +29,7 @@ def tandem_migrate(tmp, memory, append, ready):
     try:
         wait_for_line(source, ready)
         time.sleep(1)
-        reply = unix_request(sock, {"cmd": "migrate", "to": endpoint}, timeout=300)
+        reply = unix_request(sock, {"cmd": "migrate", "to": endpoint, "mode": mode}, timeout=300)
         assert reply["ok"], reply
         return reply["total_ms"], reply["downtime_ms"], reply["bytes"]
     finally:
@@ -69,13 +69,14 @@ def qemu_migrate(tmp, memory, append, ready, unlimited):
 def main():
     print(f"{RUNS} runs per case; total and downtime as each VMM reports them; bytes on the wire")
     for name, memory, append, ready in CASES:
-        results = {"tandem": [], "qemu default": [], "qemu unlimited": []}
+        results = {"tandem": [], "tandem postcopy": [], "tandem hybrid": [], "qemu default": [], "qemu unlimited": []}
         for run in range(RUNS):
             for vmm in results:
                 tmp = tempfile.mkdtemp(prefix="tandem-bench-")
                 try:
-                    if vmm == "tandem":
-                        r = tandem_migrate(tmp, memory, append, ready)
+                    if vmm.startswith("tandem"):
+                        mode = vmm.split()[1] if " " in vmm else "precopy"
+                        r = tandem_migrate(tmp, memory, append, ready, mode)
                     else:
                         r = qemu_migrate(tmp, memory, append, ready, vmm == "qemu unlimited")
                 finally:
@@ -84,12 +85,13 @@ def main():
                 print(f"  {name:32s} run {run + 1} {vmm:15s}: total {r[0]:9.1f} ms  downtime {r[1]:7.1f} ms  "
                       f"{r[2] / 2**20:8.1f} MiB", flush=True)
         med = {v: [statistics.median(x[i] for x in results[v]) for i in range(3)] for v in results}
-        t = med["tandem"]
-        for q in ("qemu default", "qemu unlimited"):
-            m = med[q]
-            print(f"{name}: tandem vs {q}: total {t[0]:.1f} vs {m[0]:.1f} ms ({t[0] / m[0]:.2f} of it), "
-                  f"downtime {t[1]:.1f} vs {m[1]:.1f} ms ({t[1] / max(m[1], 0.001):.2f} of it), "
-                  f"bytes {t[2] / 2**20:.1f} vs {m[2] / 2**20:.1f} MiB")
+        for tv in ("tandem", "tandem postcopy", "tandem hybrid"):
+            t = med[tv]
+            for q in ("qemu default", "qemu unlimited"):
+                m = med[q]
+                print(f"{name}: {tv} vs {q}: total {t[0]:.1f} vs {m[0]:.1f} ms ({t[0] / m[0]:.2f} of it), "
+                      f"downtime {t[1]:.1f} vs {m[1]:.1f} ms ({t[1] / max(m[1], 0.001):.2f} of it), "
+                      f"bytes {t[2] / 2**20:.1f} vs {m[2] / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":
