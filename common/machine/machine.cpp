@@ -80,7 +80,7 @@ Machine::Machine(const MachineConfig& config, dev::Console& console, std::option
       console_(console),
       image_(std::move(image)),
       vm_(system_),
-      memory_(config.memory),
+      memory_(config.memory, image_ ? GuestMemory::Pages::Huge : GuestMemory::Pages::Small),
       serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
       exitPort_([this](uint8_t status) {
         finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});

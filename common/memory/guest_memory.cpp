@@ -21,13 +21,13 @@ std::vector<GuestMemory::Region> GuestMemory::layout(uint64_t size) {
   return regions;
 }
 
-GuestMemory::GuestMemory(uint64_t size)
+GuestMemory::GuestMemory(uint64_t size, Pages pages)
     : mapping_(Mapping::anonymous(size)),
       regions_(layout(size)),
       hostDirty_(new std::atomic<uint64_t>[(size / kPageSize + 63) / 64]()) {
   // Transparent huge pages, as QEMU asks for too: fewer TLB misses and 512 times fewer page table
   // entries to copy when a snapshot forks its writer. Only a hint; without THP all still works.
-  ::madvise(mapping_.data(), mapping_.size(), MADV_HUGEPAGE);
+  ::madvise(mapping_.data(), mapping_.size(), pages == Pages::Huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
 uint8_t* GuestMemory::hostAddress(Gpa gpa, uint64_t length) const {
