@@ -105,6 +105,12 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   else if (mode == "postcopy") options.mode = MigrationMode::Postcopy;
   else if (mode == "hybrid") options.mode = MigrationMode::Hybrid;
   else return {{"ok", false}, {"error", concat("\"mode\" is precopy, postcopy or hybrid, not '", mode, "'")}};
+  options.xbzrleCacheBytes = request.value("xbzrle_cache", options.xbzrleCacheBytes);
+  std::string compress = request.value("compress", "auto");
+  if (compress == "auto") options.compression = Compression::Auto;
+  else if (compress == "lz4") options.compression = Compression::Lz4;
+  else if (compress == "none") options.compression = Compression::None;
+  else return {{"ok", false}, {"error", concat("\"compress\" is auto, lz4 or none, not '", compress, "'")}};
   std::string onNoConverge = request.value("on_no_converge", "stop");
   if (onNoConverge == "stop") options.onNoConverge = NoConvergeAction::Stop;
   else if (onNoConverge == "postcopy") options.onNoConverge = NoConvergeAction::Postcopy;

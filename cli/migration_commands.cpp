@@ -28,13 +28,16 @@ const char* const kStandbyUsage =
 const char* const kMigrateUsage =
     "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
     "                      [--max-downtime-ms 300] [--max-rounds 30] [--max-bandwidth SIZE (per second)]\n"
-    "                      [--on-no-converge stop|postcopy|abort] [--json]\n"
+    "                      [--on-no-converge stop|postcopy|abort] [--compress auto|lz4|none]\n"
+    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--json]\n"
     "  moves the guest of the tandem at --control to the standby at --to (which listens on PORT and PORT+1)\n"
     "  precopy: rounds while the guest runs, then a short stop; postcopy: the guest moves at once and\n"
     "  fetches its memory on demand; hybrid: precopy rounds, then postcopy for what is left.\n"
     "  --on-no-converge: what to do when the rounds cannot get the downtime under --max-downtime-ms\n"
     "  within --max-rounds: stop and copy anyway (default), switch to postcopy, or abort and leave\n"
-    "  the guest running here.\n";
+    "  the guest running here.\n"
+    "  --compress auto sends each page as the smallest of: zeros, its difference from the copy sent\n"
+    "  before (XBZRLE, for pages in the --xbzrle-cache of recently sent pages), lz4, raw.\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
   Arguments options(args, "standby", {"listen", "disk", "net", "console", "control"});
@@ -55,7 +58,9 @@ int standbyCommand(const std::vector<std::string>& args) {
 
 int migrateCommand(const std::vector<std::string>& args) {
   Arguments options(args, "migrate",
-                    {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge"}, {"json"});
+                    {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge", "compress",
+                     "xbzrle-cache"},
+                    {"json"});
   auto control = options.value("control");
   auto to = options.value("to");
   if (!control || !to) failBadInput("tandem migrate needs --control PATH and --to tcp://HOST:PORT");
@@ -65,8 +70,12 @@ int migrateCommand(const std::vector<std::string>& args) {
   std::string onNoConverge = options.value("on-no-converge").value_or("stop");
   if (onNoConverge != "stop" && onNoConverge != "postcopy" && onNoConverge != "abort")
     failBadInput("--on-no-converge is stop, postcopy or abort, not '", onNoConverge, "'");
+  std::string compress = options.value("compress").value_or("auto");
+  if (compress != "auto" && compress != "lz4" && compress != "none")
+    failBadInput("--compress is auto, lz4 or none, not '", compress, "'");
   urgentEndpoint(*to);  // checks the address: tcp://HOST:PORT with PORT+1 free for the urgent channel
-  nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}};
+  nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}, {"compress", compress}};
+  if (auto v = options.value("xbzrle-cache")) request["xbzrle_cache"] = parseSize(*v, "xbzrle-cache");
   if (auto v = options.value("max-bandwidth")) request["max_bandwidth"] = parseSize(*v, "max-bandwidth");
   if (auto v = options.value("max-downtime-ms")) request["max_downtime_ms"] = parseNumber(*v, "max-downtime-ms", 1, 600000);
   if (auto v = options.value("max-rounds")) request["max_rounds"] = parseNumber(*v, "max-rounds", 1, 1000);

@@ -68,7 +68,8 @@ nlohmann::json MigrationStats::toJson() const {
       {"downtime_parts_ms", {{"pause", pauseMs}, {"final_pages", finalPagesMs}, {"state", stateMs}, {"target", targetMs}}},
       {"setup_ms", setupMs},
       {"bytes", bytes},
-      {"pages", {{"zero", zeroPages}, {"raw", rawPages}, {"lz4", lz4Pages}}},
+      {"pages", {{"zero", pages.zero}, {"raw", pages.raw}, {"lz4", pages.lz4}, {"xbzrle", pages.xbzrle}}},
+      {"xbzrle_cache", {{"hits", pages.xbzrleCacheHits}, {"misses", pages.xbzrleCacheMisses}}},
       {"rounds", rounds},
       {"throughput_mbps", totalMs > 0 ? static_cast<double>(bytes) * 8 / totalMs / 1000 : 0.0},
       {"postcopy", switchedToPostcopy}};
@@ -103,7 +104,7 @@ void MigrationSource::handshake() {
 }
 
 void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
-  PageEncoder encoder(machine_.memory());
+  PageEncoder& encoder = *encoder_;
   Channel& bulk = *link_->bulk;
   std::vector<uint64_t> batch;
   auto flush = [&] {
@@ -126,9 +127,6 @@ void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
     }
   }
   if (!batch.empty()) flush();
-  stats_.zeroPages += encoder.counts().zero;
-  stats_.rawPages += encoder.counts().raw;
-  stats_.lz4Pages += encoder.counts().lz4;
   capnp::MallocMessageBuilder end;
   bulk.start(end).setRoundEnd(round);
   if (!bulk.send(end)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
@@ -216,6 +214,8 @@ void MigrationSource::stopAndCopy(DirtyTracker* tracker, PageSet pages) {
   stats_.pauseMs = msSince(pauseStart);
   try {
     auto part = Clock::now();
+    // The guest waits: the last pages go as fast as the link takes them (as QEMU does too).
+    limit_ = std::make_unique<BandwidthLimit>(0);
     if (tracker) pages |= tracker->take();
     // No acknowledgement for the last round: Done follows it on the same ordered channel, and
     // Running answers for all of it (one round trip less inside the downtime).
@@ -258,7 +258,8 @@ void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
       p.pagesSent = 0;
       p.expectedDowntimeMs = 0;
     });
-    PageServer server(machine_.memory(), *link_, std::move(owed), *limit_, options_.to, progress_);
+    PageServer server(machine_.memory(), *link_, std::move(owed), *limit_, options_.to, progress_,
+                      options_.compression == Compression::None ? Compression::None : Compression::Lz4);
     serverSeen = &server;
     auto served = server.serve();
     stats_.targetMs = served.runningAfterMs;
@@ -270,9 +271,7 @@ void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
     stats_.faultMedianUs = served.medianUs;
     stats_.faultP99Us = served.p99Us;
     stats_.faultMaxUs = served.maxUs;
-    stats_.zeroPages += server.counts().zero;
-    stats_.rawPages += server.counts().raw;
-    stats_.lz4Pages += server.counts().lz4;
+    stats_.pages += server.counts();
     serverSeen = nullptr;
   } catch (const Error& e) {
     if (serverSeen && serverSeen->running()) {
@@ -288,6 +287,7 @@ void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
 
 MigrationStats MigrationSource::run() {
   auto start = Clock::now();
+  encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
   link_ = std::make_unique<Link>(Link::connect(options_.to));
   link_->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
   bool switching = false;  // from here on the switch's own failure handling says where the guest is
@@ -312,6 +312,7 @@ MigrationStats MigrationSource::run() {
     if (!switching) throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
     throw;
   }
+  stats_.pages += encoder_->counts();
   stats_.bytes = link_->bytesSent();
   stats_.totalMs = msSince(start);
   progress_.update([&](MigrationProgress& p) {

@@ -20,6 +20,7 @@
 
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
+#include "primary/page_encoder.hpp"
 
 namespace tandem {
 
@@ -36,6 +37,8 @@ struct MigrationOptions {
   uint32_t maxRounds = 30;
   uint64_t maxBandwidth = 0;  // bytes per second, 0 = as fast as the link goes
   NoConvergeAction onNoConverge = NoConvergeAction::Stop;
+  Compression compression = Compression::Auto;
+  uint64_t xbzrleCacheBytes = 64 * kMiB;  // 0: no XBZRLE
 };
 
 struct MigrationStats {
@@ -46,7 +49,7 @@ struct MigrationStats {
   // and sent; the target restoring and starting the guest (until its Running arrives).
   double pauseMs = 0, finalPagesMs = 0, stateMs = 0, targetMs = 0;
   uint64_t bytes = 0;
-  uint64_t zeroPages = 0, rawPages = 0, lz4Pages = 0;
+  EncodingCounts pages;
   uint32_t rounds = 0;
   // Postcopy: pages owed at the switch, how many the target faulted on, how long those waited.
   uint64_t postcopyPages = 0, postcopyRequested = 0, postcopyFaults = 0, postcopyZeroFaults = 0;
@@ -81,6 +84,7 @@ private:
   MigrationOptions options_;
   std::unique_ptr<Link> link_;
   std::unique_ptr<BandwidthLimit> limit_;
+  std::unique_ptr<PageEncoder> encoder_;  // precopy rounds and stop-and-copy: one XBZRLE cache for all
   MigrationStats stats_;
   ProgressBoard ownProgress_;
   ProgressBoard& progress_;

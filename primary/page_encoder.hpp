@@ -1,38 +1,62 @@
 // PageEncoder: turns guest pages into a Pages envelope, each page encoded from a private copy
-// (the guest may be writing it right now: it is then dirty again and goes later) as whatever is
-// smallest, and counts the encodings it chose.
+// (the guest may be writing it right now: it is then dirty again and goes later), and counts the
+// encodings it chose.
+//
+//   Compression::Auto  zero; else, when the page went before and its copy is in the XBZRLE cache,
+//                      the difference if it is small (a few hundred bytes: no lz4 tried);
+//                      else the smallest of that difference, lz4 and raw
+//   Compression::Lz4   zero, lz4 or raw
+//   Compression::None  zero or raw
+//
+// The XBZRLE cache holds what the target was sent, so only an encoder whose every page reaches
+// the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
 
 #include <capnp/message.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "codec/xbzrle_cache.hpp"
 #include "memory/guest_memory.hpp"
 #include "transport/channel.hpp"
 
 namespace tandem {
 
+enum class Compression { Auto, Lz4, None };
+
 struct EncodingCounts {
-  uint64_t zero = 0, raw = 0, lz4 = 0;
+  uint64_t zero = 0, raw = 0, lz4 = 0, xbzrle = 0;
+  uint64_t xbzrleCacheHits = 0, xbzrleCacheMisses = 0;
+  EncodingCounts& operator+=(const EncodingCounts& o) {
+    zero += o.zero, raw += o.raw, lz4 += o.lz4, xbzrle += o.xbzrle;
+    xbzrleCacheHits += o.xbzrleCacheHits, xbzrleCacheMisses += o.xbzrleCacheMisses;
+    return *this;
+  }
 };
 
 class PageEncoder {
 public:
   static constexpr size_t kPagesPerMessage = 256;
 
-  explicit PageEncoder(const GuestMemory& memory) : memory_(memory), staged_(kPageSize) {}
+  // xbzrleCacheBytes: 0 for none (and always none with Compression::None).
+  PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes = 0);
 
   // Fills message (an envelope from channel.start) with pages (GuestMemory numbers, at most
   // kPagesPerMessage of them) for round.
   void build(const Channel& channel, capnp::MallocMessageBuilder& message, uint32_t round,
              std::span<const uint64_t> pages);
-  const EncodingCounts& counts() const { return counts_; }
+  EncodingCounts counts() const;
 
 private:
+  schema::Encoding encode(uint64_t page);
+
   const GuestMemory& memory_;
-  std::vector<uint8_t> staged_, encoded_;
+  Compression compression_;
+  std::unique_ptr<codec::XbzrleCache> cache_;
+  std::vector<uint8_t> staged_, encoded_, delta_;
   EncodingCounts counts_;
 };
 

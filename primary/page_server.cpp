@@ -14,7 +14,7 @@ double msSince(Clock::time_point t) { return std::chrono::duration<double, std::
 }  // namespace
 
 PageServer::PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to,
-                       ProgressBoard& progress)
+                       ProgressBoard& progress, Compression compression)
     : memory_(memory),
       link_(link),
       owed_(std::move(owed)),
@@ -22,8 +22,8 @@ PageServer::PageServer(const GuestMemory& memory, Link& link, PageSet owed, Band
       owedAtStart_(owedCount_),
       limit_(limit),
       to_(to),
-      background_(memory),
-      urgent_(memory),
+      background_(memory, compression),
+      urgent_(memory, compression),
       progress_(progress) {}
 
 PostcopyStats PageServer::serve() {

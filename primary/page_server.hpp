@@ -27,15 +27,15 @@ struct PostcopyStats {
 class PageServer {
 public:
   PageServer(const GuestMemory& memory, Link& link, PageSet owed, BandwidthLimit& limit, const std::string& to,
-             ProgressBoard& progress);
+             ProgressBoard& progress, Compression compression);
 
   // Throws Error when the target refuses, sends something unreadable or goes silent; `running()`
   // then tells whether the guest had started there.
   PostcopyStats serve();
   bool running() const { return running_; }
   EncodingCounts counts() const {
-    return {background_.counts().zero + urgent_.counts().zero, background_.counts().raw + urgent_.counts().raw,
-            background_.counts().lz4 + urgent_.counts().lz4};
+    EncodingCounts c = background_.counts();
+    return c += urgent_.counts();
   }
 
 private:

@@ -53,6 +53,7 @@ enum Encoding {
   zero @1;     # no bytes: the page is all zeros
   raw @2;      # 4096 bytes
   lz4 @3;      # LZ4 block that decompresses to 4096 bytes
+  xbzrle @4;   # difference from the copy the target holds (codec/xbzrle.hpp); precopy rounds only
 }
 
 struct Hello {                 # source -> target, first

@@ -87,7 +87,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
     switch (envelope.which()) {
       case schema::Envelope::PAGES:
         for (auto p : envelope.getPages().getPages()) {
-          uint64_t number = decodeReceivedPage(memory, p, page.data());
+          uint64_t number = decodeReceivedPage(memory, p, page.data(), Deltas::Allowed);
           memory.write(memory.gpaOfPage(number), page);
         }
         break;

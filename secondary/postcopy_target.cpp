@@ -115,7 +115,7 @@ bool PostcopyTarget::receive(Channel& channel) {
   switch (envelope.which()) {
     case schema::Envelope::PAGES:
       for (auto p : envelope.getPages().getPages()) {
-        uint64_t page = decodeReceivedPage(memory_, p, page_.data());
+        uint64_t page = decodeReceivedPage(memory_, p, page_.data(), Deltas::Refused);
         if (owed_.test(page)) install(page, page_.data());
       }
       break;

@@ -1,5 +1,7 @@
 #include "secondary/received_page.hpp"
 
+#include <cstring>
+
 #include "base/error.hpp"
 #include "codec/page_codec.hpp"
 
@@ -12,18 +14,25 @@ bool toCodec(schema::Encoding e, codec::Encoding& out) {
     case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
     case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
     case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
+    case schema::Encoding::XBZRLE: out = codec::Encoding::Xbzrle; return true;
     default: return false;
   }
 }
 
 }  // namespace
 
-uint64_t decodeReceivedPage(const GuestMemory& memory, schema::Page::Reader page, uint8_t* out) {
-  auto number = memory.pageOfGpa(Gpa{page.getFrame() * kPageSize});
-  if (page.getFrame() > (uint64_t{1} << 52) || !number)
+uint64_t decodeReceivedPage(const GuestMemory& memory, schema::Page::Reader page, uint8_t* out, Deltas deltas) {
+  auto number = page.getFrame() < (uint64_t{1} << 52) ? memory.pageOfGpa(Gpa{page.getFrame() * kPageSize}) : std::nullopt;
+  if (!number)
     throw Error(ErrorKind::Failed, concat("the source sent frame ", page.getFrame(), ", outside guest memory"));
   codec::Encoding encoding;
   auto bytes = page.getBytes();
+  if (page.getEncoding() == schema::Encoding::XBZRLE) {
+    if (deltas == Deltas::Refused)
+      throw Error(ErrorKind::Failed, concat("the source sent a difference (xbzrle) for frame ", page.getFrame(),
+                                            " where only whole pages may come"));
+    std::memcpy(out, memory.hostBase() + *number * kPageSize, kPageSize);
+  }
   if (!toCodec(page.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), out))
     throw Error(ErrorKind::Failed, concat("the source sent a page that does not decode (frame ", page.getFrame(), ")"));
   return *number;

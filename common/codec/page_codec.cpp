@@ -5,15 +5,24 @@
 #include <cstring>
 
 #include "base/units.hpp"
+#include "codec/xbzrle.hpp"
 
 namespace tandem::codec {
 
-Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out) {
-  out.clear();
+bool isZeroPage(const uint8_t* page) {
   const auto* words = reinterpret_cast<const uint64_t*>(page);
-  bool zero = true;
-  for (size_t i = 0; i < kPageSize / 8 && zero; ++i) zero = words[i] == 0;
-  if (zero) return Encoding::Zero;
+  for (size_t i = 0; i < kPageSize / 8; ++i)
+    if (words[i]) return false;
+  return true;
+}
+
+Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out, bool lz4) {
+  out.clear();
+  if (isZeroPage(page)) return Encoding::Zero;
+  if (!lz4) {
+    out.assign(page, page + kPageSize);
+    return Encoding::Raw;
+  }
   out.resize(static_cast<size_t>(LZ4_compressBound(kPageSize)));
   int n = LZ4_compress_default(reinterpret_cast<const char*>(page), reinterpret_cast<char*>(out.data()), kPageSize,
                                static_cast<int>(out.size()));
@@ -35,6 +44,8 @@ bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page
       if (bytes.size() != kPageSize) return false;
       std::memcpy(page, bytes.data(), kPageSize);
       return true;
+    case Encoding::Xbzrle:
+      return decodeXbzrle(bytes, page);
     case Encoding::Lz4:
       return LZ4_decompress_safe(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<char*>(page),
                                  static_cast<int>(bytes.size()), kPageSize) == static_cast<int>(kPageSize);

@@ -91,6 +91,28 @@ BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, kMo
   BOOST_TEST(*verdict == "verify ok pages=65536");
 }
 
+BOOST_AUTO_TEST_CASE(pages_sent_again_go_as_xbzrle_differences_and_arrive_intact) {
+  TempDir tmp("migxbzrle");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--memory", "128M", "--append", "job=dirty mib=32 rate=20000"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  // At 1 MiB/s a round takes long enough for most of the working set to be dirty again, and a
+  // budget no round meets: five rounds, each resending pages the cache holds.
+  auto [status, out] = migrate(socket, endpoint, {"--max-downtime-ms", "1", "--max-rounds", "5", "--xbzrle-cache", "64M",
+                                                  "--max-bandwidth", "1M"});
+  BOOST_REQUIRE_MESSAGE(status == 0, out);
+  BOOST_TEST_MESSAGE(out);
+  auto stats = nlohmann::json::parse(out);
+  BOOST_TEST(stats["rounds"].get<int>() == 6);  // five, and the final one
+  BOOST_TEST(stats["pages"]["xbzrle"].get<uint64_t>() > 1000u);
+  BOOST_TEST(source->wait(10s) == 0);
+  target->send("verify\n");
+  auto verdict = target->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=8192");
+}
+
 BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_target_with_a_reason) {
   TempDir tmp("migpostkill");
   std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
