@@ -106,6 +106,7 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   else if (mode == "hybrid") options.mode = MigrationMode::Hybrid;
   else return {{"ok", false}, {"error", concat("\"mode\" is precopy, postcopy or hybrid, not '", mode, "'")}};
   options.xbzrleCacheBytes = request.value("xbzrle_cache", options.xbzrleCacheBytes);
+  options.autoConverge = request.value("auto_converge", false);
   std::string compress = request.value("compress", "auto");
   if (compress == "auto") options.compression = Compression::Auto;
   else if (compress == "lz4") options.compression = Compression::Lz4;

@@ -29,7 +29,7 @@ const char* const kMigrateUsage =
     "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
     "                      [--max-downtime-ms 300] [--max-rounds 30] [--max-bandwidth SIZE (per second)]\n"
     "                      [--on-no-converge stop|postcopy|abort] [--compress auto|lz4|none]\n"
-    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--json]\n"
+    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--auto-converge] [--json]\n"
     "  moves the guest of the tandem at --control to the standby at --to (which listens on PORT and PORT+1)\n"
     "  precopy: rounds while the guest runs, then a short stop; postcopy: the guest moves at once and\n"
     "  fetches its memory on demand; hybrid: precopy rounds, then postcopy for what is left.\n"
@@ -37,7 +37,9 @@ const char* const kMigrateUsage =
     "  within --max-rounds: stop and copy anyway (default), switch to postcopy, or abort and leave\n"
     "  the guest running here.\n"
     "  --compress auto sends each page as the smallest of: zeros, its difference from the copy sent\n"
-    "  before (XBZRLE, for pages in the --xbzrle-cache of recently sent pages), lz4, raw.\n";
+    "  before (XBZRLE, for pages in the --xbzrle-cache of recently sent pages), lz4, raw.\n"
+    "  --auto-converge throttles the vCPUs step by step while the guest dirties memory faster than\n"
+    "  half the rate the link carries it, and says so.\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
   Arguments options(args, "standby", {"listen", "disk", "net", "console", "control"});
@@ -60,7 +62,7 @@ int migrateCommand(const std::vector<std::string>& args) {
   Arguments options(args, "migrate",
                     {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge", "compress",
                      "xbzrle-cache"},
-                    {"json"});
+                    {"json", "auto-converge"});
   auto control = options.value("control");
   auto to = options.value("to");
   if (!control || !to) failBadInput("tandem migrate needs --control PATH and --to tcp://HOST:PORT");
@@ -75,6 +77,7 @@ int migrateCommand(const std::vector<std::string>& args) {
     failBadInput("--compress is auto, lz4 or none, not '", compress, "'");
   urgentEndpoint(*to);  // checks the address: tcp://HOST:PORT with PORT+1 free for the urgent channel
   nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}, {"compress", compress}};
+  if (options.flag("auto-converge")) request["auto_converge"] = true;
   if (auto v = options.value("xbzrle-cache")) request["xbzrle_cache"] = parseSize(*v, "xbzrle-cache");
   if (auto v = options.value("max-bandwidth")) request["max_bandwidth"] = parseSize(*v, "max-bandwidth");
   if (auto v = options.value("max-downtime-ms")) request["max_downtime_ms"] = parseNumber(*v, "max-downtime-ms", 1, 600000);
@@ -131,6 +134,7 @@ std::string describeMigration(const nlohmann::json& m) {
   if (phase == "precopy")
     line << ", dirtying " << static_cast<uint64_t>(m.value("dirty_pages_s", 0.0)) << " pages/s, downtime ~"
          << m.value("expected_downtime_ms", 0.0) << " ms";
+  if (m.value("throttle_percent", 0) > 0) line << ", vCPUs throttled " << m.value("throttle_percent", 0) << "%";
   if (phase != "completed") line << ", ~" << m.value("left_ms", 0.0) / 1000 << " s left";
   line << " (" << m.value("elapsed_ms", 0.0) / 1000 << " s so far)";
   return line.str();

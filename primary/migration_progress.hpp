@@ -20,6 +20,7 @@ struct MigrationProgress {
   double transferMiBps = 0;      // of the last round, or of postcopy so far
   double dirtyPagesPerSecond = 0;
   double expectedDowntimeMs = 0;
+  unsigned throttlePercent = 0;  // auto-converge
   double leftMs = 0;             // estimated time to the end
   double elapsedMs = 0;
   std::string error;
@@ -34,6 +35,7 @@ struct MigrationProgress {
             {"bytes", bytes},         {"transfer_mib_s", transferMiBps},
             {"dirty_pages_s", dirtyPagesPerSecond}, {"expected_downtime_ms", expectedDowntimeMs},
             {"left_ms", leftMs},      {"elapsed_ms", elapsedMs},
+            {"throttle_percent", throttlePercent},
             {"error", error}};
   }
 };

@@ -71,6 +71,7 @@ nlohmann::json MigrationStats::toJson() const {
       {"pages", {{"zero", pages.zero}, {"raw", pages.raw}, {"lz4", pages.lz4}, {"xbzrle", pages.xbzrle}}},
       {"xbzrle_cache", {{"hits", pages.xbzrleCacheHits}, {"misses", pages.xbzrleCacheMisses}}},
       {"rounds", rounds},
+      {"throttle_percent", throttlePercent},
       {"throughput_mbps", totalMs > 0 ? static_cast<double>(bytes) * 8 / totalMs / 1000 : 0.0},
       {"postcopy", switchedToPostcopy}};
   if (switchedToPostcopy)
@@ -179,6 +180,7 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
       p.leftMs = expectedMs <= options_.maxDowntimeMs ? expectedMs : seconds * 1000 + expectedMs;
     });
     if (expectedMs <= options_.maxDowntimeMs) return true;
+    if (options_.autoConverge && round >= 1) autoConverge(static_cast<double>(pages.count()) / seconds, pagesPerSecond);
     if (round + 1 >= options_.maxRounds) {
       std::string why = concat("after ", options_.maxRounds, " rounds ", pages.count(), " pages were still dirty, about ",
                                static_cast<uint64_t>(expectedMs), " ms to send at the ", static_cast<uint64_t>(pagesPerSecond),
@@ -191,6 +193,21 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
       return false;
     }
   }
+}
+
+void MigrationSource::autoConverge(double dirtyPerSecond, double sentPerSecond) {
+  if (dirtyPerSecond <= sentPerSecond / 2) return;
+  unsigned now = machine_.throttlePercent();
+  // The guest runs (100 - p)% of the time: aim its dirty rate at half the sending rate.
+  double running = (100.0 - now) / 100.0;
+  double wanted = 100.0 * (1.0 - running * (sentPerSecond / 2) / dirtyPerSecond);
+  unsigned next = std::min(99u, std::max({now == 0 ? 20u : now + 10u, static_cast<unsigned>(wanted + 0.5)}));
+  if (next == now) return;
+  machine_.throttle(next);
+  stats_.throttlePercent = std::max(stats_.throttlePercent, next);
+  log::warn("auto-converge: the guest dirties ", static_cast<uint64_t>(dirtyPerSecond), " pages/s, the link carries ",
+            static_cast<uint64_t>(sentPerSecond), ": vCPUs throttled to ", 100 - next, "% of their time");
+  progress_.update([&](MigrationProgress& p) { p.throttlePercent = next; });
 }
 
 void MigrationSource::sendStateAndDone() {
@@ -308,10 +325,12 @@ MigrationStats MigrationSource::run() {
       else stopAndCopy(&tracker, std::move(dirty));
     }
   } catch (const Error& e) {
+    machine_.throttle(0);
     machine_.stopDirtyTracking();
     if (!switching) throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
     throw;
   }
+  machine_.throttle(0);
   stats_.pages += encoder_->counts();
   stats_.bytes = link_->bytesSent();
   stats_.totalMs = msSince(start);

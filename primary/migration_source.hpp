@@ -8,6 +8,10 @@
 //             runs the guest and fetches pages on demand while the rest follows (PageServer).
 //   hybrid    precopy rounds, then postcopy for what they left dirty.
 //
+// With auto-converge, a round after which the guest dirtied pages faster than half the rate the
+// link sent them throttles the vCPUs: to the share that would bring the dirty rate to that half,
+// and at least 10 points more than before (starting at 20%, at most 99%).
+//
 // When the rounds do not converge within --max-rounds, --on-no-converge decides: stop (stop and
 // copy anyway), postcopy, or abort (the guest runs on here, untouched). Any failure before the
 // guest runs on the target resumes it here.
@@ -37,6 +41,7 @@ struct MigrationOptions {
   uint32_t maxRounds = 30;
   uint64_t maxBandwidth = 0;  // bytes per second, 0 = as fast as the link goes
   NoConvergeAction onNoConverge = NoConvergeAction::Stop;
+  bool autoConverge = false;  // throttle the vCPUs while the dirty rate outruns the link
   Compression compression = Compression::Auto;
   uint64_t xbzrleCacheBytes = 64 * kMiB;  // 0: no XBZRLE
 };
@@ -51,6 +56,7 @@ struct MigrationStats {
   uint64_t bytes = 0;
   EncodingCounts pages;
   uint32_t rounds = 0;
+  unsigned throttlePercent = 0;  // the most auto-converge took from the vCPUs
   // Postcopy: pages owed at the switch, how many the target faulted on, how long those waited.
   uint64_t postcopyPages = 0, postcopyRequested = 0, postcopyFaults = 0, postcopyZeroFaults = 0;
   double postcopyMs = 0, faultMedianUs = 0, faultP99Us = 0, faultMaxUs = 0;
@@ -73,6 +79,7 @@ private:
   void handshake();
   // Precopy rounds while the guest runs; true when the dirty set left fits the downtime budget.
   bool precopyRounds(DirtyTracker& tracker, PageSet& dirty);
+  void autoConverge(double dirtyPerSecond, double sentPerSecond);
   void sendRound(const PageSet& pages, uint32_t round);
   void awaitAck(uint32_t round);
   void stopAndCopy(DirtyTracker* tracker, PageSet pages);

@@ -221,6 +221,20 @@ DirtyTracker& Machine::startDirtyTracking() {
 
 void Machine::stopDirtyTracking() { dirty_.reset(); }
 
+void Machine::throttle(unsigned percent) {
+  if (percent == 0) {
+    throttle_.reset();
+  } else if (throttle_) {
+    throttle_->set(percent);
+  } else {
+    std::vector<VcpuRunner*> runners;
+    for (auto& r : runners_) runners.push_back(r.get());
+    throttle_ = std::make_unique<VcpuThrottle>(std::move(runners), percent);
+  }
+}
+
+unsigned Machine::throttlePercent() const { return throttle_ ? throttle_->percent() : 0; }
+
 void Machine::stop() { finish(MachineExit{MachineExit::Kind::Stopped, 0, "stopped"}); }
 
 void Machine::finish(MachineExit exit) {

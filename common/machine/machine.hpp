@@ -30,6 +30,7 @@
 #include "kvm/vm.hpp"
 #include "machine/io_thread.hpp"
 #include "machine/vcpu_runner.hpp"
+#include "machine/vcpu_throttle.hpp"
 #include "memory/dirty_tracker.hpp"
 #include "memory/guest_memory.hpp"
 #include "state/machine_state.hpp"
@@ -101,6 +102,10 @@ public:
   DirtyTracker& startDirtyTracking();
   void stopDirtyTracking();
 
+  // Auto-converge: the vCPUs get percent% less of their time (0 ends the throttling).
+  void throttle(unsigned percent);
+  unsigned throttlePercent() const;
+
   // Ends the run; the exit becomes Stopped unless the guest already ended it.
   void stop();
   // Blocks until the guest powers off, faults, or stop() is called; joins the vCPU threads.
@@ -137,6 +142,7 @@ private:
   std::unique_ptr<DirtyTracker> dirty_;
 
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // after the devices: threads stop first
+  std::unique_ptr<VcpuThrottle> throttle_;            // after the runners it naps: ends first
   bool started_ = false;
   bool paused_ = false;
   mutable std::mutex exitMutex_;

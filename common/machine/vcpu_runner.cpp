@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <mutex>
+#include <utility>
 
 #include "base/error.hpp"
 
@@ -75,6 +76,12 @@ void VcpuRunner::resume() {
   changed_.notify_all();
 }
 
+void VcpuRunner::requestNap(std::chrono::microseconds nap) {
+  std::lock_guard lock(mutex_);
+  nap_ = nap;
+  kick();
+}
+
 void VcpuRunner::requestStop() {
   std::lock_guard lock(mutex_);
   stopRequested_ = true;
@@ -98,6 +105,11 @@ void VcpuRunner::loop() {
     std::unique_lock lock(mutex_);
     run.immediate_exit = 0;  // cleared under the lock, so a kick that follows is never lost
     if (stopRequested_) return;
+    if (nap_.count() > 0 && !pauseRequested_) {
+      auto nap = std::exchange(nap_, std::chrono::microseconds(0));
+      changed_.wait_for(lock, nap, [&] { return pauseRequested_ || stopRequested_; });
+      if (stopRequested_) return;
+    }
     if (!pauseRequested_) continue;
     parked_ = true;
     changed_.notify_all();

@@ -1,6 +1,7 @@
 // VcpuRunner: the thread that runs one vCPU, and the state machine other threads drive it with.
 //
 //   running --requestPause()--> (kick) --> parked --resume()--> running
+//   running --requestNap(t)-->  (kick) --> asleep for t (a pause or stop ends it) --> running
 //   any     --requestStop()-->  (kick) --> finished
 //
 // A kick sets the run page's immediate_exit and sends SIGRTMIN to the thread, so KVM_RUN returns
@@ -9,6 +10,7 @@
 // result lands in RAX on the next entry), so a parked vCPU's registers are always complete.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -32,6 +34,8 @@ public:
   void requestPause();
   void waitParked();
   void resume();
+  // Throttling: the vCPU leaves the guest and sleeps for `nap`, then runs on; returns at once.
+  void requestNap(std::chrono::microseconds nap);
   // Asks the thread to end; returns at once. join() waits for it.
   void requestStop();
   void join();
@@ -48,6 +52,7 @@ private:
   bool stopRequested_ = false;
   bool parked_ = false;
   bool finished_ = false;
+  std::chrono::microseconds nap_{0};
   std::unique_ptr<NamedThread> thread_;
 };
 

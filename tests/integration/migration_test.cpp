@@ -178,6 +178,28 @@ BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
   BOOST_TEST(*verdict == "verify ok pages=8192");
 }
 
+BOOST_AUTO_TEST_CASE(auto_converge_throttles_a_guest_that_dirties_faster_than_the_link_until_it_converges) {
+  TempDir tmp("migthrottle");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto target = startStandby(endpoint);
+  auto source = startTandemRun({"--control", socket, "--memory", "64M", "--append", "job=dirty mib=8 rate=0"});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  // As fast as it can, the guest rewrites its 2048 pages many times during any round at 512 KiB/s:
+  // without throttling no round gets smaller (the abort test shows where that ends).
+  auto [status, out] = migrate(socket, endpoint, {"--max-bandwidth", "512K", "--max-rounds", "15", "--on-no-converge",
+                                                  "abort", "--auto-converge"});
+  BOOST_REQUIRE_MESSAGE(status == 0, out);
+  BOOST_TEST_MESSAGE(out);
+  auto stats = nlohmann::json::parse(out);
+  BOOST_TEST(stats["throttle_percent"].get<unsigned>() >= 20u);
+  BOOST_TEST(stats["downtime_ms"].get<double>() < 300);
+  BOOST_TEST(source->wait(10s) == 0);
+  target->send("verify\n");
+  auto verdict = target->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=2048");  // and it runs at full speed there
+}
+
 BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_the_guest_stays) {
   TempDir tmp("migver");
   std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
