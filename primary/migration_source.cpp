@@ -110,10 +110,8 @@ void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
   std::vector<uint64_t> batch;
   auto flush = [&] {
     limit_->pace();
-    capnp::MallocMessageBuilder message;
-    encoder.build(bulk, message, round, batch);
     uint64_t before = bulk.bytesSent();
-    if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
+    if (!bulk.send(encoder.build(bulk, round, batch))) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
     limit_->account(bulk.bytesSent() - before);
     progress_.update([&](MigrationProgress& p) {
       p.pagesSent += batch.size();

@@ -1,5 +1,7 @@
 #include "primary/page_encoder.hpp"
 
+#include <lz4.h>
+
 #include <cstring>
 
 #include "base/error.hpp"
@@ -16,7 +18,7 @@ constexpr size_t kGoodDelta = 512;
 }  // namespace
 
 PageEncoder::PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes)
-    : memory_(memory), compression_(compression), staged_(kPageSize) {
+    : memory_(memory), compression_(compression), encoded_(static_cast<size_t>(LZ4_compressBound(kPageSize))) {
   if (xbzrleCacheBytes && compression == Compression::Auto)
     cache_ = std::make_unique<codec::XbzrleCache>(xbzrleCacheBytes);
 }
@@ -30,50 +32,60 @@ EncodingCounts PageEncoder::counts() const {
   return c;
 }
 
-schema::Encoding PageEncoder::encode(uint64_t page) {
-  std::memcpy(staged_.data(), memory_.hostBase() + page * kPageSize, kPageSize);
-  if (codec::isZeroPage(staged_.data())) {
+std::pair<schema::Encoding, size_t> PageEncoder::encode(uint64_t page, uint8_t* slot) {
+  std::memcpy(slot, memory_.hostBase() + page * kPageSize, kPageSize);
+  if (codec::isZeroPage(slot)) {
     if (cache_) cache_->erase(page);
-    encoded_.clear();
     ++counts_.zero;
-    return schema::Encoding::ZERO;
+    return {schema::Encoding::ZERO, 0};
   }
-  bool haveDelta = false;
+  size_t best = kPageSize;
+  schema::Encoding encoding = schema::Encoding::RAW;
+  const uint8_t* bytes = slot;
   if (cache_) {
+    bool haveDelta = false;
     if (const uint8_t* old = cache_->find(page))
-      haveDelta = codec::encodeXbzrle(old, staged_.data(), delta_, kPageSize / 2);
-    cache_->put(page, staged_.data());  // what the target holds once this message arrives
-    if (haveDelta && delta_.size() <= kGoodDelta) {
-      std::swap(encoded_, delta_);
-      ++counts_.xbzrle;
-      return schema::Encoding::XBZRLE;
+      haveDelta = codec::encodeXbzrle(old, slot, delta_, kPageSize / 2);
+    cache_->put(page, slot);  // what the target holds once this message arrives
+    if (haveDelta) {
+      best = delta_.size();
+      encoding = schema::Encoding::XBZRLE;
+      bytes = delta_.data();
     }
   }
-  codec::Encoding e = codec::encodePage(staged_.data(), encoded_, compression_ != Compression::None);
-  if (haveDelta && delta_.size() < encoded_.size()) {
-    std::swap(encoded_, delta_);
-    ++counts_.xbzrle;
-    return schema::Encoding::XBZRLE;
+  if (compression_ != Compression::None && best > kGoodDelta) {
+    int n = LZ4_compress_default(reinterpret_cast<const char*>(slot), reinterpret_cast<char*>(encoded_.data()),
+                                 kPageSize, static_cast<int>(encoded_.size()));
+    if (n > 0 && static_cast<size_t>(n) < best) {
+      best = static_cast<size_t>(n);
+      encoding = schema::Encoding::LZ4;
+      bytes = encoded_.data();
+    }
   }
-  if (e == codec::Encoding::Lz4) {
-    ++counts_.lz4;
-    return schema::Encoding::LZ4;
-  }
-  ++counts_.raw;
-  return schema::Encoding::RAW;
+  if (bytes != slot) std::memcpy(slot, bytes, best);  // the winner over the staged page (never longer)
+  (encoding == schema::Encoding::RAW ? counts_.raw : encoding == schema::Encoding::LZ4 ? counts_.lz4 : counts_.xbzrle)++;
+  return {encoding, best};
 }
 
-void PageEncoder::build(const Channel& channel, capnp::MallocMessageBuilder& message, uint32_t round,
-                        std::span<const uint64_t> pages) {
+std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint32_t round,
+                                                    std::span<const uint64_t> pages) {
   require(pages.size() <= kPagesPerMessage, pages.size(), " pages in one message");
-  auto out = channel.start(message).initPages();
+  auto message = std::make_unique<OutgoingMessage>();
+  uint8_t* staging = message->staging(pages.size() * kPageSize);
+  auto out = channel.start(*message).initPages();
   out.setRound(round);
   auto list = out.initPages(static_cast<unsigned>(pages.size()));
+  size_t used = 0;
   for (unsigned i = 0; i < pages.size(); ++i) {
-    list[i].setEncoding(encode(pages[i]));
+    auto [encoding, length] = encode(pages[i], staging + used);
     list[i].setFrame(memory_.gpaOfPage(pages[i]).value / kPageSize);
-    list[i].setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
+    list[i].setEncoding(encoding);
+    list[i].setOffset(static_cast<uint32_t>(used));
+    list[i].setLength(static_cast<uint32_t>(length));
+    used += length;
   }
+  if (used > 0) out.adoptBlob(message->referenceStaging(used));  // (an empty external blob confuses readers)
+  return message;
 }
 
 }  // namespace tandem

@@ -1,6 +1,7 @@
-// PageEncoder: turns guest pages into a Pages envelope, each page encoded from a private copy
-// (the guest may be writing it right now: it is then dirty again and goes later), and counts the
-// encodings it chose.
+// PageEncoder: turns guest pages into a Pages envelope. Each page is copied once, from guest memory
+// into the message's staging buffer (the guest may be writing it right now: it is then dirty
+// again and goes later, and the encoder must not see it change under it); whatever encoding wins
+// is written over it there, and the buffer goes on the wire without another copy.
 //
 //   Compression::Auto  zero; else, when the page went before and its copy is in the XBZRLE cache,
 //                      the difference if it is small (a few hundred bytes: no lz4 tried);
@@ -11,8 +12,6 @@
 // The XBZRLE cache holds what the target was sent, so only an encoder whose every page reaches
 // the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
-
-#include <capnp/message.h>
 
 #include <cstdint>
 #include <memory>
@@ -41,22 +40,21 @@ class PageEncoder {
 public:
   static constexpr size_t kPagesPerMessage = 256;
 
-  // xbzrleCacheBytes: 0 for none (and always none with Compression::None).
+  // xbzrleCacheBytes: 0 for none (only Compression::Auto uses one).
   PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes = 0);
 
-  // Fills message (an envelope from channel.start) with pages (GuestMemory numbers, at most
-  // kPagesPerMessage of them) for round.
-  void build(const Channel& channel, capnp::MallocMessageBuilder& message, uint32_t round,
-             std::span<const uint64_t> pages);
+  // A message for channel holding pages (GuestMemory numbers, at most kPagesPerMessage) of round.
+  std::unique_ptr<OutgoingMessage> build(const Channel& channel, uint32_t round, std::span<const uint64_t> pages);
   EncodingCounts counts() const;
 
 private:
-  schema::Encoding encode(uint64_t page);
+  // Encodes page into slot (4 KiB of staging); returns the encoding and how many bytes it took.
+  std::pair<schema::Encoding, size_t> encode(uint64_t page, uint8_t* slot);
 
   const GuestMemory& memory_;
   Compression compression_;
   std::unique_ptr<codec::XbzrleCache> cache_;
-  std::vector<uint8_t> staged_, encoded_, delta_;
+  std::vector<uint8_t> encoded_, delta_;
   EncodingCounts counts_;
 };
 

@@ -98,10 +98,8 @@ void PageServer::answerRequest(const capnp::List<uint64_t>::Reader& frames) {
   stats_.requested += pages.size();
   // Always sent, even if a background batch carried it already: that batch may still be queued.
   for (size_t i = 0; i < pages.size(); i += PageEncoder::kPagesPerMessage) {
-    capnp::MallocMessageBuilder message;
     auto n = std::min(PageEncoder::kPagesPerMessage, pages.size() - i);
-    urgent_.build(*link_.urgent, message, 0, std::span(pages).subspan(i, n));
-    if (!link_.urgent->send(message)) throw Error(ErrorKind::Disconnected, concat(to_, " stopped taking pages"));
+    if (!link_.urgent->send(urgent_.build(*link_.urgent, 0, std::span(pages).subspan(i, n)))) throw Error(ErrorKind::Disconnected, concat(to_, " stopped taking pages"));
   }
 }
 
@@ -127,13 +125,11 @@ bool PageServer::pushBackground() {
       --owedCount_;
     }
     cursor_ = pendingPages_.empty() ? cursor_ : pendingPages_.back() + 1;
-    pendingBatch_ = std::make_unique<capnp::MallocMessageBuilder>();
-    background_.build(*link_.bulk, *pendingBatch_, 0, pendingPages_);
+    pendingBatch_ = background_.build(*link_.bulk, 0, pendingPages_);
   }
   uint64_t before = link_.bulk->bytesSent();
-  if (!link_.bulk->trySend(*pendingBatch_)) return false;
+  if (!link_.bulk->trySend(pendingBatch_)) return false;
   limit_.account(link_.bulk->bytesSent() - before);
-  pendingBatch_.reset();
   progress_.update([&](MigrationProgress& p) {
     p.pagesSent = owedAtStart_ - owedCount_;
     p.bytes = link_.bytesSent();

@@ -52,7 +52,7 @@ private:
   BandwidthLimit& limit_;
   std::string to_;
   PageEncoder background_, urgent_;
-  std::unique_ptr<capnp::MallocMessageBuilder> pendingBatch_;  // built, not yet taken by the queue
+  std::unique_ptr<OutgoingMessage> pendingBatch_;  // built, not yet taken by the queue
   std::vector<uint64_t> pendingPages_;
   bool running_ = false, complete_ = false;
   uint64_t heartbeatSeq_ = 0;

@@ -67,12 +67,15 @@ struct Hello {                 # source -> target, first
 struct Page {
   frame @0 :UInt64;            # guest-physical address / 4096
   encoding @1 :Encoding;
-  bytes @2 :Data;
+  offset @2 :UInt32;           # its bytes: blob[offset, offset + length) of the Pages it is in
+  length @3 :UInt32;
 }
 
 struct Pages {                 # source -> target, any number per round
   round @0 :UInt32;
   pages @1 :List(Page);
+  blob @2 :Data;               # every page's bytes, back to back: the sender's staging buffer,
+                               # sent as a segment of its own without being copied into the message
 }
 
 struct Postcopy {              # source -> target, before State

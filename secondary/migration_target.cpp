@@ -76,7 +76,6 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   link_->bulk->start(welcome).setWelcome();
   if (!link_->bulk->send(welcome)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
 
-  std::vector<uint8_t> page(kPageSize);
   std::optional<MachineState> state;
   std::optional<PageSet> owed;
   for (;;) {
@@ -86,10 +85,9 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
     auto envelope = r.message->envelope();
     switch (envelope.which()) {
       case schema::Envelope::PAGES:
-        for (auto p : envelope.getPages().getPages()) {
-          uint64_t number = decodeReceivedPage(memory, p, page.data(), Deltas::Allowed);
-          memory.write(memory.gpaOfPage(number), page);
-        }
+        decodeReceivedPages(memory, envelope.getPages(), Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
+          memory.write(memory.gpaOfPage(number), std::span(bytes, kPageSize));
+        });
         break;
       case schema::Envelope::ROUND_END: {
         // The source waits for this during precopy rounds; for the final round it does not, and

@@ -42,8 +42,7 @@ PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed)
       link_(link),
       owed_((discardOwed(memory, owed), std::move(owed))),
       owedCount_(owed_.count()),
-      userfault_(memory),
-      page_(kPageSize) {
+      userfault_(memory) {
   log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");
   thread_ = std::make_unique<NamedThread>("postcopy", [this] { loop(); });
 }
@@ -68,6 +67,7 @@ void PostcopyTarget::loop() {
                        std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(100)));
       wake_.consume();
       serveFaults();
+      sendRequests();
       if (startedFlag_ && !runningSent_) {
         capnp::MallocMessageBuilder message;
         link_.urgent->start(message).setRunning();
@@ -99,11 +99,17 @@ void PostcopyTarget::serveFaults() {
     }
     if (waiting_.emplace(page, now).second) frames.push_back(memory_.gpaOfPage(page).value / kPageSize);
   }
-  if (frames.empty()) return;
+  unsent_.insert(unsent_.end(), frames.begin(), frames.end());
+  sendRequests();
+}
+
+void PostcopyTarget::sendRequests() {
+  if (unsent_.empty()) return;
   capnp::MallocMessageBuilder message;
-  auto list = link_.urgent->start(message).initPageRequest(static_cast<unsigned>(frames.size()));
-  for (unsigned i = 0; i < frames.size(); ++i) list.set(i, frames[i]);
-  if (!link_.urgent->send(message)) fail("the source does not take page requests any more");
+  auto list = link_.urgent->start(message).initPageRequest(static_cast<unsigned>(unsent_.size()));
+  for (unsigned i = 0; i < unsent_.size(); ++i) list.set(i, unsent_[i]);
+  // Never blocks: with the queue full the requests wait here, and silence tells if the source is gone.
+  if (link_.urgent->trySend(message)) unsent_.clear();
 }
 
 bool PostcopyTarget::receive(Channel& channel) {
@@ -114,10 +120,9 @@ bool PostcopyTarget::receive(Channel& channel) {
   auto envelope = r.message->envelope();
   switch (envelope.which()) {
     case schema::Envelope::PAGES:
-      for (auto p : envelope.getPages().getPages()) {
-        uint64_t page = decodeReceivedPage(memory_, p, page_.data(), Deltas::Refused);
-        if (owed_.test(page)) install(page, page_.data());
-      }
+      decodeReceivedPages(memory_, envelope.getPages(), Deltas::Refused, [&](uint64_t page, const uint8_t* bytes) {
+        if (owed_.test(page)) install(page, bytes);
+      });
       break;
     case schema::Envelope::HEARTBEAT: break;
     case schema::Envelope::REFUSAL: fail(concat("the source gave up: ", envelope.getRefusal().cStr()));

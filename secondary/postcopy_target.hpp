@@ -36,6 +36,7 @@ public:
 private:
   void loop();
   void serveFaults();
+  void sendRequests();
   bool receive(Channel& channel);  // false when nothing was waiting
   void install(uint64_t page, const uint8_t* bytes);
   void heartbeat();
@@ -52,10 +53,10 @@ private:
   bool runningSent_ = false, complete_ = false;
   std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> waiting_;  // requested page -> first fault
   std::vector<double> serviceUs_;
+  std::vector<uint64_t> unsent_;  // page requests the urgent queue had no room for yet
   uint64_t zeroFaults_ = 0;
   uint64_t heartbeatSeq_ = 0;
   std::chrono::steady_clock::time_point lastHeard_, nextHeartbeat_;
-  std::vector<uint8_t> page_;
   std::unique_ptr<NamedThread> thread_;
 };
 

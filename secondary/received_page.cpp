@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <kj/exception.h>
+
 #include "base/error.hpp"
 #include "codec/page_codec.hpp"
 
@@ -19,14 +21,15 @@ bool toCodec(schema::Encoding e, codec::Encoding& out) {
   }
 }
 
-}  // namespace
-
-uint64_t decodeReceivedPage(const GuestMemory& memory, schema::Page::Reader page, uint8_t* out, Deltas deltas) {
+uint64_t decodeOne(const GuestMemory& memory, schema::Page::Reader page, capnp::Data::Reader blob, uint8_t* out,
+                   Deltas deltas) {
   auto number = page.getFrame() < (uint64_t{1} << 52) ? memory.pageOfGpa(Gpa{page.getFrame() * kPageSize}) : std::nullopt;
   if (!number)
     throw Error(ErrorKind::Failed, concat("the source sent frame ", page.getFrame(), ", outside guest memory"));
   codec::Encoding encoding;
-  auto bytes = page.getBytes();
+  if (uint64_t{page.getOffset()} + page.getLength() > blob.size())
+    throw Error(ErrorKind::Failed, concat("the source sent a page whose bytes lie outside its message (frame ", page.getFrame(), ")"));
+  auto bytes = blob.slice(page.getOffset(), page.getOffset() + page.getLength());
   if (page.getEncoding() == schema::Encoding::XBZRLE) {
     if (deltas == Deltas::Refused)
       throw Error(ErrorKind::Failed, concat("the source sent a difference (xbzrle) for frame ", page.getFrame(),
@@ -36,6 +39,19 @@ uint64_t decodeReceivedPage(const GuestMemory& memory, schema::Page::Reader page
   if (!toCodec(page.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), out))
     throw Error(ErrorKind::Failed, concat("the source sent a page that does not decode (frame ", page.getFrame(), ")"));
   return *number;
+}
+
+}  // namespace
+
+void decodeReceivedPages(const GuestMemory& memory, schema::Pages::Reader pages, Deltas deltas,
+                         const std::function<void(uint64_t page, const uint8_t* bytes)>& take) {
+  alignas(64) static thread_local uint8_t buffer[kPageSize];
+  try {
+    auto blob = pages.getBlob();
+    for (auto p : pages.getPages()) take(decodeOne(memory, p, blob, buffer, deltas), buffer);
+  } catch (const kj::Exception& e) {
+    throw Error(ErrorKind::Failed, concat("the source sent a malformed message: ", e.getDescription().cStr()));
+  }
 }
 
 }  // namespace tandem

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "memory/guest_memory.hpp"
 #include "protocol.capnp.h"
@@ -13,6 +14,10 @@
 namespace tandem {
 
 enum class Deltas { Allowed, Refused };
-uint64_t decodeReceivedPage(const GuestMemory& memory, schema::Page::Reader page, uint8_t* out, Deltas deltas);
+
+// Decodes each page of pages in turn into a 4 KiB buffer and hands it to take(page number, bytes).
+// A message Cap'n Proto cannot read (a bad pointer deep inside) is an Error(Failed) too.
+void decodeReceivedPages(const GuestMemory& memory, schema::Pages::Reader pages, Deltas deltas,
+                         const std::function<void(uint64_t page, const uint8_t* bytes)>& take);
 
 }  // namespace tandem

@@ -2,6 +2,7 @@
 
 #include <kj/exception.h>
 
+#include <atomic>
 #include <cstring>
 #include <vector>
 #include <zmq.hpp>
@@ -20,14 +21,77 @@ void checkEndpoint(const std::string& endpoint) {
     failBadInput("'", endpoint, "' is not an address like tcp://127.0.0.1:7000");
 }
 
+capnp::ReaderOptions readerOptions() {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = 64 * 1024 * 1024;
+  return options;
+}
+
 }  // namespace
 
-Incoming::Incoming(kj::Array<capnp::word> words)
-    : words_(std::move(words)), reader_(words_, [] {
-        capnp::ReaderOptions options;
-        options.traversalLimitInWords = 64 * 1024 * 1024;
-        return options;
-      }()) {}
+Incoming::Incoming(std::shared_ptr<void> frames, std::vector<kj::Array<capnp::word>> copies,
+                   kj::Array<kj::ArrayPtr<const capnp::word>> segments)
+    : frames_(std::move(frames)),
+      copies_(std::move(copies)),
+      segments_(std::move(segments)),
+      reader_(std::make_unique<capnp::SegmentArrayMessageReader>(segments_.asPtr(), readerOptions())) {}
+
+namespace {
+
+constexpr size_t kMaxSegments = 512;
+
+// The frames of one ZeroMQ message as Cap'n Proto segments. Frame 0 holds the segment table and
+// the first segments; each further frame holds one more segment (the large ones, sent without a
+// copy). Empty with `problem` set when they do not add up.
+struct Segments {
+  std::vector<kj::Array<capnp::word>> copies;
+  kj::Array<kj::ArrayPtr<const capnp::word>> segments;
+  std::string problem;
+};
+
+const capnp::word* aligned(const zmq::message_t& frame, std::vector<kj::Array<capnp::word>>& copies) {
+  if (reinterpret_cast<uintptr_t>(frame.data()) % sizeof(capnp::word) == 0) return frame.data<capnp::word>();
+  auto copy = kj::heapArray<capnp::word>(frame.size() / sizeof(capnp::word));
+  std::memcpy(copy.begin(), frame.data(), frame.size());
+  copies.push_back(std::move(copy));
+  return copies.back().begin();
+}
+
+Segments segmentsOf(const std::vector<zmq::message_t>& frames) {
+  Segments out;
+  for (const auto& f : frames)
+    if (f.size() % sizeof(capnp::word) != 0 || frames[0].size() == 0) {
+      out.problem = "a message that is not a whole number of words";
+      return out;
+    }
+  const zmq::message_t& first = frames[0];
+  const capnp::word* base = aligned(first, out.copies);
+  const auto* table = reinterpret_cast<const uint32_t*>(base);
+  uint32_t count = table[0] + 1;
+  size_t tableWords = (count / 2) + 1;  // (1 + count) uint32s, padded to whole words
+  if (count > kMaxSegments || count < frames.size() || tableWords * sizeof(capnp::word) > first.size()) {
+    out.problem = "a message with a bad segment table";
+    return out;
+  }
+  const uint32_t* sizes = table + 1;
+  size_t inFirst = count - (frames.size() - 1);
+  size_t wordsInFirst = tableWords;
+  for (size_t i = 0; i < inFirst; ++i) wordsInFirst += sizes[i];
+  bool fits = wordsInFirst * sizeof(capnp::word) == first.size();
+  for (size_t i = inFirst; fits && i < count; ++i) fits = sizes[i] * sizeof(capnp::word) == frames[i - inFirst + 1].size();
+  if (!fits) {
+    out.problem = "a message whose segments do not add up";
+    return out;
+  }
+  auto segments = kj::heapArrayBuilder<kj::ArrayPtr<const capnp::word>>(count);
+  const capnp::word* at = base + tableWords;
+  for (size_t i = 0; i < inFirst; at += sizes[i], ++i) segments.add(at, sizes[i]);
+  for (size_t i = inFirst; i < count; ++i) segments.add(aligned(frames[i - inFirst + 1], out.copies), sizes[i]);
+  out.segments = segments.finish();
+  return out;
+}
+
+}  // namespace
 
 Channel::Channel() : context_(std::make_unique<zmq::context_t>(1)) {
   socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::pair);
@@ -101,18 +165,23 @@ Received Channel::receive(std::chrono::milliseconds timeout) {
   Received result;
   zmq::pollitem_t item{socket_->handle(), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, timeout) == 0) return result;
-  zmq::message_t raw;
-  if (!socket_->recv(raw, zmq::recv_flags::dontwait)) return result;
+  auto frames = std::make_shared<std::vector<zmq::message_t>>();
+  for (;;) {
+    zmq::message_t frame;
+    if (!socket_->recv(frame, zmq::recv_flags::dontwait)) break;
+    bool more = frame.more();
+    frames->push_back(std::move(frame));
+    if (!more) break;
+  }
+  if (frames->empty()) return result;
   result.kind = Received::Kind::Refused;
-  if (raw.size() % sizeof(capnp::word) != 0 || raw.size() == 0) {
-    result.problem = "a message that is not a whole number of words";
+  auto segments = segmentsOf(*frames);
+  if (!segments.problem.empty()) {
+    result.problem = segments.problem;
     return result;
   }
-  // ZeroMQ's buffer need not be word-aligned; Cap'n Proto reads aligned words only: copy.
-  auto words = kj::heapArray<capnp::word>(raw.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), raw.data(), raw.size());
   try {
-    auto incoming = std::make_unique<Incoming>(std::move(words));
+    auto incoming = std::make_unique<Incoming>(frames, std::move(segments.copies), std::move(segments.segments));
     auto envelope = incoming->envelope();
     if (envelope.getVersion() != schema::K_PROTOCOL_VERSION) {
       result.problem = concat("protocol version ", envelope.getVersion(), " (this tandem speaks ",
@@ -130,6 +199,46 @@ Received Channel::receive(std::chrono::milliseconds timeout) {
     result.problem = concat("a malformed message: ", e.getDescription().cStr());
   }
   return result;
+}
+
+bool Channel::send(std::unique_ptr<OutgoingMessage> message) { return sendOwned(message, true); }
+
+bool Channel::trySend(std::unique_ptr<OutgoingMessage>& message) { return sendOwned(message, false); }
+
+bool Channel::sendOwned(std::unique_ptr<OutgoingMessage>& message, bool wait) {
+  auto segments = message->builder().getSegmentsForOutput();
+  size_t count = segments.size();
+  // Frame 0: the segment table and segment 0 (the envelope and the page list, small), copied.
+  size_t tableWords = count / 2 + 1;
+  zmq::message_t first((tableWords + segments[0].size()) * sizeof(capnp::word));
+  auto* table = first.data<uint32_t>();
+  std::memset(table, 0, tableWords * sizeof(capnp::word));
+  table[0] = static_cast<uint32_t>(count - 1);
+  for (size_t i = 0; i < count; ++i) table[1 + i] = static_cast<uint32_t>(segments[i].size());
+  std::memcpy(first.data<capnp::word>() + tableWords, segments[0].begin(), segments[0].size() * sizeof(capnp::word));
+  size_t bytes = first.size();
+  auto more = count > 1 ? zmq::send_flags::sndmore : zmq::send_flags::none;
+  if (!socket_->send(first, wait ? more : more | zmq::send_flags::dontwait)) return false;
+  // The rest without a copy: ZeroMQ frees the message when it has sent the last of them. Once the
+  // first part of a message is queued, ZeroMQ takes its other parts too.
+  struct Holder {
+    std::unique_ptr<OutgoingMessage> message;
+    std::atomic<size_t> frames;
+  };
+  auto* holder = new Holder{std::move(message), count - 1};
+  auto release = [](void*, void* hint) {
+    auto* h = static_cast<Holder*>(hint);
+    if (h->frames.fetch_sub(1) == 1) delete h;
+  };
+  for (size_t i = 1; i < count; ++i) {
+    zmq::message_t frame(const_cast<capnp::word*>(segments[i].begin()), segments[i].size() * sizeof(capnp::word), release,
+                         holder);
+    bytes += frame.size();
+    socket_->send(frame, i + 1 < count ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  if (count == 1) delete holder;
+  bytesSent_ += bytes;
+  return true;
 }
 
 }  // namespace tandem

@@ -11,8 +11,10 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "protocol.capnp.h"
+#include "transport/outgoing.hpp"
 
 namespace zmq {
 class context_t;
@@ -21,15 +23,19 @@ class socket_t;
 
 namespace tandem {
 
-// A received envelope and the words it lives in.
+// A received envelope and the memory it lives in (ZeroMQ's buffers where they are word-aligned,
+// copies where they are not).
 class Incoming {
 public:
-  explicit Incoming(kj::Array<capnp::word> words);
-  schema::Envelope::Reader envelope() { return reader_.getRoot<schema::Envelope>(); }
+  Incoming(std::shared_ptr<void> frames, std::vector<kj::Array<capnp::word>> copies,
+           kj::Array<kj::ArrayPtr<const capnp::word>> segments);
+  schema::Envelope::Reader envelope() { return reader_->getRoot<schema::Envelope>(); }
 
 private:
-  kj::Array<capnp::word> words_;
-  capnp::FlatArrayMessageReader reader_;
+  std::shared_ptr<void> frames_;
+  std::vector<kj::Array<capnp::word>> copies_;
+  kj::Array<kj::ArrayPtr<const capnp::word>> segments_;
+  std::unique_ptr<capnp::MessageReader> reader_;
 };
 
 struct Received {
@@ -54,6 +60,12 @@ public:
   bool send(capnp::MallocMessageBuilder& message);
   // Without waiting: false when the queue towards the peer is full (try again later).
   bool trySend(capnp::MallocMessageBuilder& message);
+  // A message with a staging buffer: its segments go as frames of one ZeroMQ message, the large
+  // ones without a copy; the message is released once ZeroMQ is done with it. trySend leaves it
+  // with the caller when the queue is full.
+  schema::Envelope::Builder start(OutgoingMessage& message) const { return start(message.builder()); }
+  bool send(std::unique_ptr<OutgoingMessage> message);
+  bool trySend(std::unique_ptr<OutgoingMessage>& message);
   Received receive(std::chrono::milliseconds timeout);
 
   // Waits at most timeout until one of channels has a message or one of fds is readable. Returns a
@@ -67,6 +79,7 @@ public:
 private:
   Channel();
   bool sendWith(capnp::MallocMessageBuilder& message, bool wait);
+  bool sendOwned(std::unique_ptr<OutgoingMessage>& message, bool wait);
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
   uint64_t session_ = 0;
