@@ -1,10 +1,14 @@
 /*
- * job=dirty mib=M rate=K [seq=1]: keeps an M MiB working set and writes K pages a second across all
- * vCPUs (rate=0: as fast as they can), random pages or sequential with seq=1. Each vCPU owns an
- * equal slice. Writing page p for its generation g stamps pattern(p, g) into its first and last
- * word and into a word whose place moves with g, so "verify" can check every page against its
+ * job=dirty mib=M rate=K [seq=1] [tick=T]: keeps an M MiB working set and writes K pages a second
+ * across all vCPUs (rate=0: as fast as they can), random pages or sequential with seq=1. Each vCPU
+ * owns an equal slice. Writing page p for its generation g stamps pattern(p, g) into its first and
+ * last word and into a word whose place moves with g, so "verify" can check every page against its
  * generation: "verify ok pages=N" or the first bad page. Three stores, not 512: on kvm_pvm every
  * guest instruction (and every iteration of a rep prefix) costs about a microsecond.
+ * tick=T (default 0: none): once the working set is filled, vCPU 0 also prints "tick N" (N = 1, 2,
+ * ...) T times a second from its loop, so that an outside reader sees how long the guest stood
+ * still (a migration's downtime) while it dirties memory. A tick is late by at most one batch of
+ * pages; after a pause the ticks go on from now, without a burst.
  */
 #include "../runtime/clock.h"
 #include "../runtime/cmdline.h"
@@ -23,6 +27,7 @@ static volatile uint32_t* generation; /* one per page, after the working set */
 static uint64_t pages;
 static uint64_t rate_per_cpu;
 static int sequential;
+static uint64_t tick_rate;
 static volatile uint64_t written[GUEST_MAX_CPUS];
 static volatile uint32_t filled[GUEST_MAX_CPUS];
 
@@ -35,8 +40,10 @@ static int dirty_setup(const struct boot_info* boot, uint32_t cpus) {
   uint64_t mib = cmdline_u64(boot->cmdline, "mib", 16, &ok);
   uint64_t rate = cmdline_u64(boot->cmdline, "rate", 1000, &ok);
   sequential = cmdline_u64(boot->cmdline, "seq", 0, &ok) != 0;
-  if (!ok || mib == 0) {
-    console_puts("tandem-guest: dirty needs mib=M (MiB, > 0), rate=K (pages/s, 0 = unlimited), seq=0|1\n");
+  tick_rate = cmdline_u64(boot->cmdline, "tick", 0, &ok);
+  if (!ok || mib == 0 || tick_rate > 100000) {
+    console_puts("tandem-guest: dirty needs mib=M (MiB, > 0), rate=K (pages/s, 0 = unlimited), seq=0|1, "
+                 "tick=T (0..100000 ticks/s)\n");
     return 0;
   }
   uint64_t base = ((uint64_t)(uintptr_t)guest_image_end + 2 * kMiB - 1) & ~(uint64_t)(2 * kMiB - 1);
@@ -96,6 +103,8 @@ static void dirty_work(uint32_t cpu) {
   uint64_t late_limit = tsc_hz / 10;
   uint64_t service_every = tsc_hz / 1000;
   uint64_t next = rdtsc(), next_service = next;
+  uint64_t tick_period = cpu == 0 && tick_rate ? tsc_hz / tick_rate : 0;
+  uint64_t next_tick = next + tick_period, ticks = 0;
   uint64_t cursor = 0, rng = 0x2545f4914f6cdd1dull ^ ((uint64_t)cpu << 17) ^ rdtsc();
   for (;;) {
     uint64_t now = rdtsc();
@@ -103,6 +112,13 @@ static void dirty_work(uint32_t cpu) {
       if (now >= next_service) {
         console_service();
         next_service = now + service_every;
+      }
+      if (tick_period && now >= next_tick) {
+        console_puts("tick ");
+        console_put_u64(++ticks);
+        console_putc('\n');
+        next_tick += tick_period;
+        if (now > next_tick) next_tick = now + tick_period; /* paused from outside: no burst */
       }
     } else {
       smp_checkpoint(cpu);
@@ -116,7 +132,7 @@ static void dirty_work(uint32_t cpu) {
     uint64_t due = kBatch;
     if (interval) {
       if (now < next) {
-        vmm_idle(us_until(next, 1000));
+        vmm_idle(us_until(tick_period && next_tick < next ? next_tick : next, 1000));
         continue;
       }
       due = (now - next) / interval + 1;
