@@ -330,6 +330,11 @@ MigrationStats MigrationSource::run() {
   } catch (const Error& e) {
     machine_.throttle(0);
     machine_.stopDirtyTracking();
+    if (!machine_.exited()) {  // the guest runs on here: the target may drop what it has
+      capnp::MallocMessageBuilder bye;
+      link_->bulk->start(bye).setBye(e.what());
+      link_->bulk->trySend(bye);
+    }
     if (!switching) throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
     throw;
   }

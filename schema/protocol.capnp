@@ -114,5 +114,7 @@ struct Envelope {
     pageRequest @12 :List(UInt64);   # target -> source: guest frames (as in Page), most urgent first
     heartbeat @13 :Heartbeat;
     postcopyComplete @14 :PostcopyComplete;
+    bye @15 :Text;             # source -> target: the migration ends here, and why (the target
+                               # drops what it received and waits for the next source)
   }
 }

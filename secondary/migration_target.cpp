@@ -48,9 +48,15 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
     try {
       return receiveFrom(*r.message);
     } catch (const Error& e) {
-      if (e.kind() == ErrorKind::Disconnected) throw;
-      refuse(e.what());
-      throw;
+      // This standby does not fit the source: the operator has to change something.
+      if (e.kind() == ErrorKind::BadInput) {
+        refuse(e.what());
+        throw;
+      }
+      // A source that gave up, vanished or sent something unusable: what came is dropped, and
+      // the standby waits for the next one.
+      if (e.kind() != ErrorKind::Disconnected) refuse(e.what());
+      log::warn("the migration from the source failed (", e.what(), "); waiting for the next source");
     }
   }
 }
@@ -123,7 +129,9 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         }
         return machine;
       case schema::Envelope::REFUSAL:
-        throw Error(ErrorKind::Failed, concat("the source gave up: ", envelope.getRefusal().cStr()));
+        throw Error(ErrorKind::Disconnected, concat("the source gave up: ", envelope.getRefusal().cStr()));
+      case schema::Envelope::BYE:
+        throw Error(ErrorKind::Disconnected, concat("the source ended the migration: ", envelope.getBye().cStr()));
       default:
         throw Error(ErrorKind::Failed, "the source sent a message out of order");
     }

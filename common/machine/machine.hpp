@@ -91,6 +91,11 @@ public:
   void pause();
   void resume();
   bool paused() const { return paused_; }
+  // True once the run has ended (powered off, faulted or stopped).
+  bool exited() const {
+    std::lock_guard lock(exitMutex_);
+    return exit_.has_value();
+  }
 
   // The whole state but memory, in capture order: devices, then vCPUs, then the VM's irqchip,
   // PIT and clock. The machine is paused.

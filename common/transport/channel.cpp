@@ -95,7 +95,9 @@ Segments segmentsOf(const std::vector<zmq::message_t>& frames) {
 
 Channel::Channel() : context_(std::make_unique<zmq::context_t>(1)) {
   socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::pair);
-  socket_->set(zmq::sockopt::linger, 0);
+  // A last message (a Bye, a Refusal) still goes out when the channel closes right after it; a
+  // peer that is gone costs at most this long.
+  socket_->set(zmq::sockopt::linger, 500);
   socket_->set(zmq::sockopt::sndtimeo, kSendTimeoutMs);
   socket_->set(zmq::sockopt::sndhwm, kQueuedMessages);
   socket_->set(zmq::sockopt::rcvhwm, kQueuedMessages);

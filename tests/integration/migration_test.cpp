@@ -149,6 +149,15 @@ BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs
   auto verdict = source->waitForLine("verify", 60s);
   BOOST_REQUIRE(verdict);
   BOOST_TEST(*verdict == "verify ok pages=8192");
+
+  // The source said Bye: the standby dropped what it had and takes the next attempt.
+  auto [again, out2] = migrate(socket, endpoint);
+  BOOST_REQUIRE_MESSAGE(again == 0, out2);
+  BOOST_TEST(source->wait(10s) == 0);
+  target->send("verify\n");
+  verdict = target->waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=8192");
 }
 
 BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
