@@ -107,6 +107,9 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   else return {{"ok", false}, {"error", concat("\"mode\" is precopy, postcopy or hybrid, not '", mode, "'")}};
   options.xbzrleCacheBytes = request.value("xbzrle_cache", options.xbzrleCacheBytes);
   options.autoConverge = request.value("auto_converge", false);
+  options.encodeThreads = request.value("encode_threads", options.encodeThreads);
+  if (options.encodeThreads < 1 || options.encodeThreads > 64)
+    return {{"ok", false}, {"error", "\"encode_threads\" is 1 to 64"}};
   std::string compress = request.value("compress", "auto");
   if (compress == "auto") options.compression = Compression::Auto;
   else if (compress == "lz4") options.compression = Compression::Lz4;

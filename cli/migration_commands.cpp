@@ -29,7 +29,7 @@ const char* const kMigrateUsage =
     "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
     "                      [--max-downtime-ms 300] [--max-rounds 30] [--max-bandwidth SIZE (per second)]\n"
     "                      [--on-no-converge stop|postcopy|abort] [--compress auto|lz4|none]\n"
-    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--auto-converge] [--json]\n"
+    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--auto-converge] [--encode-threads 1] [--json]\n"
     "  moves the guest of the tandem at --control to the standby at --to (which listens on PORT and PORT+1)\n"
     "  precopy: rounds while the guest runs, then a short stop; postcopy: the guest moves at once and\n"
     "  fetches its memory on demand; hybrid: precopy rounds, then postcopy for what is left.\n"
@@ -61,7 +61,7 @@ int standbyCommand(const std::vector<std::string>& args) {
 int migrateCommand(const std::vector<std::string>& args) {
   Arguments options(args, "migrate",
                     {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge", "compress",
-                     "xbzrle-cache"},
+                     "xbzrle-cache", "encode-threads"},
                     {"json", "auto-converge"});
   auto control = options.value("control");
   auto to = options.value("to");
@@ -78,6 +78,7 @@ int migrateCommand(const std::vector<std::string>& args) {
   urgentEndpoint(*to);  // checks the address: tcp://HOST:PORT with PORT+1 free for the urgent channel
   nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}, {"compress", compress}};
   if (options.flag("auto-converge")) request["auto_converge"] = true;
+  if (auto v = options.value("encode-threads")) request["encode_threads"] = parseNumber(*v, "encode-threads", 1, 64);
   if (auto v = options.value("xbzrle-cache")) request["xbzrle_cache"] = parseSize(*v, "xbzrle-cache");
   if (auto v = options.value("max-bandwidth")) request["max_bandwidth"] = parseSize(*v, "max-bandwidth");
   if (auto v = options.value("max-downtime-ms")) request["max_downtime_ms"] = parseNumber(*v, "max-downtime-ms", 1, 600000);

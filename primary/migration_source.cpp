@@ -106,27 +106,17 @@ void MigrationSource::handshake() {
 }
 
 void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
-  PageEncoder& encoder = *encoder_;
   Channel& bulk = *link_->bulk;
-  std::vector<uint64_t> batch;
-  auto flush = [&] {
-    limit_->pace();
-    uint64_t before = bulk.bytesSent();
-    if (!bulk.send(encoder.build(bulk, round, batch))) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
-    limit_->account(bulk.bytesSent() - before);
-    progress_.update([&](MigrationProgress& p) {
-      p.pagesSent += batch.size();
-      p.bytes = link_->bytesSent();
+  try {
+    rounds_->send(bulk, pages, round, *limit_, [&](size_t sent) {
+      progress_.update([&](MigrationProgress& p) {
+        p.pagesSent += sent;
+        p.bytes = link_->bytesSent();
+      });
     });
-    batch.clear();
-  };
-  for (uint64_t w = 0; w < pages.words.size(); ++w) {
-    for (uint64_t bits = pages.words[w]; bits; bits &= bits - 1) {
-      batch.push_back(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits)));
-      if (batch.size() == PageEncoder::kPagesPerMessage) flush();
-    }
+  } catch (const Error& e) {
+    throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
   }
-  if (!batch.empty()) flush();
   capnp::MallocMessageBuilder end;
   bulk.start(end).setRoundEnd(round);
   if (!bulk.send(end)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
@@ -307,7 +297,8 @@ void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
 
 MigrationStats MigrationSource::run() {
   auto start = Clock::now();
-  encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
+  rounds_ = std::make_unique<RoundSender>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes,
+                                          options_.encodeThreads);
   link_ = std::make_unique<Link>(Link::connect(options_.to));
   link_->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
   bool switching = false;  // from here on the switch's own failure handling says where the guest is
@@ -339,7 +330,7 @@ MigrationStats MigrationSource::run() {
     throw;
   }
   machine_.throttle(0);
-  stats_.pages += encoder_->counts();
+  stats_.pages += rounds_->counts();
   stats_.bytes = link_->bytesSent();
   stats_.totalMs = msSince(start);
   progress_.update([&](MigrationProgress& p) {

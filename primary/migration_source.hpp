@@ -25,6 +25,7 @@
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
 #include "primary/page_encoder.hpp"
+#include "primary/round_sender.hpp"
 
 namespace tandem {
 
@@ -44,6 +45,7 @@ struct MigrationOptions {
   bool autoConverge = false;  // throttle the vCPUs while the dirty rate outruns the link
   Compression compression = Compression::Auto;
   uint64_t xbzrleCacheBytes = 64 * kMiB;  // 0: no XBZRLE
+  unsigned encodeThreads = 1;             // encoders beside the thread that sends
 };
 
 struct MigrationStats {
@@ -91,7 +93,7 @@ private:
   MigrationOptions options_;
   std::unique_ptr<Link> link_;
   std::unique_ptr<BandwidthLimit> limit_;
-  std::unique_ptr<PageEncoder> encoder_;  // precopy rounds and stop-and-copy: one XBZRLE cache for all
+  std::unique_ptr<RoundSender> rounds_;  // precopy rounds and stop-and-copy: one XBZRLE cache for all
   MigrationStats stats_;
   ProgressBoard ownProgress_;
   ProgressBoard& progress_;

@@ -1,0 +1,102 @@
+#include "primary/round_sender.hpp"
+
+#include <atomic>
+
+#include "base/bounded_queue.hpp"
+#include "base/error.hpp"
+#include "base/thread.hpp"
+
+namespace tandem {
+
+namespace {
+
+// Calls f(page) for each page of set that belongs to share `share` of `shares`, in order.
+template <typename F>
+void forEachPage(const PageSet& set, unsigned share, unsigned shares, uint64_t pagesPerShare, F&& f) {
+  for (uint64_t w = 0; w < set.words.size(); ++w) {
+    uint64_t first = w * 64;
+    if ((first / pagesPerShare) % shares != share) continue;  // a word never straddles two shares
+    for (uint64_t bits = set.words[w]; bits; bits &= bits - 1) f(first + static_cast<uint64_t>(__builtin_ctzll(bits)));
+  }
+}
+
+struct Encoded {
+  std::unique_ptr<OutgoingMessage> message;
+  size_t pages = 0;
+};
+
+}  // namespace
+
+RoundSender::RoundSender(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes, unsigned threads)
+    : memory_(memory) {
+  threads = std::max(threads, 1u);
+  for (unsigned i = 0; i < threads; ++i)
+    encoders_.push_back(std::make_unique<PageEncoder>(memory, compression, xbzrleCacheBytes / threads));
+}
+
+EncodingCounts RoundSender::counts() const {
+  EncodingCounts total;
+  for (const auto& e : encoders_) total += e->counts();
+  return total;
+}
+
+void RoundSender::send(Channel& channel, const PageSet& pages, uint32_t round, BandwidthLimit& limit,
+                       const std::function<void(size_t)>& afterSend) {
+  unsigned shares = static_cast<unsigned>(encoders_.size());
+  auto sendOne = [&](Encoded encoded) {
+    limit.pace();
+    uint64_t before = channel.bytesSent();
+    if (!channel.send(std::move(encoded.message))) throw Error(ErrorKind::Disconnected, "the target stopped taking pages");
+    limit.account(channel.bytesSent() - before);
+    afterSend(encoded.pages);
+  };
+  // Each encoder's pages of this round, in batches of one message.
+  auto encodeShare = [&](unsigned share, const std::function<bool(Encoded)>& deliver) {
+    std::vector<uint64_t> batch;
+    bool going = true;
+    auto flush = [&] {
+      going = deliver(Encoded{encoders_[share]->build(channel, round, batch), batch.size()});
+      batch.clear();
+    };
+    forEachPage(pages, share, shares, kPagesPerShare, [&](uint64_t page) {
+      if (!going) return;
+      batch.push_back(page);
+      if (batch.size() == PageEncoder::kPagesPerMessage) flush();
+    });
+    if (going && !batch.empty()) flush();
+  };
+
+  if (shares == 1 || pages.count() < 4 * PageEncoder::kPagesPerMessage) {
+    for (unsigned share = 0; share < shares; ++share)
+      encodeShare(share, [&](Encoded e) {
+        sendOne(std::move(e));
+        return true;
+      });
+    return;
+  }
+  BoundedQueue<Encoded> ready(2 * shares);
+  std::vector<std::unique_ptr<NamedThread>> workers;
+  std::atomic<unsigned> running{shares};
+  for (unsigned share = 0; share < shares; ++share)
+    workers.push_back(std::make_unique<NamedThread>(concat("encode", share), [&, share] {
+      try {
+        encodeShare(share, [&](Encoded e) { return ready.push(std::move(e)); });
+      } catch (...) {
+        ready.close();  // the round is lost: the sender stops, join() rethrows this
+        throw;
+      }
+      if (--running == 0) ready.close();
+    }));
+  try {
+    while (auto encoded = ready.pop()) sendOne(std::move(*encoded));
+  } catch (...) {
+    ready.close();  // the encoders stop at their next message
+    throw;
+  }
+  for (auto& w : workers) {
+    w->join();
+    w->rethrowIfFailed();
+  }
+}
+
+}  // namespace tandem
