@@ -91,8 +91,8 @@ nlohmann::json MachineControl::snapshot(const std::string& dir) {
           {"total_ms", totalMs}};
 }
 
-// Runs on the control thread until the guest runs on the target (the machine then stops and
-// tandem run exits) or the migration failed (the guest runs on here).
+// Runs on a thread of its own (a long request) until the guest runs on the target (the machine
+// then stops and tandem run exits) or the migration failed (the error says where the guest is).
 nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   MigrationOptions options;
   options.to = request.value("to", "");

@@ -2,8 +2,10 @@
 // PORT+1), checks the source's Hello against what this standby was given (protocol version,
 // number of disks and NICs), builds an empty machine of the source's shape, writes pages as they
 // come, and on Done restores the MachineState. For postcopy, a PostcopyTarget then fetches the
-// owed pages while the guest runs. Nothing it receives is applied unless it decodes whole; a
-// source that goes silent for 30 s ends the wait.
+// owed pages while the guest runs. Nothing it receives is applied unless it decodes whole. A
+// source that says Bye, goes silent for 30 s or sends something unusable is dropped with what it
+// sent, and the standby waits for the next one; only a source this standby does not fit (other
+// devices, too much memory) ends it, with exit code 2.
 #pragma once
 
 #include <functional>
@@ -24,7 +26,8 @@ public:
   ~MigrationTarget();
 
   // Blocks until a migration has arrived; returns the machine, restored and not yet started.
-  // A refused source (wrong version, shape) is told why and the wait goes on.
+  // A source with another protocol version is told why and the wait goes on; one this standby
+  // does not fit is told why and BadInput is thrown.
   std::unique_ptr<Machine> receive();
   // After the machine started: tells the source the guest runs here.
   void reportRunning();
