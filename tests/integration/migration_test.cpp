@@ -40,16 +40,36 @@ std::pair<int, std::string> migrate(const std::string& socket, const std::string
   return {status, out};
 }
 
+// Asks the guest to check its working set: "verify ok pages=N" is the only good answer.
+void expectVerified(ChildProcess& guest, uint64_t pages) {
+  guest.send("verify\n");
+  auto verdict = guest.waitForLine("verify", 60s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(*verdict == "verify ok pages=" + std::to_string(pages));
+}
+
+// A standby, and a source running with run's options until it printed `ready`.
+struct Pair {
+  TempDir tmp;
+  std::string endpoint = freeEndpoint();
+  std::string socket = tmp / "src.sock";
+  std::unique_ptr<ChildProcess> target = startStandby(endpoint);
+  std::unique_ptr<ChildProcess> source;
+
+  Pair(const std::string& name, std::vector<std::string> run, const std::string& ready) : tmp(name) {
+    run.insert(run.begin(), {"--control", socket});
+    source = startTandemRun(run);
+    BOOST_REQUIRE(source->waitForLine(ready, 60s));
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(migration)
 
 BOOST_DATA_TEST_CASE(counter_moves_with_every_tick_once_and_in_order, kModes, mode) {
-  TempDir tmp("mig");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--append", "job=counter rate=50"});
-  BOOST_REQUIRE(source->waitForLine("tick 10", 20s));
+  Pair pair("mig", {"--append", "job=counter rate=50"}, "tick 10");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
   BOOST_TEST_MESSAGE(mode << ": " << out);
@@ -69,12 +89,9 @@ BOOST_DATA_TEST_CASE(counter_moves_with_every_tick_once_and_in_order, kModes, mo
 }
 
 BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, kModes * data::make({1, 2}), mode, cpus) {
-  TempDir tmp("migdirty");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--cpus", std::to_string(cpus), "--memory", "512M", "--append",
-                                "job=dirty mib=256 rate=20000"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migdirty", {"--cpus", std::to_string(cpus), "--memory", "512M", "--append",
+                                "job=dirty mib=256 rate=20000"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   std::this_thread::sleep_for(500ms);
   auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
@@ -85,18 +102,12 @@ BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, kMo
   }
   BOOST_TEST(source->wait(10s) == 0);
   std::this_thread::sleep_for(300ms);  // still dirtying on the target
-  target->send("verify\n");
-  auto verdict = target->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=65536");
+  expectVerified(*target, 65536);
 }
 
 BOOST_AUTO_TEST_CASE(pages_sent_again_go_as_xbzrle_differences_and_arrive_intact) {
-  TempDir tmp("migxbzrle");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--memory", "128M", "--append", "job=dirty mib=32 rate=20000"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migxbzrle", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   // At 1 MiB/s a round takes long enough for most of the working set to be dirty again, and a
   // budget no round meets: five rounds, each resending pages the cache holds.
   auto [status, out] = migrate(socket, endpoint, {"--max-downtime-ms", "1", "--max-rounds", "5", "--xbzrle-cache", "64M",
@@ -107,18 +118,12 @@ BOOST_AUTO_TEST_CASE(pages_sent_again_go_as_xbzrle_differences_and_arrive_intact
   BOOST_TEST(stats["rounds"].get<int>() == 6);  // five, and the final one
   BOOST_TEST(stats["pages"]["xbzrle"].get<uint64_t>() > 1000u);
   BOOST_TEST(source->wait(10s) == 0);
-  target->send("verify\n");
-  auto verdict = target->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=8192");
+  expectVerified(*target, 8192);
 }
 
 BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_target_with_a_reason) {
-  TempDir tmp("migpostkill");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--memory", "512M", "--append", "job=dirty mib=256 rate=1000"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migpostkill", {"--memory", "512M", "--append", "job=dirty mib=256 rate=1000"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   // Its pages compress to about 5 MiB: at 1 MiB/s that takes far longer than the second the source has left.
   auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--mode", "postcopy",
                                 "--max-bandwidth", "1M", "--json"});
@@ -133,11 +138,8 @@ BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_ta
 }
 
 BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs_on_at_the_source) {
-  TempDir tmp("migabort");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--memory", "128M", "--append", "job=dirty mib=32 rate=20000"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migabort", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   // The whole working set (8192 pages) is dirty again within half a second; at 256 KiB/s a round
   // of it takes seconds: no round can catch up.
   auto [status, out] = migrate(socket, endpoint, {"--max-bandwidth", "256K", "--max-rounds", "3", "--max-downtime-ms",
@@ -145,27 +147,18 @@ BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs
   BOOST_TEST(status == 1);
   BOOST_TEST(out.find("did not converge") != std::string::npos, out);
   BOOST_TEST(out.find("the guest runs on here") != std::string::npos, out);
-  source->send("verify\n");
-  auto verdict = source->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=8192");
+  expectVerified(*source, 8192);
 
   // The source said Bye: the standby dropped what it had and takes the next attempt.
   auto [again, out2] = migrate(socket, endpoint);
   BOOST_REQUIRE_MESSAGE(again == 0, out2);
   BOOST_TEST(source->wait(10s) == 0);
-  target->send("verify\n");
-  verdict = target->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=8192");
+  expectVerified(*target, 8192);
 }
 
 BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
-  TempDir tmp("migstatus");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--memory", "128M", "--append", "job=dirty mib=32 rate=1"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migstatus", {"--memory", "128M", "--append", "job=dirty mib=32 rate=1"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   // 8192 pages, a few hundred bytes each on the wire, at 256 KiB/s: seconds in round 0.
   auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--max-bandwidth", "256K", "--json"});
   std::this_thread::sleep_for(1s);
@@ -181,18 +174,12 @@ BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
   BOOST_TEST(pause["error"].get<std::string>().find("migration is under way") != std::string::npos);
   BOOST_TEST(migration->wait(60s) == 0);
   BOOST_TEST(source->wait(10s) == 0);
-  target->send("verify\n");
-  auto verdict = target->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=8192");
+  expectVerified(*target, 8192);
 }
 
 BOOST_AUTO_TEST_CASE(auto_converge_throttles_a_guest_that_dirties_faster_than_the_link_until_it_converges) {
-  TempDir tmp("migthrottle");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--memory", "64M", "--append", "job=dirty mib=8 rate=0"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migthrottle", {"--memory", "64M", "--append", "job=dirty mib=8 rate=0"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   // As fast as it can, the guest rewrites its 2048 pages many times during any round at 512 KiB/s:
   // without throttling no round gets smaller (the abort test shows where that ends).
   auto [status, out] = migrate(socket, endpoint, {"--max-bandwidth", "512K", "--max-downtime-ms", "50", "--max-rounds",
@@ -203,10 +190,7 @@ BOOST_AUTO_TEST_CASE(auto_converge_throttles_a_guest_that_dirties_faster_than_th
   BOOST_TEST(stats["throttle_percent"].get<unsigned>() >= 20u);
   BOOST_TEST(stats["downtime_ms"].get<double>() < 300);  // 50 ms of pages, plus the target's start
   BOOST_TEST(source->wait(10s) == 0);
-  target->send("verify\n");
-  auto verdict = target->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=2048");  // and it runs at full speed there
+  expectVerified(*target, 2048);  // and it runs at full speed there
 }
 
 BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_the_guest_stays) {
@@ -235,12 +219,9 @@ BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_t
 }
 
 BOOST_AUTO_TEST_CASE(the_target_killed_during_precopy_leaves_the_source_running) {
-  TempDir tmp("migkill");
-  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
-  auto target = startStandby(endpoint);
-  auto source = startTandemRun({"--control", socket, "--cpus", "2", "--memory", "512M", "--append",
-                                "job=dirty mib=256 rate=0"});
-  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  Pair pair("migkill", {"--cpus", "2", "--memory", "512M", "--append",
+                                "job=dirty mib=256 rate=0"}, "dirty: working set filled");
+  auto& [tmp, endpoint, socket, target, source] = pair;
   std::thread killer([&] {
     std::this_thread::sleep_for(300ms);
     target->kill(SIGKILL);
@@ -250,10 +231,7 @@ BOOST_AUTO_TEST_CASE(the_target_killed_during_precopy_leaves_the_source_running)
   killer.join();
   BOOST_TEST(status == 1);
   BOOST_TEST(out.find("the guest runs on here") != std::string::npos, out);
-  source->send("verify\n");
-  auto verdict = source->waitForLine("verify", 60s);
-  BOOST_REQUIRE(verdict);
-  BOOST_TEST(*verdict == "verify ok pages=65536");
+  expectVerified(*source, 65536);
 }
 
 BOOST_AUTO_TEST_CASE(a_standby_with_other_devices_refuses_the_source) {
