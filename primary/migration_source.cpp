@@ -213,7 +213,7 @@ void MigrationSource::sendStateAndDone() {
     throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking the machine state"));
 }
 
-void MigrationSource::stopAndCopy(DirtyTracker* tracker, PageSet pages) {
+void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
   progress_.update([&](MigrationProgress& p) {
     p.phase = "stop-and-copy";
     p.pagesSent = 0;
@@ -226,7 +226,7 @@ void MigrationSource::stopAndCopy(DirtyTracker* tracker, PageSet pages) {
     auto part = Clock::now();
     // The guest waits: the last pages go as fast as the link takes them (as QEMU does too).
     limit_ = std::make_unique<BandwidthLimit>(0);
-    if (tracker) pages |= tracker->take();
+    pages |= tracker.take();
     // No acknowledgement for the last round: Done follows it on the same ordered channel, and
     // Running answers for all of it (one round trip less inside the downtime).
     sendRound(pages, stats_.rounds);
@@ -245,7 +245,7 @@ void MigrationSource::stopAndCopy(DirtyTracker* tracker, PageSet pages) {
   stats_.downtimeMs = msSince(pauseStart);
 }
 
-void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
+void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
   stats_.switchedToPostcopy = true;
   auto pauseStart = Clock::now();
   machine_.pause();
@@ -253,8 +253,7 @@ void MigrationSource::postcopy(DirtyTracker* tracker, PageSet owed) {
   PageServer* serverSeen = nullptr;
   try {
     auto part = Clock::now();
-    if (tracker) owed |= tracker->take();
-    else owed = backedPages();
+    owed |= tracker.take();
     stats_.postcopyPages = owed.count();
     capnp::MallocMessageBuilder message;
     auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(owed.words.data()), owed.words.size() * 8);
@@ -306,8 +305,13 @@ MigrationStats MigrationSource::run() {
     handshake();
     stats_.setupMs = msSince(start);
     if (options_.mode == MigrationMode::Postcopy) {
+      // Which pages the host backed is read while the guest runs (on a 4 GiB guest that is
+      // milliseconds of /proc/self/pagemap); what it touches from then on, the dirty log adds
+      // once it is paused.
+      DirtyTracker& tracker = machine_.startDirtyTracking();
+      PageSet owed = backedPages();
       switching = true;
-      postcopy(nullptr, PageSet(machine_.memory().pageCount()));
+      postcopy(tracker, std::move(owed));
     } else {
       DirtyTracker& tracker = machine_.startDirtyTracking();
       PageSet dirty;
@@ -315,8 +319,8 @@ MigrationStats MigrationSource::run() {
       bool toPostcopy = options_.mode == MigrationMode::Hybrid ||
                         (!converged && options_.onNoConverge == NoConvergeAction::Postcopy);
       switching = true;
-      if (toPostcopy) postcopy(&tracker, std::move(dirty));
-      else stopAndCopy(&tracker, std::move(dirty));
+      if (toPostcopy) postcopy(tracker, std::move(dirty));
+      else stopAndCopy(tracker, std::move(dirty));
     }
   } catch (const Error& e) {
     machine_.throttle(0);

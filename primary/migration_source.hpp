@@ -84,8 +84,9 @@ private:
   void autoConverge(double dirtyPerSecond, double sentPerSecond);
   void sendRound(const PageSet& pages, uint32_t round);
   void awaitAck(uint32_t round);
-  void stopAndCopy(DirtyTracker* tracker, PageSet pages);
-  void postcopy(DirtyTracker* tracker, PageSet owed);
+  void stopAndCopy(DirtyTracker& tracker, PageSet pages);
+  // owed: what the target does not have yet; the pages dirtied since the tracker's last take() are added.
+  void postcopy(DirtyTracker& tracker, PageSet owed);
   PageSet backedPages() const;
   void sendStateAndDone();
 

@@ -84,6 +84,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
 
   std::optional<MachineState> state;
   std::optional<PageSet> owed;
+  bool pagesArrived = false;  // precopy rounds wrote into memory
   for (;;) {
     Received r = link_->bulk->receive(kSilence);
     if (r.kind == Received::Kind::Timeout) throw Error(ErrorKind::Disconnected, "the source went silent for 30 s");
@@ -91,6 +92,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
     auto envelope = r.message->envelope();
     switch (envelope.which()) {
       case schema::Envelope::PAGES:
+        pagesArrived = true;
         decodeReceivedPages(memory, envelope.getPages(), Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
           memory.write(memory.gpaOfPage(number), std::span(bytes, kPageSize));
         });
@@ -120,7 +122,10 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
       case schema::Envelope::DONE:
         if (!state) throw Error(ErrorKind::Failed, "the source said Done before it sent the machine state");
         // Postcopy: from here on missing pages are fetched on demand, also while restoring.
-        if (owed) postcopy_ = std::make_unique<PostcopyTarget>(memory, *link_, std::move(*owed));
+        if (owed)
+          postcopy_ = std::make_unique<PostcopyTarget>(
+              memory, *link_, std::move(*owed),
+              pagesArrived ? PostcopyTarget::Memory::HasStaleCopies : PostcopyTarget::Memory::Untouched);
         try {
           machine->restore(*state);
         } catch (...) {

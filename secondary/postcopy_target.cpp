@@ -37,10 +37,10 @@ void discardOwed(GuestMemory& memory, const PageSet& owed) {
 
 }  // namespace
 
-PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed)
+PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed, Memory before)
     : memory_(memory),
       link_(link),
-      owed_((discardOwed(memory, owed), std::move(owed))),
+      owed_((before == Memory::HasStaleCopies ? discardOwed(memory, owed) : void(), std::move(owed))),
       owedCount_(owed_.count()),
       userfault_(memory) {
   log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");

@@ -25,9 +25,11 @@ namespace tandem {
 
 class PostcopyTarget {
 public:
-  // Drops whatever stale copies of owed pages memory holds and registers it with userfaultfd;
-  // the thread starts at once (before the machine restores and starts, which may touch memory).
-  PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed);
+  // Drops the stale copies of owed pages memory holds (when precopy rounds wrote any) and
+  // registers it with userfaultfd; the thread starts at once (before the machine restores and
+  // starts, which may touch memory).
+  enum class Memory { Untouched, HasStaleCopies };
+  PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed, Memory before);
   ~PostcopyTarget();
 
   // The guest started: Running goes to the source (from the postcopy thread, which owns the link).
