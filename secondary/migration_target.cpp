@@ -75,7 +75,8 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   if (config.memory < GuestMemory::kMinimumSize || config.memory % (2 * kMiB) || config.memory > hostAvailableMemory())
     failBadInput("the source's ", config.memory / kMiB, " MiB of memory do not fit on this standby");
   if (config.cpus == 0 || config.cpus > 255) failBadInput("the source has ", config.cpus, " vCPUs");
-  auto machine = std::make_unique<Machine>(config, console_, Machine::ForRestore{});
+  // Small pages: filled page by page from the network while the source sends (see GuestMemory).
+  auto machine = std::make_unique<Machine>(config, console_, Machine::ForRestore{GuestMemory::Pages::Small});
   GuestMemory& memory = machine->memory();
 
   capnp::MallocMessageBuilder welcome;

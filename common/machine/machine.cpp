@@ -57,7 +57,7 @@ uint64_t hostAvailableMemory() {
 }
 
 Machine::Machine(const MachineConfig& config, dev::Console& console)
-    : Machine(config, console, checkMachineConfig(config, kvm::System())) {
+    : Machine(config, console, checkMachineConfig(config, kvm::System()), GuestMemory::Pages::Huge) {
   image_->loadInto(memory_, boot::kKernelLowest);
   boot::writeStartInfo(memory_, guestCmdline());
   boot::writeLongModeTables(memory_);
@@ -72,15 +72,16 @@ Machine::Machine(const MachineConfig& config, dev::Console& console)
   }
 }
 
-Machine::Machine(const MachineConfig& config, dev::Console& console, ForRestore)
-    : Machine(config, console, std::nullopt) {}
+Machine::Machine(const MachineConfig& config, dev::Console& console, ForRestore restore)
+    : Machine(config, console, std::nullopt, restore.pages) {}
 
-Machine::Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image)
+Machine::Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image,
+                 GuestMemory::Pages pages)
     : config_(config),
       console_(console),
       image_(std::move(image)),
       vm_(system_),
-      memory_(config.memory, image_ ? GuestMemory::Pages::Huge : GuestMemory::Pages::Small),
+      memory_(config.memory, pages),
       serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
       exitPort_([this](uint8_t status) {
         finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});

@@ -77,8 +77,11 @@ public:
 
   // A machine to restore into: the VM, memory and vCPUs of `state`'s shape, nothing booted. The
   // caller fills memory() and calls restore(state) before start(). config.kernel is not used.
-  struct ForRestore {};
-  Machine(const MachineConfig& config, dev::Console& console, ForRestore);
+  // pages: how its memory is backed, for the way it will be filled (see GuestMemory::Pages).
+  struct ForRestore {
+    GuestMemory::Pages pages = GuestMemory::Pages::Huge;
+  };
+  Machine(const MachineConfig& config, dev::Console& console, ForRestore restore);
   ~Machine();
 
   const MachineConfig& config() const { return config_; }
@@ -120,7 +123,7 @@ public:
 
 private:
   // Both public constructors end here: image is the kernel to boot, or nullopt to restore.
-  Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image);
+  Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image, GuestMemory::Pages pages);
   void createVcpusAndDevices();
   bool handleExit(kvm::Vcpu& vcpu);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
