@@ -101,6 +101,9 @@ Channel::Channel() : context_(std::make_unique<zmq::context_t>(1)) {
   socket_->set(zmq::sockopt::sndtimeo, kSendTimeoutMs);
   socket_->set(zmq::sockopt::sndhwm, kQueuedMessages);
   socket_->set(zmq::sockopt::rcvhwm, kQueuedMessages);
+  // Nothing legitimate comes near this (a Pages message is about 1 MiB): a peer that sends more
+  // is cut off instead of filling our memory.
+  socket_->set(zmq::sockopt::maxmsgsize, int64_t{256} << 20);
 }
 
 Channel::~Channel() = default;
