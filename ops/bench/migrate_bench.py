@@ -11,18 +11,19 @@ For every case and every VMM it migrates a freshly booted guest over 127.0.0.1 a
             the source's stdout, then the target's, each line stamped when it arrives here
   bytes     bytes on the wire as the VMM reports them
 """
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import Qmp, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT = 23456  # the standby also listens on PORT + 1 (its urgent channel)
@@ -122,76 +123,12 @@ def start(args, tmp, name, stdin=subprocess.DEVNULL):
     return proc, Console(proc)
 
 
-def stop(proc):
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    if proc.stdin:
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-
-
 def stderr_tail(tmp, name, lines=5):
     try:
         with open(os.path.join(tmp, name + ".err"), errors="replace") as f:
             return " | ".join(f.read().strip().splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def unix_request(path, request, timeout):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                raise RuntimeError("tandem's control socket closed without an answer")
-            data += chunk
-        return json.loads(data)
-
-
-class Qmp:
-    def __init__(self, path, timeout=120):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no QMP on {path} within {timeout} s")
-                time.sleep(0.01)
-        self.sock.settimeout(60)
-        self.file = self.sock.makefile("rwb")
-        self._read()  # greeting
-        self.execute("qmp_capabilities")
-
-    def _read(self):
-        while True:
-            line = self.file.readline()
-            if not line:
-                raise RuntimeError("QMP closed")
-            msg = json.loads(line)
-            if "event" not in msg:
-                return msg
-
-    def execute(self, command, **arguments):
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        self.file.flush()
-        reply = self._read()
-        if "error" in reply:
-            raise RuntimeError(f"QMP {command}: {reply['error']}")
-        return reply["return"]
-
-    def close(self):
-        self.sock.close()
 
 
 def measure_dirty_rate(proc, console):

@@ -1,14 +1,14 @@
 """Driver for ops/bench/snapshot: times tandem's and QEMU's save and restore of the same guest."""
-import json
 import os
-import select
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import Qmp, stop, unix_request, wait_for_line, wait_until  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 MEMORY = "1G"
@@ -16,86 +16,6 @@ CASES = [
     ("idle 1 GiB", "job=counter rate=10", "tandem-guest: ready"),
     ("1 GiB, 512 MiB written", "job=dirty mib=512 rate=1", "dirty: working set filled"),
 ]
-
-
-def wait_for_line(proc, needle, timeout=120):
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buf += chunk
-            if needle.encode() in buf:
-                return
-    raise RuntimeError(f"no '{needle}' from {proc.args[0]}")
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-
-
-def unix_request(path, request, timeout=60):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                raise RuntimeError("control socket closed")
-            data += chunk
-        return json.loads(data)
-
-
-class Qmp:
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.002)
-        self.file = self.sock.makefile("rwb")
-        self._read()  # greeting
-        self.execute("qmp_capabilities")
-
-    def _read(self):
-        while True:
-            msg = json.loads(self.file.readline())
-            if "event" not in msg:
-                return msg
-
-    def execute(self, command, **arguments):
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        self.file.flush()
-        reply = self._read()
-        if "error" in reply:
-            raise RuntimeError(f"QMP {command}: {reply['error']}")
-        return reply["return"]
-
-    def close(self):
-        self.sock.close()
-
-
-def wait_until(check, timeout=120, step=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(step)
-    raise RuntimeError("timed out")
 
 
 def tandem_run(tmp, append, ready):

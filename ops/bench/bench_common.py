@@ -1,0 +1,95 @@
+"""What the benchmark drivers share: processes, tandem's control socket, QEMU's QMP."""
+import json
+import os
+import select
+import socket
+import time
+
+
+def wait_for_line(proc, needle, timeout=120):
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            if needle.encode() in buf:
+                return
+    raise RuntimeError(f"no '{needle}' from {proc.args[0]}")
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    if proc.stdin:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+
+def unix_request(path, request, timeout=60):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RuntimeError("tandem's control socket closed without an answer")
+            data += chunk
+        return json.loads(data)
+
+
+class Qmp:
+    def __init__(self, path, timeout=120):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no QMP on {path} within {timeout} s")
+                time.sleep(0.002)
+        self.sock.settimeout(60)
+        self.file = self.sock.makefile("rwb")
+        self._read()  # greeting
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise RuntimeError("QMP closed")
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
+
+    def execute(self, command, **arguments):
+        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
+        self.file.flush()
+        reply = self._read()
+        if "error" in reply:
+            raise RuntimeError(f"QMP {command}: {reply['error']}")
+        return reply["return"]
+
+    def close(self):
+        self.sock.close()
+
+
+def wait_until(check, timeout=120, step=0.002):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(step)
+    raise RuntimeError("timed out")
