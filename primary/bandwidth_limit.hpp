@@ -15,7 +15,6 @@ public:
 
   explicit BandwidthLimit(uint64_t bytesPerSecond) : rate_(bytesPerSecond) {}
 
-  uint64_t rate() const { return rate_; }
   void account(uint64_t bytes) { sent_ += bytes; }
   // How long to wait before sending more; zero when sending now keeps within the limit.
   std::chrono::microseconds wait() const {

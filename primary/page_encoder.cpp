@@ -1,7 +1,5 @@
 #include "primary/page_encoder.hpp"
 
-#include <lz4.h>
-
 #include <cstring>
 
 #include "base/error.hpp"
@@ -18,7 +16,7 @@ constexpr size_t kGoodDelta = 512;
 }  // namespace
 
 PageEncoder::PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes)
-    : memory_(memory), compression_(compression), encoded_(static_cast<size_t>(LZ4_compressBound(kPageSize))) {
+    : memory_(memory), compression_(compression), encoded_(codec::kLz4Bound) {
   if (xbzrleCacheBytes && compression == Compression::Auto)
     cache_ = std::make_unique<codec::XbzrleCache>(xbzrleCacheBytes);
 }
@@ -54,10 +52,9 @@ std::pair<schema::Encoding, size_t> PageEncoder::encode(uint64_t page, uint8_t* 
     }
   }
   if (compression_ != Compression::None && best > kGoodDelta) {
-    int n = LZ4_compress_default(reinterpret_cast<const char*>(slot), reinterpret_cast<char*>(encoded_.data()),
-                                 kPageSize, static_cast<int>(encoded_.size()));
-    if (n > 0 && static_cast<size_t>(n) < best) {
-      best = static_cast<size_t>(n);
+    size_t n = codec::compressLz4(slot, encoded_.data());
+    if (n > 0 && n < best) {
+      best = n;
       encoding = schema::Encoding::LZ4;
       bytes = encoded_.data();
     }

@@ -24,30 +24,24 @@ PageServer::PageServer(const GuestMemory& memory, Link& link, PageSet owed, Band
       to_(to),
       background_(memory, compression),
       urgent_(memory, compression),
+      heartbeat_(*link.urgent),
       progress_(progress) {}
 
 PostcopyStats PageServer::serve() {
-  started_ = lastHeard_ = Clock::now();
-  nextHeartbeat_ = started_;
+  started_ = Clock::now();
   log::info("postcopy: ", owedCount_, " pages to serve to ", to_);
   while (!complete_) {
     // Requests first, then whatever else the target said, then one background batch.
-    for (auto r = link_.urgent->receive(std::chrono::milliseconds(0)); r.kind != Received::Kind::Timeout;
-         r = link_.urgent->receive(std::chrono::milliseconds(0))) {
-      if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("refused what ", to_, " sent: ", r.problem));
-      handle(*r.message);
+    while (receive(*link_.urgent)) {
     }
-    if (auto r = link_.bulk->receive(std::chrono::milliseconds(0)); r.kind != Received::Kind::Timeout) {
-      if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("refused what ", to_, " sent: ", r.problem));
-      handle(*r.message);
-    }
+    receive(*link_.bulk);
     if (complete_) break;
-    if (Clock::now() >= nextHeartbeat_) heartbeat();
-    if (Clock::now() - lastHeard_ > kPeerSilenceLimit)
+    heartbeat_.beatIfDue();
+    if (heartbeat_.peerSilent())
       throw Error(ErrorKind::Disconnected, concat(to_, " went silent for ", kPeerSilenceLimit.count(), " s during postcopy"));
     if (pushBackground()) continue;
     // Nothing to send now: wait for the target, the next heartbeat or the bandwidth limit.
-    auto until = std::min(nextHeartbeat_, Clock::now() + std::chrono::milliseconds(owedCount_ ? 1 : 100));
+    auto until = std::min(heartbeat_.nextBeat(), Clock::now() + std::chrono::milliseconds(owedCount_ ? 1 : 100));
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
     Channel::waitAny({link_.urgent.get(), link_.bulk.get()}, {}, std::max(timeout, std::chrono::milliseconds(0)));
   }
@@ -55,8 +49,16 @@ PostcopyStats PageServer::serve() {
   return stats_;
 }
 
+bool PageServer::receive(Channel& channel) {
+  Received r = channel.receive(std::chrono::milliseconds(0));
+  if (r.kind == Received::Kind::Timeout) return false;
+  if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("refused what ", to_, " sent: ", r.problem));
+  handle(*r.message);
+  return true;
+}
+
 void PageServer::handle(Incoming& message) {
-  lastHeard_ = Clock::now();
+  heartbeat_.heard();
   auto envelope = message.envelope();
   switch (envelope.which()) {
     case schema::Envelope::PAGE_REQUEST: answerRequest(envelope.getPageRequest()); break;
@@ -86,7 +88,7 @@ void PageServer::handle(Incoming& message) {
 void PageServer::answerRequest(const capnp::List<uint64_t>::Reader& frames) {
   std::vector<uint64_t> pages;
   for (uint64_t frame : frames) {
-    auto page = memory_.pageOfGpa(Gpa{frame * kPageSize});
+    auto page = memory_.pageOfFrame(frame);
     if (!page) throw Error(ErrorKind::Failed, concat(to_, " asked for frame ", frame, ", outside guest memory"));
     pages.push_back(*page);
     if (owed_.test(*page)) {
@@ -138,15 +140,6 @@ bool PageServer::pushBackground() {
     p.leftMs = static_cast<double>(owedCount_) / (static_cast<double>(p.pagesSent) / seconds) * 1000;
   });
   return true;
-}
-
-void PageServer::heartbeat() {
-  capnp::MallocMessageBuilder message;
-  auto beat = link_.urgent->start(message).initHeartbeat();
-  beat.setSeq(++heartbeatSeq_);
-  beat.setSentAtNs(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
-  link_.urgent->trySend(message);  // a full queue means the target is not reading: silence tells
-  nextHeartbeat_ = Clock::now() + kHeartbeatInterval;
 }
 
 }  // namespace tandem

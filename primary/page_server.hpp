@@ -6,12 +6,12 @@
 #pragma once
 
 #include <chrono>
-#include <optional>
 
 #include "memory/dirty_tracker.hpp"
 #include "primary/bandwidth_limit.hpp"
 #include "primary/migration_progress.hpp"
 #include "primary/page_encoder.hpp"
+#include "transport/heartbeat.hpp"
 #include "transport/link.hpp"
 
 namespace tandem {
@@ -39,10 +39,10 @@ public:
   }
 
 private:
+  bool receive(Channel& channel);  // handles one waiting message; false when none waited
   void handle(class Incoming& message);
   void answerRequest(const capnp::List<uint64_t>::Reader& frames);
   bool pushBackground();  // false when nothing could be sent now
-  void heartbeat();
 
   const GuestMemory& memory_;
   Link& link_;
@@ -52,11 +52,11 @@ private:
   BandwidthLimit& limit_;
   std::string to_;
   PageEncoder background_, urgent_;
+  Heartbeat heartbeat_;  // starts with the server, which serves at once
   std::unique_ptr<OutgoingMessage> pendingBatch_;  // built, not yet taken by the queue
   std::vector<uint64_t> pendingPages_;
   bool running_ = false, complete_ = false;
-  uint64_t heartbeatSeq_ = 0;
-  std::chrono::steady_clock::time_point started_, lastHeard_, nextHeartbeat_;
+  std::chrono::steady_clock::time_point started_;
   PostcopyStats stats_;
   ProgressBoard& progress_;
 };

@@ -42,7 +42,8 @@ PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed, Me
       link_(link),
       owed_((before == Memory::HasStaleCopies ? discardOwed(memory, owed) : void(), std::move(owed))),
       owedCount_(owed_.count()),
-      userfault_(memory) {
+      userfault_(memory),
+      heartbeat_(*link.urgent) {
   log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");
   thread_ = std::make_unique<NamedThread>("postcopy", [this] { loop(); });
 }
@@ -59,10 +60,9 @@ void PostcopyTarget::reportRunning() {
 }
 
 void PostcopyTarget::loop() {
-  lastHeard_ = nextHeartbeat_ = Clock::now();
   try {
     while (!stop_ && !complete_) {
-      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(nextHeartbeat_ - Clock::now());
+      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat_.nextBeat() - Clock::now());
       Channel::waitAny({link_.urgent.get(), link_.bulk.get()}, {userfault_.fd(), wake_.fd()},
                        std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(100)));
       wake_.consume();
@@ -79,8 +79,8 @@ void PostcopyTarget::loop() {
       }
       receive(*link_.bulk);
       if (owedCount_ == 0 && runningSent_) finish();
-      if (Clock::now() >= nextHeartbeat_) heartbeat();
-      if (Clock::now() - lastHeard_ > kPeerSilenceLimit)
+      heartbeat_.beatIfDue();
+      if (heartbeat_.peerSilent())
         fail(concat("the source went silent for ", kPeerSilenceLimit.count(), " s"));
     }
   } catch (const Error& e) {
@@ -116,7 +116,7 @@ bool PostcopyTarget::receive(Channel& channel) {
   Received r = channel.receive(std::chrono::milliseconds(0));
   if (r.kind == Received::Kind::Timeout) return false;
   if (r.kind == Received::Kind::Refused) fail(concat("the source sent ", r.problem));
-  lastHeard_ = Clock::now();
+  heartbeat_.heard();
   auto envelope = r.message->envelope();
   switch (envelope.which()) {
     case schema::Envelope::PAGES:
@@ -139,15 +139,6 @@ void PostcopyTarget::install(uint64_t page, const uint8_t* bytes) {
     serviceUs_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - it->second).count());
     waiting_.erase(it);
   }
-}
-
-void PostcopyTarget::heartbeat() {
-  capnp::MallocMessageBuilder message;
-  auto beat = link_.urgent->start(message).initHeartbeat();
-  beat.setSeq(++heartbeatSeq_);
-  beat.setSentAtNs(static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
-  link_.urgent->trySend(message);
-  nextHeartbeat_ = Clock::now() + kHeartbeatInterval;
 }
 
 void PostcopyTarget::finish() {

@@ -19,6 +19,7 @@
 #include "base/thread.hpp"
 #include "memory/dirty_tracker.hpp"
 #include "memory/userfault.hpp"
+#include "transport/heartbeat.hpp"
 #include "transport/link.hpp"
 
 namespace tandem {
@@ -41,7 +42,6 @@ private:
   void sendRequests();
   bool receive(Channel& channel);  // false when nothing was waiting
   void install(uint64_t page, const uint8_t* bytes);
-  void heartbeat();
   void finish();
   [[noreturn]] void fail(const std::string& why);
 
@@ -57,8 +57,7 @@ private:
   std::vector<double> serviceUs_;
   std::vector<uint64_t> unsent_;  // page requests the urgent queue had no room for yet
   uint64_t zeroFaults_ = 0;
-  uint64_t heartbeatSeq_ = 0;
-  std::chrono::steady_clock::time_point lastHeard_, nextHeartbeat_;
+  Heartbeat heartbeat_;
   std::unique_ptr<NamedThread> thread_;
 };
 

@@ -23,7 +23,7 @@ bool toCodec(schema::Encoding e, codec::Encoding& out) {
 
 uint64_t decodeOne(const GuestMemory& memory, schema::Page::Reader page, capnp::Data::Reader blob, uint8_t* out,
                    Deltas deltas) {
-  auto number = page.getFrame() < (uint64_t{1} << 52) ? memory.pageOfGpa(Gpa{page.getFrame() * kPageSize}) : std::nullopt;
+  auto number = memory.pageOfFrame(page.getFrame());
   if (!number)
     throw Error(ErrorKind::Failed, concat("the source sent frame ", page.getFrame(), ", outside guest memory"));
   codec::Encoding encoding;

@@ -16,23 +16,25 @@ bool isZeroPage(const uint8_t* page) {
   return true;
 }
 
-Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out, bool lz4) {
+size_t compressLz4(const uint8_t* page, uint8_t* out) {
+  int n = LZ4_compress_default(reinterpret_cast<const char*>(page), reinterpret_cast<char*>(out), kPageSize,
+                               static_cast<int>(kLz4Bound));
+  return n > 0 && static_cast<uint64_t>(n) < kPageSize ? static_cast<size_t>(n) : 0;
+}
+
+Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out) {
   out.clear();
   if (isZeroPage(page)) return Encoding::Zero;
-  if (!lz4) {
-    out.assign(page, page + kPageSize);
-    return Encoding::Raw;
-  }
-  out.resize(static_cast<size_t>(LZ4_compressBound(kPageSize)));
-  int n = LZ4_compress_default(reinterpret_cast<const char*>(page), reinterpret_cast<char*>(out.data()), kPageSize,
-                               static_cast<int>(out.size()));
-  if (n > 0 && static_cast<uint64_t>(n) < kPageSize) {
-    out.resize(static_cast<size_t>(n));
+  out.resize(kLz4Bound);
+  if (size_t n = compressLz4(page, out.data())) {
+    out.resize(n);
     return Encoding::Lz4;
   }
   out.assign(page, page + kPageSize);
   return Encoding::Raw;
 }
+
+static_assert(kLz4Bound >= static_cast<size_t>(LZ4_COMPRESSBOUND(4096)));
 
 bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page) {
   switch (encoding) {

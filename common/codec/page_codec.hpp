@@ -10,10 +10,14 @@ namespace tandem::codec {
 
 enum class Encoding : uint8_t { Zero, Raw, Lz4, Xbzrle };
 
-// Encodes one 4 KiB page into out (cleared first) as zero, lz4 or raw (only zero or raw without
-// lz4); returns the encoding chosen.
-Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out, bool lz4 = true);
+// Encodes one 4 KiB page into out (cleared first) as zero, lz4 or raw, whichever is smallest;
+// returns the encoding chosen.
+Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out);
 bool isZeroPage(const uint8_t* page);
+// The page as an LZ4 block in out (room for kLz4Bound bytes); its size, or 0 when it would not
+// be smaller than the page.
+constexpr size_t kLz4Bound = 4096 + 4096 / 255 + 16;
+size_t compressLz4(const uint8_t* page, uint8_t* out);
 // Decodes into page (4 KiB); false if bytes are not a valid encoding of one page. For Xbzrle, page
 // must hold the old copy the difference applies to.
 bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page);

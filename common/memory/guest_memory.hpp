@@ -61,6 +61,11 @@ public:
   Gpa gpaOfPage(uint64_t page) const;
   // The page holding gpa; nullopt if gpa is not RAM.
   std::optional<uint64_t> pageOfGpa(Gpa gpa) const;
+  // The page of guest frame (gpa / 4096) as a peer names it; nullopt for any frame that is not RAM,
+  // however large (no overflow into a valid address).
+  std::optional<uint64_t> pageOfFrame(uint64_t frame) const {
+    return frame < (end().value + kPageSize - 1) / kPageSize ? pageOfGpa(Gpa{frame * kPageSize}) : std::nullopt;
+  }
   // Gives pages [page, page + count) back to the host: they read as zeros (or fault, under
   // userfaultfd) until written again. Not marked dirty: nothing of the guest's was written.
   void discard(uint64_t page, uint64_t count);

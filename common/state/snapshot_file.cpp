@@ -15,6 +15,7 @@
 
 #include "base/error.hpp"
 #include "base/fd.hpp"
+#include "codec/page_codec.hpp"
 #include "memory/guest_memory.hpp"
 
 namespace tandem {
@@ -54,12 +55,6 @@ static_assert(sizeof(Trailer) == 16);
 
 uint64_t padded(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
-bool isZeroPage(const uint8_t* page) {
-  const auto* words = reinterpret_cast<const uint64_t*>(page);
-  for (size_t i = 0; i < kPageSize / 8; ++i)
-    if (words[i]) return false;
-  return true;
-}
 
 // Buffered writes that also feed the checksum.
 class ChecksummedWriter {
@@ -174,7 +169,7 @@ SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& sta
       size_t used = 0;
       for (uint64_t i = 0; i < count; ++i) {
         const uint8_t* page = base + (first + i) * kPageSize;
-        if (!backed[first + i] || isZeroPage(page)) {
+        if (!backed[first + i] || codec::isZeroPage(page)) {
           ++stats.zeroPages;
           continue;
         }

@@ -152,18 +152,12 @@ bool Channel::sendWith(capnp::MallocMessageBuilder& message, bool wait) {
   return true;
 }
 
-uint32_t Channel::waitAny(std::initializer_list<Channel*> channels, std::initializer_list<int> fds,
-                          std::chrono::milliseconds timeout) {
+void Channel::waitAny(std::initializer_list<Channel*> channels, std::initializer_list<int> fds,
+                      std::chrono::milliseconds timeout) {
   std::vector<zmq::pollitem_t> items;
   for (Channel* c : channels) items.push_back({c->socket_->handle(), 0, ZMQ_POLLIN, 0});
   for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
   zmq::poll(items.data(), items.size(), timeout);
-  uint32_t ready = 0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    unsigned bit = i < channels.size() ? static_cast<unsigned>(i) : kFirstFdBit + static_cast<unsigned>(i - channels.size());
-    if (items[i].revents & ZMQ_POLLIN) ready |= 1u << bit;
-  }
-  return ready;
 }
 
 Received Channel::receive(std::chrono::milliseconds timeout) {

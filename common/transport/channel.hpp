@@ -68,11 +68,10 @@ public:
   bool trySend(std::unique_ptr<OutgoingMessage>& message);
   Received receive(std::chrono::milliseconds timeout);
 
-  // Waits at most timeout until one of channels has a message or one of fds is readable. Returns a
-  // bit per channel (bit i for channels[i]) and per fd (bit kFirstFdBit + j for fds[j]).
-  static constexpr unsigned kFirstFdBit = 16;
-  static uint32_t waitAny(std::initializer_list<Channel*> channels, std::initializer_list<int> fds,
-                          std::chrono::milliseconds timeout);
+  // Waits at most timeout until one of channels has a message or one of fds is readable (the
+  // caller then looks at each itself, without waiting).
+  static void waitAny(std::initializer_list<Channel*> channels, std::initializer_list<int> fds,
+                      std::chrono::milliseconds timeout);
 
   uint64_t bytesSent() const { return bytesSent_; }
 

@@ -3,18 +3,12 @@
 // its own TCP connection (the endpoint's port + 1) so that bulk data never delays them.
 #pragma once
 
-#include <chrono>
 #include <memory>
 #include <string>
 
 #include "transport/channel.hpp"
 
 namespace tandem {
-
-// Heartbeats go both ways on the urgent channel this often; a peer silent for kPeerSilenceLimit
-// (no heartbeat and nothing else) is taken for gone.
-constexpr auto kHeartbeatInterval = std::chrono::milliseconds(100);
-constexpr auto kPeerSilenceLimit = std::chrono::seconds(3);
 
 struct Link {
   std::unique_ptr<Channel> bulk, urgent;

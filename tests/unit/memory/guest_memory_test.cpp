@@ -36,4 +36,14 @@ BOOST_AUTO_TEST_CASE(writes_land_where_reads_find_them_and_out_of_range_throws) 
   BOOST_CHECK_THROW(memory.hostAddress(Gpa{32 * kMiB}, 1), Error);
 }
 
+BOOST_AUTO_TEST_CASE(a_peer_naming_a_frame_gets_its_page_or_nothing_however_large_the_frame) {
+  GuestMemory memory(4 * kGiB);  // RAM below 3 GiB and from 4 GiB on
+  BOOST_TEST(*memory.pageOfFrame(1) == 1u);
+  BOOST_TEST(*memory.pageOfFrame(4 * kGiB / kPageSize) == 3 * kGiB / kPageSize);  // first page above the hole
+  BOOST_TEST(!memory.pageOfFrame(3 * kGiB / kPageSize).has_value());             // in the hole
+  BOOST_TEST(!memory.pageOfFrame(5 * kGiB / kPageSize).has_value());             // past the end
+  // frame * 4096 would wrap around to page 1: still nothing.
+  BOOST_TEST(!memory.pageOfFrame((uint64_t{1} << 52) + 1).has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

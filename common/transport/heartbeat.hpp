@@ -1,0 +1,45 @@
+// Heartbeat: both ends of a migration beat on the urgent channel every kHeartbeatInterval and
+// watch the other end: anything heard from it counts; silence past kPeerSilenceLimit means it is
+// gone. Both start when constructed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "transport/channel.hpp"
+
+namespace tandem {
+
+constexpr auto kHeartbeatInterval = std::chrono::milliseconds(100);
+constexpr auto kPeerSilenceLimit = std::chrono::seconds(3);
+
+class Heartbeat {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit Heartbeat(Channel& urgent) : urgent_(urgent) {}
+
+  void heard() { lastHeard_ = Clock::now(); }
+  bool peerSilent() const { return Clock::now() - lastHeard_ > kPeerSilenceLimit; }
+  Clock::time_point nextBeat() const { return nextBeat_; }
+
+  // Sends one when it is due. Never waits: a full queue means the peer is not reading, and its
+  // silence will tell.
+  void beatIfDue() {
+    auto now = Clock::now();
+    if (now < nextBeat_) return;
+    capnp::MallocMessageBuilder message;
+    auto beat = urgent_.start(message).initHeartbeat();
+    beat.setSeq(++seq_);
+    beat.setSentAtNs(static_cast<uint64_t>(now.time_since_epoch().count()));
+    urgent_.trySend(message);
+    nextBeat_ = now + kHeartbeatInterval;
+  }
+
+private:
+  Channel& urgent_;
+  uint64_t seq_ = 0;
+  Clock::time_point lastHeard_ = Clock::now(), nextBeat_ = Clock::now();
+};
+
+}  // namespace tandem
