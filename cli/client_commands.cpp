@@ -58,8 +58,9 @@ int snapshotCommand(const std::vector<std::string>& args) {
   }
   std::cout << std::fixed << std::setprecision(1) << "wrote " << reply["path"].get<std::string>() << ": "
             << reply["file_bytes"].get<uint64_t>() / 1024 << " KiB (" << reply["pages_written"] << " pages, "
-            << reply["zero_pages"] << " zero pages not written); guest paused " << reply["paused_ms"].get<double>()
-            << " ms, total " << reply["total_ms"].get<double>() << " ms\n";
+            << reply["zero_pages"] << " zero pages not written, " << reply["passes"] << " passes); guest paused "
+            << std::setprecision(2) << reply["paused_ms"].get<double>() << " ms for " << reply["pages_in_pause"]
+            << " pages and its state, total " << std::setprecision(1) << reply["total_ms"].get<double>() << " ms\n";
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "machine/machine_snapshot.hpp"
 #include "primary/migration_source.hpp"
 #include "state/snapshot_file.hpp"
 
@@ -59,36 +60,20 @@ nlohmann::json MachineControl::status() const {
           {"cmdline", machine_.config().cmdline}};
 }
 
-// The guest is paused only to capture its state and fork a writer; the writer saves memory as it
-// was at that instant (copy-on-write) while the guest runs on.
+// Memory is written while the guest runs; it is paused only for the last pages and its state.
 nlohmann::json MachineControl::snapshot(const std::string& dir) {
-  auto start = std::chrono::steady_clock::now();
-  bool wasPaused = machine_.paused();
-  machine_.pause();
-  double captureMs = 0, pausedMs = 0;
-  SnapshotWriteStats stats;
-  try {
-    MachineState state = machine_.capture();
-    captureMs = millisecondsSince(start);
-    stats = writeSnapshotForked(dir, state, machine_.memory(), [&] {
-      pausedMs = millisecondsSince(start);
-      if (!wasPaused) machine_.resume();
-    });
-  } catch (...) {
-    if (!wasPaused) machine_.resume();
-    throw;
-  }
-  double totalMs = millisecondsSince(start);
-  log::info("snapshot to ", dir, ": ", stats.fileBytes, " bytes, guest paused ", pausedMs, " ms");
+  MachineSnapshotReport report = snapshotMachine(machine_, dir);
   return {{"ok", true},
           {"path", snapshotPath(dir)},
-          {"file_bytes", stats.fileBytes},
-          {"state_bytes", stats.stateBytes},
-          {"pages_written", stats.pagesWritten},
-          {"zero_pages", stats.zeroPages},
-          {"capture_ms", captureMs},
-          {"paused_ms", wasPaused ? 0.0 : pausedMs},
-          {"total_ms", totalMs}};
+          {"file_bytes", report.file.fileBytes},
+          {"state_bytes", report.file.stateBytes},
+          {"pages_written", report.file.pagesWritten},
+          {"zero_pages", report.file.zeroPages},
+          {"passes", report.passes},
+          {"pages_in_pause", report.pagesInPause},
+          {"capture_ms", report.captureMs},
+          {"paused_ms", report.pausedMs},
+          {"total_ms", report.totalMs}};
 }
 
 // Runs on a thread of its own (a long request) until the guest runs on the target (the machine

@@ -226,7 +226,7 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     auto part = Clock::now();
     // The guest waits: the last pages go as fast as the link takes them (as QEMU does too).
     limit_ = std::make_unique<BandwidthLimit>(0);
-    pages |= tracker.take();
+    tracker.takeInto(pages);
     // No acknowledgement for the last round: Done follows it on the same ordered channel, and
     // Running answers for all of it (one round trip less inside the downtime).
     sendRound(pages, stats_.rounds);
@@ -253,7 +253,7 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
   PageServer* serverSeen = nullptr;
   try {
     auto part = Clock::now();
-    owed |= tracker.take();
+    tracker.takeInto(owed);
     stats_.postcopyPages = owed.count();
     capnp::MallocMessageBuilder message;
     auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(owed.words.data()), owed.words.size() * 8);

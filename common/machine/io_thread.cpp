@@ -45,12 +45,12 @@ void IoThread::start() {
   });
 }
 
+// No round trip to the thread: an idle io thread (the common case) is paused by setting the flag.
+// A busy one is waited for until its handlers return; it then waits for resume() before the next.
 void IoThread::pause() {
-  if (!thread_) return;
   std::unique_lock lock(mutex_);
   pauseRequested_ = true;
-  control_.signal();
-  changed_.wait(lock, [&] { return parked_ || finished_; });
+  changed_.wait(lock, [&] { return !busy_ || finished_; });
 }
 
 void IoThread::resume() {
@@ -67,22 +67,19 @@ void IoThread::loop() {
       if (errno == EINTR) continue;
       throwErrno("epoll_wait", errno);
     }
-    for (int i = 0; i < n; ++i) {
-      if (events[i].data.u64 != kControl) continue;
-      control_.consume();
+    {
       std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_; });
       if (stopRequested_) return;
-      if (pauseRequested_) {
-        parked_ = true;
-        changed_.notify_all();
-        changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_; });
-        parked_ = false;
-        if (stopRequested_) return;
-      }
+      busy_ = true;
     }
-    // Handlers run only while not paused: a pause request is seen at the next wait at the latest.
-    for (int i = 0; i < n; ++i)
-      if (events[i].data.u64 != kControl) handlers_[events[i].data.u64]();
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == kControl) control_.consume();
+      else handlers_[events[i].data.u64]();
+    }
+    std::lock_guard lock(mutex_);
+    busy_ = false;
+    if (pauseRequested_) changed_.notify_all();
   }
 }
 

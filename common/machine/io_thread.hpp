@@ -25,7 +25,7 @@ public:
   // consumes what made fd readable.
   void add(int fd, Handler handler);
   void start();
-  // Returns once the thread is between handlers and parked; resume() lets it go on.
+  // Returns once no handler runs, and none starts until resume().
   void pause();
   void resume();
 
@@ -37,7 +37,7 @@ private:
   std::vector<Handler> handlers_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  bool pauseRequested_ = false, parked_ = false, stopRequested_ = false, finished_ = false;
+  bool pauseRequested_ = false, busy_ = false, stopRequested_ = false, finished_ = false;
   std::unique_ptr<NamedThread> thread_;
 };
 

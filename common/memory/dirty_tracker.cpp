@@ -1,6 +1,7 @@
 #include "memory/dirty_tracker.hpp"
 
 #include <bit>
+#include <utility>
 
 #include "base/error.hpp"
 
@@ -38,21 +39,24 @@ void DirtyTracker::start() {
 
 PageSet DirtyTracker::take() {
   PageSet pages(memory_.pageCount());
-  std::vector<uint64_t> slotLog;
+  takeInto(pages);
+  return pages;
+}
+
+void DirtyTracker::takeInto(PageSet& pages) {
+  require(pages.words.size() == (memory_.pageCount() + 63) / 64, "a page set of another size than guest memory");
   for (uint32_t slot = 0; slot < memory_.regions().size(); ++slot) {
     const auto& r = memory_.regions()[slot];
     uint64_t slotPages = r.size / kPageSize, first = r.hostOffset / kPageSize;
-    slotLog.assign((slotPages + 63) / 64, 0);
-    vm_.getDirtyLog(slot, slotLog);
+    slotLog_.resize((slotPages + 63) / 64);
+    vm_.getDirtyLog(slot, slotLog_);
     // Regions start on 64-page boundaries (0 and 3 GiB), so the slot's words are ours as they are:
     // this runs inside the pause, and a word at a time is 64 times less work than a bit at a time.
     assertThat(first % 64 == 0, "memory region at page ", first, " is not 64-page aligned");
-    for (uint64_t w = 0; w < slotLog.size(); ++w) pages.words[first / 64 + w] |= slotLog[w];
+    for (uint64_t w = 0; w < slotLog_.size(); ++w) pages.words[first / 64 + w] |= slotLog_[w];
   }
   memory_.takeHostDirty(pages.words);
-  pages |= pending_;
-  pending_ = PageSet(memory_.pageCount());
-  return pages;
+  for (uint64_t w = 0; w < pending_.words.size(); ++w) pages.words[w] |= std::exchange(pending_.words[w], 0);
 }
 
 }  // namespace tandem

@@ -3,6 +3,7 @@
 //
 //   start()     memslots get KVM_MEM_LOG_DIRTY_PAGES, once (switching it is costly on big guests)
 //   take()      fetch-and-clear both logs: the pages dirtied since the previous take()
+//   takeInto()  the same, ORed into a set the caller has (inside a pause: no allocation)
 //   putBack()   a round or epoch that failed gives its pages back, so none is forgotten
 #pragma once
 
@@ -32,6 +33,7 @@ public:
 
   void start();
   PageSet take();
+  void takeInto(PageSet& pages);
   void putBack(const PageSet& pages) { pending_ |= pages; }
 
 private:
@@ -41,6 +43,7 @@ private:
   GuestMemory& memory_;
   bool started_ = false;
   PageSet pending_;
+  std::vector<uint64_t> slotLog_;
 };
 
 }  // namespace tandem

@@ -57,7 +57,9 @@ void GuestMemory::markDirty(uint64_t hostOffset, uint64_t length) {
 }
 
 void GuestMemory::takeHostDirty(std::vector<uint64_t>& bitmap) {
-  for (uint64_t w = 0; w < (pageCount() + 63) / 64; ++w) bitmap[w] |= hostDirty_[w].exchange(0);
+  // A plain load first: a locked exchange of every word costs 80 us on a 1 GiB guest, inside pauses.
+  for (uint64_t w = 0; w < (pageCount() + 63) / 64; ++w)
+    if (hostDirty_[w].load(std::memory_order_relaxed)) bitmap[w] |= hostDirty_[w].exchange(0);
 }
 
 Gpa GuestMemory::gpaOfPage(uint64_t page) const {

@@ -3,10 +3,10 @@
 #include <fcntl.h>
 #include <lz4.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -56,6 +56,26 @@ static_assert(sizeof(Trailer) == 16);
 uint64_t padded(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
 
+void readExactly(int fd, uint64_t offset, void* out, size_t n, const std::string& path) {
+  auto* p = static_cast<uint8_t*>(out);
+  while (n) {
+    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) failBadInput("snapshot ", path, " is truncated");
+    p += r;
+    n -= static_cast<size_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+}
+
+Fd openForReading(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) failBadInput("cannot read snapshot ", path, ": ", std::strerror(errno));
+  return Fd(fd);
+}
+
+}  // namespace
+
 // Buffered writes that also feed the checksum.
 class ChecksummedWriter {
 public:
@@ -103,158 +123,123 @@ private:
   uint64_t offset_ = 0;
 };
 
-void readExactly(int fd, uint64_t offset, void* out, size_t n, const std::string& path) {
-  auto* p = static_cast<uint8_t*>(out);
-  while (n) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) failBadInput("snapshot ", path, " is truncated");
-    p += r;
-    n -= static_cast<size_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
-}
-
-Fd openForReading(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) failBadInput("cannot read snapshot ", path, ": ", std::strerror(errno));
-  return Fd(fd);
-}
-
-}  // namespace
-
 std::string snapshotPath(const std::string& dir) { return (std::filesystem::path(dir) / "snapshot.tandem").string(); }
 
-SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& state, const GuestMemory& memory) {
+SnapshotWriter::SnapshotWriter(const std::string& dir, uint64_t memorySize)
+    : path_(snapshotPath(dir)), temporary_(path_ + ".partial"), memorySize_(memorySize),
+      raw_(kChunkPages * kPageSize),
+      compressed_(static_cast<size_t>(LZ4_compressBound(static_cast<int>(kChunkPages * kPageSize)))) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) failBadInput("cannot create snapshot directory ", dir, ": ", ec.message());
-  std::string path = snapshotPath(dir);
-  std::string temporary = path + ".partial";
-  int raw = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (raw < 0) failBadInput("cannot write snapshot ", temporary, ": ", std::strerror(errno));
-  Fd fd(raw);
+  int fd = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) failBadInput("cannot write snapshot ", temporary_, ": ", std::strerror(errno));
+  fd_ = Fd(fd);
+  // The header's place; it is written last, when the offsets are known (and checksummed then).
+  FileHeader placeholder{};
+  if (::write(fd_.get(), &placeholder, sizeof placeholder) != static_cast<ssize_t>(sizeof placeholder))
+    failBadInput("cannot write snapshot ", temporary_, ": ", std::strerror(errno));
+  body_ = std::make_unique<ChecksummedWriter>(fd_.get(), temporary_);
+}
 
-  SnapshotWriteStats stats;
-  std::vector<uint8_t> encoded = encodeMachineState(state);
-  stats.stateBytes = encoded.size();
+SnapshotWriter::~SnapshotWriter() {
+  if (finished_) return;
+  fd_.reset();
+  ::unlink(temporary_.c_str());
+}
 
+void SnapshotWriter::addPage(uint64_t frame, const uint8_t* data) {
+  if (chunkPages_ && (frame < chunkFirst_ || frame >= chunkFirst_ + kChunkPages ||
+                      chunkMask_ >> (frame - chunkFirst_) != 0))
+    flushChunk();
+  if (!chunkPages_) chunkFirst_ = frame, chunkMask_ = 0;
+  chunkMask_ |= uint64_t{1} << (frame - chunkFirst_);
+  std::memcpy(raw_.data() + chunkPages_ * kPageSize, data, kPageSize);
+  ++chunkPages_;
+  ++stats_.pagesWritten;
+}
+
+void SnapshotWriter::addBackedPages(const GuestMemory& memory) {
+  for (const auto& region : memory.regions()) {
+    const uint8_t* base = memory.hostBase() + region.hostOffset;
+    std::vector<uint8_t> backed = memory.backedPages(region);
+    for (uint64_t i = 0; i < backed.size(); ++i) {
+      const uint8_t* page = base + i * kPageSize;
+      if (!backed[i] || codec::isZeroPage(page)) {
+        ++stats_.zeroPages;
+        continue;
+      }
+      addPage(region.start.value / kPageSize + i, page);
+    }
+  }
+}
+
+void SnapshotWriter::addPages(const GuestMemory& memory, const PageSet& pages) {
+  for (uint64_t w = 0; w < pages.words.size(); ++w)
+    for (uint64_t bits = pages.words[w]; bits; bits &= bits - 1) {
+      uint64_t page = w * 64 + static_cast<uint64_t>(std::countr_zero(bits));
+      addPage(memory.gpaOfPage(page).value / kPageSize, memory.hostBase() + page * kPageSize);
+    }
+}
+
+void SnapshotWriter::flushChunk() {
+  if (!chunkPages_) return;
+  ChunkHeader chunk{};
+  chunk.firstFrame = chunkFirst_;
+  chunk.presentMask = chunkMask_;
+  chunk.rawBytes = static_cast<uint32_t>(chunkPages_ * kPageSize);
+  int packed = LZ4_compress_default(reinterpret_cast<const char*>(raw_.data()), compressed_.data(),
+                                    static_cast<int>(chunk.rawBytes), static_cast<int>(compressed_.size()));
+  bool useRaw = packed <= 0 || static_cast<uint32_t>(packed) >= chunk.rawBytes;
+  chunk.storedBytes = useRaw ? chunk.rawBytes : static_cast<uint32_t>(packed);
+  body_->write(&chunk, sizeof chunk);
+  body_->write(useRaw ? static_cast<const void*>(raw_.data()) : compressed_.data(), chunk.storedBytes);
+  body_->pad();
+  chunkPages_ = 0;
+}
+
+SnapshotWriteStats SnapshotWriter::finish(const MachineState& state) {
+  require(state.memorySize == memorySize_, "a state of ", state.memorySize, " bytes of memory for a snapshot of ", memorySize_);
+  flushChunk();
   FileHeader header{};
   std::memcpy(header.magic, kMagic, sizeof kMagic);
   header.formatVersion = kSnapshotFormatVersion;
-  header.stateOffset = sizeof header;
+  header.memoryOffset = sizeof header;
+  header.memoryBytes = body_->offset();
+  header.memorySize = memorySize_;
+  std::vector<uint8_t> encoded = encodeMachineState(state);
+  header.stateOffset = sizeof header + body_->offset();
   header.stateBytes = encoded.size();
-  header.memoryOffset = padded(header.stateOffset + header.stateBytes);
-  header.memorySize = memory.size();
-  // memoryBytes is only known at the end: the header is rewritten then (and checksummed as final).
-  ChecksummedWriter body(fd.get(), temporary);
-  // Reserve the header's place; the checksum covers the final header, so it is computed in two parts.
-  std::vector<uint8_t> placeholder(sizeof header, 0);
-  if (::write(fd.get(), placeholder.data(), placeholder.size()) != static_cast<ssize_t>(placeholder.size()))
-    failBadInput("cannot write snapshot ", temporary, ": ", std::strerror(errno));
-  body.write(encoded.data(), encoded.size());
-  body.pad();
-
-  std::vector<uint8_t> raw64(kChunkPages * kPageSize);
-  std::vector<char> compressed(static_cast<size_t>(LZ4_compressBound(static_cast<int>(raw64.size()))));
-  uint64_t memoryStart = body.offset();
-  for (const auto& region : memory.regions()) {
-    const uint8_t* base = memory.hostBase() + region.hostOffset;
-    uint64_t pages = region.size / kPageSize;
-    std::vector<uint8_t> backed = memory.backedPages(region);
-    for (uint64_t first = 0; first < pages; first += kChunkPages) {
-      uint64_t count = std::min(kChunkPages, pages - first);
-      ChunkHeader chunk{};
-      chunk.firstFrame = region.start.value / kPageSize + first;
-      size_t used = 0;
-      for (uint64_t i = 0; i < count; ++i) {
-        const uint8_t* page = base + (first + i) * kPageSize;
-        if (!backed[first + i] || codec::isZeroPage(page)) {
-          ++stats.zeroPages;
-          continue;
-        }
-        chunk.presentMask |= uint64_t{1} << i;
-        std::memcpy(raw64.data() + used, page, kPageSize);
-        used += kPageSize;
-        ++stats.pagesWritten;
-      }
-      if (!chunk.presentMask) continue;
-      int packed = LZ4_compress_default(reinterpret_cast<const char*>(raw64.data()), compressed.data(),
-                                        static_cast<int>(used), static_cast<int>(compressed.size()));
-      chunk.rawBytes = static_cast<uint32_t>(used);
-      bool useRaw = packed <= 0 || static_cast<size_t>(packed) >= used;
-      chunk.storedBytes = useRaw ? chunk.rawBytes : static_cast<uint32_t>(packed);
-      body.write(&chunk, sizeof chunk);
-      body.write(useRaw ? static_cast<const void*>(raw64.data()) : compressed.data(), chunk.storedBytes);
-      body.pad();
-    }
-  }
-  header.memoryBytes = body.offset() - memoryStart;
-  body.flush();
+  stats_.stateBytes = encoded.size();
+  body_->write(encoded.data(), encoded.size());
+  body_->pad();
+  body_->flush();
 
   // Checksum = XXH3 over header then body; the body's running hash cannot be prefixed, so the
   // file's checksum is XXH3 of (header || XXH3(body)), which is just as sensitive to any change.
-  uint64_t bodyHash = body.checksum();
   struct {
     FileHeader header;
     uint64_t bodyHash;
-  } sealed{header, bodyHash};
+  } sealed{header, body_->checksum()};
   Trailer trailer{XXH3_64bits(&sealed, sizeof sealed), {}};
   std::memcpy(trailer.magic, kEndMagic, sizeof kEndMagic);
-  if (::pwrite(fd.get(), &header, sizeof header, 0) != sizeof header ||
-      ::pwrite(fd.get(), &trailer, sizeof trailer, static_cast<off_t>(sizeof header + body.offset())) != sizeof trailer)
-    failBadInput("cannot write snapshot ", temporary, ": ", std::strerror(errno));
-  stats.fileBytes = sizeof header + body.offset() + sizeof trailer;
-  if (::fsync(fd.get()) < 0) failBadInput("cannot write snapshot ", temporary, ": ", std::strerror(errno));
-  fd.reset();
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) failBadInput("cannot put snapshot in place at ", path, ": ", ec.message());
-  return stats;
+  if (::pwrite(fd_.get(), &header, sizeof header, 0) != sizeof header ||
+      ::pwrite(fd_.get(), &trailer, sizeof trailer, static_cast<off_t>(sizeof header + body_->offset())) != sizeof trailer)
+    failBadInput("cannot write snapshot ", temporary_, ": ", std::strerror(errno));
+  stats_.fileBytes = sizeof header + body_->offset() + sizeof trailer;
+  if (::fsync(fd_.get()) < 0) failBadInput("cannot write snapshot ", temporary_, ": ", std::strerror(errno));
+  fd_.reset();
+  std::error_code ec;
+  std::filesystem::rename(temporary_, path_, ec);
+  if (ec) failBadInput("cannot put snapshot in place at ", path_, ": ", ec.message());
+  finished_ = true;
+  return stats_;
 }
 
-SnapshotWriteStats writeSnapshotForked(const std::string& dir, const MachineState& state, const GuestMemory& memory,
-                                       const std::function<void()>& afterFork) {
-  struct Outcome {
-    int kind;  // 0 written, otherwise the ErrorKind + 1 of what the child threw
-    SnapshotWriteStats stats;
-    char error[1024];
-  };
-  int fds[2];
-  checkSys(::pipe2(fds, O_CLOEXEC), "pipe2");
-  Fd readEnd(fds[0]), writeEnd(fds[1]);
-  pid_t child = ::fork();
-  if (child < 0) throwErrno("fork for the snapshot writer", errno);
-  if (child == 0) {
-    // Only this thread exists here. It writes the file and leaves with _exit: no destructor, no
-    // atexit handler of the parent's runs twice.
-    Outcome outcome{};
-    try {
-      outcome.stats = writeSnapshot(dir, state, memory);
-    } catch (const Error& e) {
-      outcome.kind = static_cast<int>(e.kind()) + 1;
-      std::snprintf(outcome.error, sizeof outcome.error, "%s", e.what());
-    } catch (const std::exception& e) {
-      outcome.kind = static_cast<int>(ErrorKind::Failed) + 1;
-      std::snprintf(outcome.error, sizeof outcome.error, "%s", e.what());
-    }
-    ssize_t n = ::write(writeEnd.get(), &outcome, sizeof outcome);
-    ::_exit(n == sizeof outcome ? 0 : 1);
-  }
-  writeEnd.reset();
-  afterFork();
-  Outcome outcome{};
-  size_t got = 0;
-  while (got < sizeof outcome) {
-    ssize_t n = ::read(readEnd.get(), reinterpret_cast<char*>(&outcome) + got, sizeof outcome - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  int status = 0;
-  retrySys("waitpid for the snapshot writer", [&] { return ::waitpid(child, &status, 0); });
-  if (got != sizeof outcome) throw Error(ErrorKind::Failed, "the snapshot writer died before it reported");
-  if (outcome.kind != 0) throw Error(static_cast<ErrorKind>(outcome.kind - 1), outcome.error);
-  return outcome.stats;
+SnapshotWriteStats writeSnapshot(const std::string& dir, const MachineState& state, const GuestMemory& memory) {
+  SnapshotWriter writer(dir, memory.size());
+  writer.addBackedPages(memory);
+  return writer.finish(state);
 }
 
 SnapshotFile SnapshotFile::open(const std::string& dir) {
@@ -274,8 +259,8 @@ SnapshotFile SnapshotFile::open(const std::string& dir) {
     failBadInput("snapshot ", path, " has format version ", header.formatVersion, "; this tandem reads version ",
                  kSnapshotFormatVersion);
   uint64_t bodyBytes = size - sizeof header - sizeof(Trailer);
-  if (header.stateOffset != sizeof header || header.memoryOffset != padded(header.stateOffset + header.stateBytes) ||
-      header.memoryOffset + header.memoryBytes != sizeof header + bodyBytes)
+  if (header.memoryOffset != sizeof header || header.stateOffset != header.memoryOffset + header.memoryBytes ||
+      header.stateOffset + padded(header.stateBytes) != sizeof header + bodyBytes)
     failBadInput("snapshot ", path, " is truncated or its header is damaged");
 
   Trailer trailer{};
