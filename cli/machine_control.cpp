@@ -23,6 +23,10 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
   if (cmd == "status") return status();
   if (migrating_ && cmd != "status")
     return {{"ok", false}, {"error", concat("a migration is under way; '", cmd, "' has to wait until it ends")}};
+  if (replicator_ && cmd != "quit")
+    return {{"ok", false},
+            {"error", concat("the guest is protected (its epoch loop pauses and resumes it); '", cmd,
+                             "' is not available for a protected guest")}};
   if (cmd == "pause") {
     machine_.pause();
     return {{"ok", true}, {"state", "paused"}};
@@ -52,6 +56,7 @@ nlohmann::json MachineControl::status() const {
   }
   return {{"ok", true},
           {"migration", migration},
+          {"replication", replicator_ ? replicator_->status() : nlohmann::json()},
           {"state", machine_.paused() ? "paused" : "running"},
           {"uptime_s", millisecondsSince(started_) / 1000},
           {"vcpus", machine_.config().cpus},

@@ -11,6 +11,7 @@
 
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
+#include "primary/replicator.hpp"
 
 namespace tandem::cli {
 
@@ -22,6 +23,9 @@ public:
   // requests): while it runs, status answers with its progress and pause, resume, snapshot, quit
   // and another migrate are refused. The machine's owner only waits meanwhile.
   nlohmann::json handle(const nlohmann::json& request);
+  // A protected guest: status shows the replication; pause, resume, snapshot and migrate are
+  // refused (the epoch loop pauses and resumes the guest itself).
+  void setReplicator(Replicator* replicator) { replicator_ = replicator; }
 
 private:
   nlohmann::json status() const;
@@ -29,6 +33,7 @@ private:
   nlohmann::json migrate(const nlohmann::json& request);
 
   Machine& machine_;
+  Replicator* replicator_ = nullptr;
   std::string console_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> migrating_{false};

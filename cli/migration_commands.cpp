@@ -12,6 +12,7 @@
 #include "base/log.hpp"
 #include "cli/arguments.hpp"
 #include "cli/device_options.hpp"
+#include "cli/protect_options.hpp"
 #include "cli/serve.hpp"
 #include "control/control_server.hpp"
 #include "devices/console.hpp"
@@ -42,11 +43,14 @@ const char* const kMigrateUsage =
     "  half the rate the link carries it, and says so.\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
-  Arguments options(args, "standby", {"listen", "disk", "net", "console", "control"});
+  std::set<std::string> known = {"listen", "disk", "net", "console", "control"};
+  known.insert(kProtectOptions.begin(), kProtectOptions.end());
+  Arguments options(args, "standby", known);
   auto listen = options.value("listen");
   if (!listen) failBadInput("tandem standby needs --listen tcp://HOST:PORT");
   MachineConfig base;
   addDeviceOptions(options, base);
+  auto protect = protectOptions(options);  // onward, after a takeover
   for (const auto& disk : base.disks) dev::virtio::Blk probe(disk.path, disk.readonly);
   for (const auto& net : base.nets) dev::Tap probe(net.tap);
 
@@ -54,8 +58,32 @@ int standbyCommand(const std::vector<std::string>& args) {
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
   MigrationTarget target(*listen, base, *console);
   log::info("standby listening on ", *listen);
-  auto machine = target.receive();
-  return serveMachine(*machine, signals, options.value("control"), console->describe(), [&] { target.reportRunning(); });
+  std::unique_ptr<Machine> machine;
+  {
+    // While it waits, the control socket tells how the standby stands (role, committed epoch...).
+    auto control = options.value("control");
+    std::unique_ptr<ControlServer> server;
+    if (control)
+      server = std::make_unique<ControlServer>(*control, [&](const nlohmann::json& request) -> nlohmann::json {
+        if (request.is_object() && request.value("cmd", "") == "status")
+          return {{"ok", true}, {"state", "standby"}, {"replication", target.status()}};
+        return {{"ok", false}, {"error", "this standby runs no guest yet: only status is available"}};
+      });
+    machine = target.receive();
+  }
+  if (target.tookOver() && protect) protect->generation = target.generation();
+  auto started = std::chrono::steady_clock::now();
+  int code = serveMachine(
+      *machine, signals, options.value("control"), console->describe(),
+      [&] {
+        target.reportRunning();
+        if (target.tookOver())
+          log::warn("failover: the guest runs here at generation ", target.generation(), ", started in ",
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), " ms",
+                    protect ? concat("; protecting it onward to ", protect->to) : std::string("; unprotected"));
+      },
+      target.tookOver() ? protect : std::nullopt);
+  return code;
 }
 
 int migrateCommand(const std::vector<std::string>& args) {

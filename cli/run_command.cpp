@@ -5,6 +5,7 @@
 #include "base/error.hpp"
 #include "cli/arguments.hpp"
 #include "cli/device_options.hpp"
+#include "cli/protect_options.hpp"
 #include "cli/serve.hpp"
 #include "devices/console.hpp"
 #include "machine/machine.hpp"
@@ -14,6 +15,7 @@ namespace tandem::cli {
 const char* const kRunUsage =
     "usage: tandem run [--kernel PATH] [--append STR] [--memory SIZE] [--cpus N]\n"
     "                  [--disk PATH[,readonly]]... [--net tap=NAME[,mac=MAC]]... [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
+    "                  [--protect tcp://HOST:PORT [--epoch-ms 25] [--heartbeat-ms 20] [--failover-after-ms 200]]\n"
     "  --kernel   guest ELF (default: the test guest built with tandem)\n"
     "  --append   guest command line, e.g. 'job=counter rate=10' or 'job=dirty mib=64 rate=1000'\n"
     "  --memory   guest RAM, e.g. 256M (default) or 2G; at least 16M\n"
@@ -21,7 +23,11 @@ const char* const kRunUsage =
     "  --console  where the guest's serial console goes (default stdio)\n"
     "  --disk     PATH[,readonly]: a raw file as a virtio-blk disk (repeatable)\n"
     "  --net      tap=NAME[,mac=MAC]: an existing tap device as a virtio-net NIC (repeatable)\n"
-    "  --control  Unix socket for tandem status, pause, resume, snapshot\n";
+    "  --control  Unix socket for tandem status, pause, resume, snapshot\n"
+    "  --protect  replicate the guest to the tandem standby listening there: every --epoch-ms the\n"
+    "             guest pauses briefly and what changed goes to the standby; console output is shown\n"
+    "             only once the standby has the state that produced it. The standby takes over after\n"
+    "             --failover-after-ms without a heartbeat (sent every --heartbeat-ms both ways)\n";
 
 namespace {
 
@@ -41,7 +47,9 @@ std::string defaultKernel(const std::string& self) {
 }  // namespace
 
 int runCommand(const std::vector<std::string>& args, const std::string& self) {
-  Arguments options(args, "run", {"kernel", "append", "memory", "cpus", "console", "control", "disk", "net"});
+  std::set<std::string> known = {"kernel", "append", "memory", "cpus", "console", "control", "disk", "net"};
+  known.insert(kProtectOptions.begin(), kProtectOptions.end());
+  Arguments options(args, "run", known);
   MachineConfig config;
   config.kernel = options.value("kernel").value_or("");
   if (config.kernel.empty()) config.kernel = defaultKernel(self);
@@ -49,12 +57,13 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   if (auto memory = options.value("memory")) config.memory = parseSize(*memory, "memory");
   if (auto cpus = options.value("cpus")) config.cpus = static_cast<uint32_t>(parseNumber(*cpus, "cpus", 0, 1u << 20));
   addDeviceOptions(options, config);
+  auto protect = protectOptions(options);
 
   checkMachineConfig(config, kvm::System());  // all bad input is refused before anything is made
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
   Machine machine(config, *console);
-  return serveMachine(machine, signals, options.value("control"), console->describe());
+  return serveMachine(machine, signals, options.value("control"), console->describe(), {}, protect);
 }
 
 }  // namespace tandem::cli

@@ -25,14 +25,21 @@ Fd blockStopSignals() {
 }
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
-                 const std::string& consoleDescription, const std::function<void()>& onStarted) {
+                 const std::string& consoleDescription, const std::function<void()>& onStarted,
+                 const std::optional<ReplicationOptions>& protect) {
   MachineControl control(machine, consoleDescription);
+  std::unique_ptr<Replicator> replicator;
+  if (protect) {
+    replicator = std::make_unique<Replicator>(machine, *protect);  // holds the output from here on
+    control.setReplicator(replicator.get());
+  }
   std::unique_ptr<ControlServer> server;
   if (controlPath)
     server = std::make_unique<ControlServer>(
         *controlPath, [&](const nlohmann::json& r) { return control.handle(r); }, std::set<std::string>{"migrate"});
   machine.start();
   if (onStarted) onStarted();
+  if (replicator) replicator->start();
 
   for (;;) {
     pollfd p[2] = {{machine.exitFd(), POLLIN, 0}, {stopSignals.get(), POLLIN, 0}};
@@ -46,6 +53,7 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
     }
   }
   server.reset();  // no request may reach a machine that is ending
+  replicator.reset();
   MachineExit exit = machine.wait();
   switch (exit.kind) {
     case MachineExit::Kind::PowerOff:

@@ -7,6 +7,7 @@
 
 #include "base/fd.hpp"
 #include "machine/machine.hpp"
+#include "primary/replicator.hpp"
 
 namespace tandem::cli {
 
@@ -16,8 +17,10 @@ Fd blockStopSignals();
 
 // Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
 // guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.
-// onStarted runs once the vCPUs run (a migration target reports to its source there).
+// onStarted runs once the vCPUs run (a migration target reports to its source there). With
+// protect, a Replicator keeps the guest protected by that standby (its output held from the start).
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
-                 const std::string& consoleDescription, const std::function<void()>& onStarted = {});
+                 const std::string& consoleDescription, const std::function<void()>& onStarted = {},
+                 const std::optional<ReplicationOptions>& protect = std::nullopt);
 
 }  // namespace tandem::cli

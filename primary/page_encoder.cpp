@@ -30,8 +30,7 @@ EncodingCounts PageEncoder::counts() const {
   return c;
 }
 
-std::pair<schema::Encoding, size_t> PageEncoder::encode(uint64_t page, uint8_t* slot) {
-  std::memcpy(slot, memory_.hostBase() + page * kPageSize, kPageSize);
+std::pair<schema::Encoding, size_t> PageEncoder::encodeInPlace(uint64_t page, uint8_t* slot) {
   if (codec::isZeroPage(slot)) {
     if (cache_) cache_->erase(page);
     ++counts_.zero;
@@ -74,7 +73,8 @@ std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint
   auto list = out.initPages(static_cast<unsigned>(pages.size()));
   size_t used = 0;
   for (unsigned i = 0; i < pages.size(); ++i) {
-    auto [encoding, length] = encode(pages[i], staging + used);
+    std::memcpy(staging + used, memory_.hostBase() + pages[i] * kPageSize, kPageSize);
+    auto [encoding, length] = encodeInPlace(pages[i], staging + used);
     list[i].setFrame(memory_.gpaOfPage(pages[i]).value / kPageSize);
     list[i].setEncoding(encoding);
     list[i].setOffset(static_cast<uint32_t>(used));
@@ -83,6 +83,38 @@ std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint
   }
   if (used > 0) out.adoptBlob(message->referenceStaging(used));  // (an empty external blob confuses readers)
   return message;
+}
+
+PageEncoder::Staged PageEncoder::stage(std::span<const uint64_t> pages) {
+  require(pages.size() <= kPagesPerMessage, pages.size(), " pages in one message");
+  Staged staged;
+  staged.message = std::make_unique<OutgoingMessage>();
+  staged.staging = staged.message->staging(pages.size() * kPageSize);
+  staged.pages.assign(pages.begin(), pages.end());
+  for (size_t i = 0; i < pages.size(); ++i)
+    std::memcpy(staged.staging + i * kPageSize, memory_.hostBase() + pages[i] * kPageSize, kPageSize);
+  return staged;
+}
+
+void PageEncoder::finishStaged(const Channel& channel, Staged& staged, uint64_t epoch, XXH3_state_t* digest) {
+  auto out = channel.start(*staged.message).initPages();
+  out.setEpoch(epoch);
+  auto list = out.initPages(static_cast<unsigned>(staged.pages.size()));
+  size_t used = 0;
+  for (unsigned i = 0; i < staged.pages.size(); ++i) {
+    uint8_t* slot = staged.staging + size_t{i} * kPageSize;
+    uint64_t frame = memory_.gpaOfPage(staged.pages[i]).value / kPageSize;
+    XXH3_64bits_update(digest, &frame, sizeof frame);
+    XXH3_64bits_update(digest, slot, kPageSize);
+    auto [encoding, length] = encodeInPlace(staged.pages[i], slot);
+    if (slot != staged.staging + used) std::memmove(staged.staging + used, slot, length);  // packed: used <= slot
+    list[i].setFrame(frame);
+    list[i].setEncoding(encoding);
+    list[i].setOffset(static_cast<uint32_t>(used));
+    list[i].setLength(static_cast<uint32_t>(length));
+    used += length;
+  }
+  if (used > 0) out.adoptBlob(staged.message->referenceStaging(used));
 }
 
 }  // namespace tandem

@@ -18,6 +18,8 @@
 #include <span>
 #include <vector>
 
+#include <xxhash.h>
+
 #include "codec/xbzrle_cache.hpp"
 #include "memory/guest_memory.hpp"
 #include "transport/channel.hpp"
@@ -45,11 +47,23 @@ public:
 
   // A message for channel holding pages (GuestMemory numbers, at most kPagesPerMessage) of round.
   std::unique_ptr<OutgoingMessage> build(const Channel& channel, uint32_t round, std::span<const uint64_t> pages);
+
+  // Epochs, in two steps: inside the pause, stage() only copies the pages into the message's
+  // staging buffer (a memcpy a page); once the guest runs again, finishStaged() encodes them in
+  // place and fills in the envelope, adding (frame, page) of each to digest.
+  struct Staged {
+    std::unique_ptr<OutgoingMessage> message;
+    std::vector<uint64_t> pages;
+    uint8_t* staging = nullptr;
+  };
+  Staged stage(std::span<const uint64_t> pages);
+  void finishStaged(const Channel& channel, Staged& staged, uint64_t epoch, XXH3_state_t* digest);
+
   EncodingCounts counts() const;
 
 private:
-  // Encodes page into slot (4 KiB of staging); returns the encoding and how many bytes it took.
-  std::pair<schema::Encoding, size_t> encode(uint64_t page, uint8_t* slot);
+  // Encodes the page staged in slot (4 KiB) over itself; returns the encoding and its length.
+  std::pair<schema::Encoding, size_t> encodeInPlace(uint64_t page, uint8_t* slot);
 
   const GuestMemory& memory_;
   Compression compression_;

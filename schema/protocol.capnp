@@ -28,6 +28,20 @@
 #   stop the guest on the target (it cannot go on without the owed pages), and silence from the
 #   target ends the source (the guest ran there: resuming it here would fork it).
 #
+# Continuous replication (mode replicate; DESIGN.md, "Epoch loop"):
+#
+#   Hello{replicate, generation} ------------->
+#                      <----------------------- Welcome | Refusal{reason}
+#   precopy rounds as above (the guest runs; the standby writes them straight into its memory)
+#   Pages{epoch N}* ; Commit{N, pages, digest, state} -->   staged; applied whole on Commit, then
+#                      <----------------------- Ack{N}     (the primary releases epoch N's output)
+#   ... every --epoch-ms, forever. Epoch 1 closes the initial sync: before its Commit the standby
+#   has nothing it could run, and a new session never overwrites a committed one until it has
+#   committed itself. An epoch that is replayed, out of order, or whose pages do not match its
+#   Commit is discarded whole and the session dropped; the committed state stays.
+#   Heartbeat both ways every --heartbeat-ms on the urgent channel; the standby takes over after
+#   --failover-after-ms of silence, and from then on refuses its old primary: "superseded".
+#
 # Channels: the standby listens on PORT (bulk: Hello, pages, state) and PORT+1 (urgent: heartbeats,
 # page requests and the pages they ask for), two TCP connections so bulk data never delays the rest.
 #
@@ -62,6 +76,10 @@ struct Hello {                 # source -> target, first
   cpus @2 :UInt32;
   disks @3 :UInt32;
   nets @4 :UInt32;
+  generation @5 :UInt64;       # replicate: 1 for a guest booted fresh, +1 at every failover; a
+                               # standby that ran the guest at a later generation refuses it
+  heartbeatMs @6 :UInt32;      # replicate: how often both ends beat
+  failoverAfterMs @7 :UInt32;  # replicate: the standby takes over after this much silence
 }
 
 struct Page {
@@ -71,11 +89,19 @@ struct Page {
   length @3 :UInt32;
 }
 
-struct Pages {                 # source -> target, any number per round
+struct Pages {                 # source -> target, any number per round or epoch
   round @0 :UInt32;
   pages @1 :List(Page);
   blob @2 :Data;               # every page's bytes, back to back: the sender's staging buffer,
                                # sent as a segment of its own without being copied into the message
+  epoch @3 :UInt64;            # replicate: the epoch these pages belong to (0 in the initial sync)
+}
+
+struct Commit {                # primary -> standby: epoch `epoch` is whole
+  epoch @0 :UInt64;
+  pageCount @1 :UInt64;        # pages sent in this epoch's Pages
+  digest @2 :UInt64;           # XXH3-64 over (frame, 4096 bytes) of those pages, in the order sent
+  state @3 :Data;              # MachineState (machine_state.capnp) at the end of the epoch
 }
 
 struct Postcopy {              # source -> target, before State
@@ -116,5 +142,7 @@ struct Envelope {
     postcopyComplete @14 :PostcopyComplete;
     bye @15 :Text;             # source -> target: the migration ends here, and why (the target
                                # drops what it received and waits for the next source)
+    commit @16 :Commit;
+    ack @17 :UInt64;           # standby -> primary: epoch n is committed here
   }
 }

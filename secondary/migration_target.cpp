@@ -19,9 +19,17 @@ constexpr auto kSilence = std::chrono::seconds(30);
 }  // namespace
 
 MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Console& console)
-    : listen_(std::move(listen)), base_(std::move(base)), console_(console), link_(std::make_unique<Link>(Link::listen(listen_))) {}
+    : listen_(std::move(listen)),
+      base_(std::move(base)),
+      console_(console),
+      link_(std::make_unique<Link>(Link::listen(listen_))),
+      replica_(base_, console_) {}
 
-MigrationTarget::~MigrationTarget() { postcopy_.reset(); }
+MigrationTarget::~MigrationTarget() {
+  stopRefusing_ = true;
+  refuser_.reset();
+  postcopy_.reset();
+}
 
 void MigrationTarget::refuse(const std::string& reason) {
   log::warn("refused a source: ", reason);
@@ -33,7 +41,18 @@ void MigrationTarget::refuse(const std::string& reason) {
 std::unique_ptr<Machine> MigrationTarget::receive() {
   for (;;) {
     link_->setSession(0);
-    Received r = link_->bulk->receive(std::chrono::hours(24));
+    auto wait = std::chrono::milliseconds(std::chrono::hours(24));
+    if (replica_.hasCommitted()) {
+      // Between sessions the committed epoch stays protected: the primary's silence still counts.
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(replica_.failoverAt() - Replica::Clock::now());
+      if (left.count() <= 0) {
+        log::warn("the primary has not come back within its failover time: taking over");
+        tookOver_ = true;
+        return replica_.takeOver();
+      }
+      wait = left;
+    }
+    Received r = link_->bulk->receive(wait);
     if (r.kind == Received::Kind::Timeout) continue;
     if (r.kind == Received::Kind::Refused) {
       refuse(concat("this standby cannot read it: ", r.problem));
@@ -46,6 +65,13 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
     }
     link_->setSession(envelope.getSession());
     try {
+      if (envelope.getHello().getMode() == schema::Mode::REPLICATE) {
+        if (replica_.serve(*link_, *r.message) == Replica::Outcome::PrimaryDead) {
+          tookOver_ = true;
+          return replica_.takeOver();
+        }
+        continue;
+      }
       return receiveFrom(*r.message);
     } catch (const Error& e) {
       // This standby does not fit the source: the operator has to change something.
@@ -145,6 +171,19 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
 }
 
 void MigrationTarget::reportRunning() {
+  if (tookOver_) {
+    uint64_t generation = this->generation();
+    refuser_ = std::make_unique<NamedThread>("superseded", [this, generation] {
+      while (!stopRefusing_) {
+        link_->setSession(0);
+        Received r = link_->bulk->receive(std::chrono::milliseconds(100));
+        if (r.kind != Received::Kind::Message || !r.message->envelope().isHello()) continue;
+        link_->setSession(r.message->envelope().getSession());
+        refuse(concat("superseded: this standby took over and runs the guest at generation ", generation));
+      }
+    });
+    return;
+  }
   if (postcopy_) return postcopy_->reportRunning();
   capnp::MallocMessageBuilder message;
   link_->bulk->start(message).setRunning();

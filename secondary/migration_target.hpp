@@ -1,4 +1,6 @@
-// MigrationTarget: the standby's side of a one-shot migration. Listens (bulk on PORT, urgent on
+// MigrationTarget: the standby. For a replicating primary (Hello mode replicate) it hands the
+// session to its Replica and returns the committed machine when the primary has died; after that
+// it answers any primary's Hello with "superseded". For a one-shot migration: Listens (bulk on PORT, urgent on
 // PORT+1), checks the source's Hello against what this standby was given (protocol version,
 // number of disks and NICs), builds an empty machine of the source's shape, writes pages as they
 // come, and on Done restores the MachineState. For postcopy, a PostcopyTarget then fetches the
@@ -12,7 +14,13 @@
 #include <memory>
 #include <string>
 
+#include <atomic>
+
+#include <nlohmann/json.hpp>
+
+#include "base/thread.hpp"
 #include "machine/machine.hpp"
+#include "secondary/replica.hpp"
 
 namespace tandem {
 
@@ -25,12 +33,18 @@ public:
   MigrationTarget(std::string listen, MachineConfig base, dev::Console& console);
   ~MigrationTarget();
 
-  // Blocks until a migration has arrived; returns the machine, restored and not yet started.
+  // Blocks until a migration has arrived or a replicated primary died; returns the machine,
+  // restored and not yet started (tookOver() tells which).
   // A source with another protocol version is told why and the wait goes on; one this standby
   // does not fit is told why and BadInput is thrown.
   std::unique_ptr<Machine> receive();
-  // After the machine started: tells the source the guest runs here.
+  // After the machine started: tells the source the guest runs here, or, after a takeover, starts
+  // refusing the old primary (and any other) as superseded.
   void reportRunning();
+  bool tookOver() const { return tookOver_; }
+  // The generation the guest runs at here after a takeover (the primary's + 1).
+  uint64_t generation() const { return replica_.generation() + 1; }
+  nlohmann::json status() const { return replica_.status(); }
 
 private:
   std::unique_ptr<Machine> receiveFrom(class Incoming& hello);
@@ -41,6 +55,10 @@ private:
   dev::Console& console_;
   std::unique_ptr<Link> link_;
   std::unique_ptr<PostcopyTarget> postcopy_;  // while owed pages are fetched
+  Replica replica_;
+  bool tookOver_ = false;
+  std::atomic<bool> stopRefusing_{false};
+  std::unique_ptr<NamedThread> refuser_;  // after a takeover: answers Hellos "superseded"
 };
 
 }  // namespace tandem

@@ -82,7 +82,7 @@ Machine::Machine(const MachineConfig& config, dev::Console& console, std::option
       image_(std::move(image)),
       vm_(system_),
       memory_(config.memory, pages),
-      serial_(console, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
+      serial_(gatedConsole_, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
       exitPort_([this](uint8_t status) {
         finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});
       }) {

@@ -17,6 +17,8 @@
 #include "base/fd.hpp"
 #include "boot/elf_image.hpp"
 #include "devices/console.hpp"
+#include "output/gated_console.hpp"
+#include "output/output_gate.hpp"
 #include "devices/exit_port.hpp"
 #include "devices/idle_port.hpp"
 #include "devices/mmio_bus.hpp"
@@ -106,6 +108,9 @@ public:
   // Puts state into a machine made ForRestore that has not started.
   void restore(const MachineState& state);
 
+  // Everything the guest shows outside passes this gate; the replicator holds and releases it.
+  OutputGate& outputGate() { return gate_; }
+
   // Dirty logging on (once) and the tracker that reads it; stopDirtyTracking() switches it off.
   DirtyTracker& startDirtyTracking();
   void stopDirtyTracking();
@@ -130,6 +135,9 @@ private:
 
   MachineConfig config_;
   dev::Console& console_;
+  OutputGate gate_;  // between the devices and the outside world (held while protected)
+  ConsoleSink consoleSink_{console_};
+  GatedConsole gatedConsole_{gate_, consoleSink_};
   kvm::System system_;
   std::optional<ElfImage> image_;  // absent when restoring
   kvm::Vm vm_;

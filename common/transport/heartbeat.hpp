@@ -1,6 +1,6 @@
-// Heartbeat: both ends of a migration beat on the urgent channel every kHeartbeatInterval and
-// watch the other end: anything heard from it counts; silence past kPeerSilenceLimit means it is
-// gone. Both start when constructed.
+// Heartbeat: both ends of a migration or a replication beat on the urgent channel every interval
+// (postcopy: kHeartbeatInterval) and watch the other end: anything heard from it counts; silence
+// past the limit (postcopy: kPeerSilenceLimit) means it is gone. Both start when constructed.
 #pragma once
 
 #include <chrono>
@@ -17,10 +17,13 @@ class Heartbeat {
 public:
   using Clock = std::chrono::steady_clock;
 
-  explicit Heartbeat(Channel& urgent) : urgent_(urgent) {}
+  explicit Heartbeat(Channel& urgent, Clock::duration interval = kHeartbeatInterval,
+                     Clock::duration silenceLimit = kPeerSilenceLimit)
+      : urgent_(urgent), interval_(interval), silenceLimit_(silenceLimit) {}
 
   void heard() { lastHeard_ = Clock::now(); }
-  bool peerSilent() const { return Clock::now() - lastHeard_ > kPeerSilenceLimit; }
+  bool peerSilent() const { return Clock::now() - lastHeard_ > silenceLimit_; }
+  Clock::time_point lastHeard() const { return lastHeard_; }
   Clock::time_point nextBeat() const { return nextBeat_; }
 
   // Sends one when it is due. Never waits: a full queue means the peer is not reading, and its
@@ -33,11 +36,12 @@ public:
     beat.setSeq(++seq_);
     beat.setSentAtNs(static_cast<uint64_t>(now.time_since_epoch().count()));
     urgent_.trySend(message);
-    nextBeat_ = now + kHeartbeatInterval;
+    nextBeat_ = now + interval_;
   }
 
 private:
   Channel& urgent_;
+  Clock::duration interval_, silenceLimit_;
   uint64_t seq_ = 0;
   Clock::time_point lastHeard_ = Clock::now(), nextBeat_ = Clock::now();
 };

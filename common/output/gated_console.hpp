@@ -1,0 +1,29 @@
+// The serial console behind the OutputGate: the UART writes into GatedConsole, the gate emits what
+// it releases into ConsoleSink, which writes to the real console.
+#pragma once
+
+#include "devices/serial.hpp"
+#include "output/output_gate.hpp"
+
+namespace tandem {
+
+class ConsoleSink final : public OutputSink {
+public:
+  explicit ConsoleSink(dev::ConsoleOutput& console) : console_(console) {}
+  void emit(std::span<const uint8_t> bytes) override { console_.write(bytes); }
+
+private:
+  dev::ConsoleOutput& console_;
+};
+
+class GatedConsole final : public dev::ConsoleOutput {
+public:
+  GatedConsole(OutputGate& gate, OutputSink& sink) : gate_(gate), sink_(sink) {}
+  void write(std::span<const uint8_t> bytes) override { gate_.write(sink_, bytes); }
+
+private:
+  OutputGate& gate_;
+  OutputSink& sink_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,338 @@
+#include "primary/replicator.hpp"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <bit>
+#include <random>
+#include <thread>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "primary/bandwidth_limit.hpp"
+#include "primary/round_sender.hpp"
+#include "state/machine_state.hpp"
+#include "transport/heartbeat.hpp"
+#include "transport/link.hpp"
+
+namespace tandem {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+int64_t nowNs() { return Clock::now().time_since_epoch().count(); }
+
+// The initial sync goes on while rounds halve the dirty set, until what is left is about what an
+// epoch carries anyway.
+constexpr uint64_t kEpochSizedPages = 2048;
+constexpr uint32_t kMostSyncRounds = 10;
+// Epochs sent and not yet acknowledged before the loop waits for acks instead of sealing more.
+constexpr size_t kMostInFlight = 8;
+constexpr auto kRetryAfter = std::chrono::milliseconds(200);
+constexpr const char* kSuperseded = "superseded";
+
+struct Superseded {
+  std::string why;
+};
+
+}  // namespace
+
+Replicator::Replicator(Machine& machine, ReplicationOptions options) : machine_(machine), options_(std::move(options)) {
+  machine_.outputGate().hold();  // from now on, nothing is shown that a standby does not have
+}
+
+Replicator::~Replicator() {
+  stopping_ = true;
+  thread_.reset();
+}
+
+void Replicator::start() {
+  thread_ = std::make_unique<NamedThread>("replicator", [this] { loop(); });
+}
+
+void Replicator::setState(const char* state) {
+  std::lock_guard lock(statusMutex_);
+  figures_.state = state;
+}
+
+void Replicator::holdGuestIfOutputFull() {
+  if (!pausedForOutput_ && machine_.outputGate().overLimit()) {
+    log::warn("the guest's held output is over its limit: the guest is paused until a standby acknowledges it");
+    machine_.pause();
+    pausedForOutput_ = true;
+  }
+}
+
+void Replicator::loop() {
+  DirtyTracker& tracker = machine_.startDirtyTracking();  // on for good: switching costs the guest
+  (void)tracker;
+  while (!stopping_ && !machine_.exited()) {
+    try {
+      session();
+    } catch (const Superseded& s) {
+      setState("superseded");
+      log::error("this primary was superseded: ", s.why, "; its guest runs on the standby now and stops here for good");
+      machine_.stop();
+      return;
+    } catch (const Error& e) {
+      if (stopping_) return;
+      log::warn("replication to ", options_.to, ": ", e.what(),
+                "; the guest runs unprotected with its output held until a standby acknowledges it");
+    }
+    setState("unprotected");
+    inFlight_.clear();  // their output stays held: a later epoch's ack releases it
+    auto until = Clock::now() + kRetryAfter;
+    while (!stopping_ && Clock::now() < until) {
+      holdGuestIfOutputFull();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+void Replicator::handshake(Link& link) {
+  capnp::MallocMessageBuilder message;
+  auto hello = link.bulk->start(message).initHello();
+  const auto& config = machine_.config();
+  hello.setMode(schema::Mode::REPLICATE);
+  hello.setMemorySize(config.memory);
+  hello.setCpus(config.cpus);
+  hello.setDisks(static_cast<uint32_t>(config.disks.size()));
+  hello.setNets(static_cast<uint32_t>(config.nets.size()));
+  hello.setGeneration(options_.generation);
+  hello.setHeartbeatMs(static_cast<uint32_t>(options_.heartbeat.count()));
+  hello.setFailoverAfterMs(static_cast<uint32_t>(options_.failoverAfter.count()));
+  // Nobody may be listening yet: try until a standby takes it (ZeroMQ connects in the background).
+  while (!link.bulk->trySend(message)) {
+    if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+    holdGuestIfOutputFull();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto until = Clock::now() + std::chrono::seconds(5);;) {
+    Received r = link.bulk->receive(std::chrono::milliseconds(50));
+    if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+    if (r.kind == Received::Kind::Timeout) {
+      if (Clock::now() > until) throw Error(ErrorKind::Disconnected, "the standby did not answer our Hello within 5 s");
+      continue;
+    }
+    if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
+    auto envelope = r.message->envelope();
+    if (envelope.isWelcome()) return;
+    if (envelope.isRefusal()) {
+      std::string why = envelope.getRefusal().cStr();
+      if (why.starts_with(kSuperseded)) throw Superseded{why};
+      throw Error(ErrorKind::Failed, concat("the standby refused us: ", why));
+    }
+    throw Error(ErrorKind::Failed, "the standby answered our Hello out of order");
+  }
+}
+
+void Replicator::serveStandby(Link& link, Clock::time_point until) {
+  for (;;) {
+    auto now = Clock::now();
+    if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+    auto silentFor = std::chrono::nanoseconds(nowNs() - lastHeardNs_.load());
+    if (silentFor > options_.failoverAfter)
+      throw Error(ErrorKind::Disconnected,
+                  concat("the standby has been silent for ", std::chrono::duration_cast<std::chrono::milliseconds>(silentFor).count(), " ms"));
+    if (!inFlight_.empty() && now - inFlight_.front().sentAt > std::max<Clock::duration>(std::chrono::seconds(2), 4 * options_.failoverAfter))
+      throw Error(ErrorKind::Failed, concat("the standby has not acknowledged epoch ", inFlight_.front().epoch, " for 2 s"));
+    if (now >= until && inFlight_.size() < kMostInFlight) return;
+    auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - now), std::chrono::milliseconds(1),
+                           std::chrono::milliseconds(5));
+    Received r = link.bulk->receive(wait);
+    if (r.kind == Received::Kind::Timeout) continue;
+    if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
+    auto envelope = r.message->envelope();
+    if (envelope.isRefusal()) {
+      std::string why = envelope.getRefusal().cStr();
+      if (why.starts_with(kSuperseded)) throw Superseded{why};
+      throw Error(ErrorKind::Failed, concat("the standby refused an epoch: ", why));
+    }
+    if (envelope.isRoundAck()) continue;  // the initial sync's last round, not waited for
+    if (!envelope.isAck()) throw Error(ErrorKind::Failed, "the standby sent a message out of order");
+    uint64_t acked = envelope.getAck();
+    if (inFlight_.empty() || acked != inFlight_.front().epoch)
+      throw Error(ErrorKind::Failed, concat("the standby acknowledged epoch ", acked, ", which is not the next one in flight"));
+    double latency = msSince(inFlight_.front().sentAt);
+    inFlight_.pop_front();
+    machine_.outputGate().release(acked);
+    if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
+      machine_.resume();
+      pausedForOutput_ = false;
+    }
+    std::lock_guard lock(statusMutex_);
+    figures_.lastAcked = acked;
+    figures_.ackLatencyMs = latency;
+  }
+}
+
+void Replicator::initialSync(Link& link, DirtyTracker& tracker, PageSet& dirty) {
+  setState("syncing");
+  RoundSender rounds(machine_.memory(), options_.compression, 0, 1);
+  BandwidthLimit unlimited(0);
+  // Round 0: every page the host backed (the standby's memory starts as zeros).
+  dirty = PageSet(machine_.memory().pageCount());
+  for (const auto& region : machine_.memory().regions()) {
+    auto backed = machine_.memory().backedPages(region);
+    for (uint64_t i = 0; i < backed.size(); ++i)
+      if (backed[i]) dirty.set(region.hostOffset / kPageSize + i);
+  }
+  tracker.take();  // from here on the log says what changed after round 0 read it
+  for (uint32_t round = 0;; ++round) {
+    uint64_t sent = dirty.count();
+    try {
+      rounds.send(*link.bulk, dirty, round, unlimited, [](size_t) {});
+    } catch (const Error&) {
+      throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
+    }
+    capnp::MallocMessageBuilder end;
+    link.bulk->start(end).setRoundEnd(round);
+    if (!link.bulk->send(end)) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
+    // Its RoundAck: serveStandby passes RoundAcks over, so wait for it here.
+    for (;;) {
+      if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+      if (std::chrono::nanoseconds(nowNs() - lastHeardNs_.load()) > options_.failoverAfter + std::chrono::seconds(10))
+        throw Error(ErrorKind::Disconnected, "the standby went silent during the initial sync");
+      Received r = link.bulk->receive(std::chrono::milliseconds(20));
+      if (r.kind == Received::Kind::Timeout) continue;
+      if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
+      auto envelope = r.message->envelope();
+      if (envelope.isRoundAck() && envelope.getRoundAck() == round) break;
+      if (envelope.isRefusal()) throw Error(ErrorKind::Failed, concat("the standby refused the sync: ", envelope.getRefusal().cStr()));
+      throw Error(ErrorKind::Failed, "the standby answered the initial sync out of order");
+    }
+    dirty = tracker.take();
+    uint64_t left = dirty.count();
+    log::info("replication sync round ", round, ": ", sent, " pages; ", left, " dirty since");
+    if (left <= kEpochSizedPages || left * 2 > sent || round + 1 >= kMostSyncRounds) return;
+  }
+}
+
+void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
+  auto pauseStart = Clock::now();
+  machine_.pause();
+  tracker.takeInto(dirty);
+  std::vector<uint64_t> pages;
+  pages.reserve(dirty.count());
+  for (uint64_t w = 0; w < dirty.words.size(); ++w) {
+    for (uint64_t bits = dirty.words[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + static_cast<uint64_t>(std::countr_zero(bits)));
+    dirty.words[w] = 0;
+  }
+  std::vector<PageEncoder::Staged> staged;
+  for (size_t at = 0; at < pages.size(); at += PageEncoder::kPagesPerMessage)
+    staged.push_back(encoder_->stage(std::span(pages).subspan(at, std::min(PageEncoder::kPagesPerMessage, pages.size() - at))));
+  MachineState state = machine_.capture();
+  uint64_t epoch = ++epoch_;
+  machine_.outputGate().closeEpoch(epoch);
+  bool full = machine_.outputGate().overLimit();
+  if (!full) machine_.resume();
+  else if (!pausedForOutput_) log::warn("the guest's held output is over its limit: the guest stays paused until acks release it");
+  pausedForOutput_ = full;
+  double pauseMs = msSince(pauseStart);
+
+  XXH3_state_t* digest = XXH3_createState();
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> digestOwner(digest, &XXH3_freeState);
+  XXH3_64bits_reset(digest);
+  for (auto& s : staged) {
+    encoder_->finishStaged(*link.bulk, s, epoch, digest);
+    if (!link.bulk->send(std::move(s.message))) throw Error(ErrorKind::Disconnected, "the standby stopped taking epochs");
+  }
+  capnp::MallocMessageBuilder message;
+  auto commit = link.bulk->start(message).initCommit();
+  commit.setEpoch(epoch);
+  commit.setPageCount(pages.size());
+  commit.setDigest(XXH3_64bits_digest(digest));
+  auto encoded = encodeMachineState(state);
+  commit.setState(capnp::Data::Reader(encoded.data(), encoded.size()));
+  if (!link.bulk->send(message)) throw Error(ErrorKind::Disconnected, "the standby stopped taking epochs");
+  inFlight_.push_back({epoch, Clock::now()});
+
+  std::lock_guard lock(statusMutex_);
+  figures_.pauseMs = pauseMs;
+  figures_.dirtyPages = pages.size();
+  if (figures_.recentPausesMs.size() >= 100) figures_.recentPausesMs.erase(figures_.recentPausesMs.begin());
+  figures_.recentPausesMs.push_back(pauseMs);
+}
+
+void Replicator::session() {
+  setState("connecting");
+  Link link = Link::connect(options_.to);
+  link.setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
+  handshake(link);
+  lastHeardNs_ = nowNs();
+  {
+    std::lock_guard lock(statusMutex_);
+    ++figures_.sessions;
+  }
+  log::info("replication: standby ", options_.to, " welcomed us; syncing");
+
+  // Heartbeats on the urgent channel, from their own thread: an epoch that takes long to send
+  // never makes this primary look dead.
+  std::atomic<bool> over{false};
+  NamedThread beats("heartbeat", [&] {
+    Heartbeat heartbeat(*link.urgent, options_.heartbeat, options_.failoverAfter);
+    while (!over) {
+      heartbeat.beatIfDue();
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat.nextBeat() - Clock::now());
+      Received r = link.urgent->receive(std::max(wait, std::chrono::milliseconds(1)));
+      if (r.kind == Received::Kind::Message && r.message->envelope().isHeartbeat()) lastHeardNs_ = nowNs();
+    }
+  });
+  struct EndBeats {
+    std::atomic<bool>& over;
+    ~EndBeats() { over = true; }
+  } endBeats{over};
+
+  encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
+  DirtyTracker& tracker = machine_.startDirtyTracking();
+  PageSet dirty;
+  try {
+    initialSync(link, tracker, dirty);
+    setState("protected");
+    log::info("replication: the guest is protected by ", options_.to, " (epochs of ", options_.epoch.count(), " ms)");
+    for (auto next = Clock::now();;) {
+      runEpoch(link, tracker, dirty);
+      next = std::max(next + options_.epoch, Clock::now());
+      serveStandby(link, next);
+    }
+  } catch (...) {
+    // The pages of epochs that never arrived go with the next session's full sync. Tell the
+    // standby, so that it keeps what it committed and waits for us rather than take over.
+    capnp::MallocMessageBuilder bye;
+    link.bulk->start(bye).setBye("the primary starts a new session");
+    link.bulk->trySend(bye);
+    throw;
+  }
+}
+
+nlohmann::json Replicator::status() const {
+  std::lock_guard lock(statusMutex_);
+  auto gate = machine_.outputGate().stats();
+  std::vector<double> sorted = figures_.recentPausesMs;
+  std::sort(sorted.begin(), sorted.end());
+  auto quantile = [&](double q) { return sorted.empty() ? 0.0 : sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1))]; };
+  double heartbeatAgeMs = lastHeardNs_.load() ? static_cast<double>(nowNs() - lastHeardNs_.load()) / 1e6 : -1;
+  return {{"role", "primary"},
+          {"standby", options_.to},
+          {"state", figures_.state},
+          {"protected", figures_.state == "protected"},
+          {"generation", options_.generation},
+          {"sessions", figures_.sessions},
+          {"epoch", epoch_.load()},
+          {"last_acked_epoch", figures_.lastAcked},
+          {"epoch_ms", options_.epoch.count()},
+          {"epoch_pause_ms", figures_.pauseMs},
+          {"epoch_pause_p50_ms", quantile(0.5)},
+          {"epoch_pause_p99_ms", quantile(0.99)},
+          {"dirty_pages_per_epoch", figures_.dirtyPages},
+          {"ack_latency_ms", figures_.ackLatencyMs},
+          {"held_output_bytes", gate.heldBytes},
+          {"held_output_oldest_ms", gate.oldestHeldMs},
+          {"released_output_bytes", gate.releasedBytes},
+          {"heartbeat_age_ms", heartbeatAgeMs},
+          {"paused_for_output", pausedForOutput_.load()}};
+}
+
+}  // namespace tandem

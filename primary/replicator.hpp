@@ -1,0 +1,90 @@
+// Replicator: keeps a running guest protected by a standby (DESIGN.md, "Epoch loop", "Output
+// commit"). On its own thread, forever:
+//
+//   connect   Hello{replicate, generation} to the standby, until one answers Welcome
+//   sync      precopy rounds while the guest runs, until what is left fits one epoch
+//   epochs    every --epoch-ms: pause, take the dirty log, copy the dirty pages into the messages'
+//             staging, capture the MachineState, seal the output written so far as epoch N,
+//             resume; then encode and send Pages{N} and Commit{N}; on Ack{N} release epoch N's
+//             output. Heartbeats both ways on the urgent channel, from a thread of their own.
+//
+// The guest's output is held from construction on and is released only by acks: without a standby the
+// primary runs unprotected and shows nothing (beyond OutputGate's limit the guest is paused). A
+// standby that is silent for --failover-after-ms, refuses an epoch or stops acking is dropped and
+// a new session begins with a full sync. A standby that answers "superseded" ran the guest after
+// a failover: this primary stops its guest for good.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/thread.hpp"
+#include "machine/machine.hpp"
+#include "primary/page_encoder.hpp"
+
+namespace tandem {
+
+struct Link;
+
+struct ReplicationOptions {
+  std::string to;  // tcp://HOST:PORT of the standby
+  std::chrono::milliseconds epoch{25}, heartbeat{20}, failoverAfter{200};
+  uint64_t generation = 1;  // 1 for a guest booted here; a failed-over standby protects onward with +1
+  Compression compression = Compression::Auto;
+  uint64_t xbzrleCacheBytes = 64 * kMiB;
+};
+
+class Replicator {
+public:
+  // Holds the machine's output from here on (construct it before the machine starts).
+  Replicator(Machine& machine, ReplicationOptions options);
+  ~Replicator();  // ends the thread; the output stays held
+
+  // The machine runs: sessions begin.
+  void start();
+  // role, protection, epoch numbers, pause and dirty figures, ack latency, held output, heartbeat age.
+  nlohmann::json status() const;
+
+private:
+  struct InFlight {
+    uint64_t epoch;
+    std::chrono::steady_clock::time_point sentAt;
+  };
+  void loop();
+  void session();
+  void handshake(Link& link);
+  void initialSync(Link& link, DirtyTracker& tracker, PageSet& dirty);
+  void runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty);
+  // Takes what the standby sent (acks, refusals) until `until`; throws when it is gone or refuses.
+  void serveStandby(Link& link, std::chrono::steady_clock::time_point until);
+  void holdGuestIfOutputFull();
+  void setState(const char* state);
+
+  Machine& machine_;
+  ReplicationOptions options_;
+  std::unique_ptr<PageEncoder> encoder_;  // per session: its XBZRLE cache mirrors one standby
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
+  std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)
+  std::deque<InFlight> inFlight_;
+  std::atomic<bool> pausedForOutput_{false};
+
+  mutable std::mutex statusMutex_;
+  struct Figures {
+    std::string state = "connecting";
+    uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0;
+    double pauseMs = 0, ackLatencyMs = 0;
+    std::vector<double> recentPausesMs;  // the last 100
+  } figures_;
+  std::unique_ptr<NamedThread> thread_;
+};
+
+}  // namespace tandem

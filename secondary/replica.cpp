@@ -1,0 +1,241 @@
+#include "secondary/replica.hpp"
+
+#include <xxhash.h>
+
+#include <cstring>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "secondary/received_page.hpp"
+#include "transport/heartbeat.hpp"
+
+namespace tandem {
+
+namespace {
+
+double msBetween(Replica::Clock::time_point a, Replica::Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+void Replica::stage(GuestMemory& memory, schema::Pages::Reader pages) {
+  decodeReceivedPages(memory, pages, Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
+    stagedPages_.push_back(number);
+    stagedBytes_.insert(stagedBytes_.end(), bytes, bytes + kPageSize);
+  });
+}
+
+std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, schema::Commit::Reader commit,
+                                           uint64_t expected) {
+  GuestMemory& memory = syncing ? syncing->memory() : committed_->machine->memory();
+  uint64_t epoch = commit.getEpoch();
+  if (expected && epoch != expected) return concat("epoch ", epoch, " came where epoch ", expected, " was due");
+  if (commit.getPageCount() != stagedPages_.size())
+    return concat("epoch ", epoch, " announced ", commit.getPageCount(), " pages and ", stagedPages_.size(), " arrived");
+  XXH3_state_t* digest = XXH3_createState();
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(digest, &XXH3_freeState);
+  XXH3_64bits_reset(digest);
+  for (size_t i = 0; i < stagedPages_.size(); ++i) {
+    uint64_t frame = memory.gpaOfPage(stagedPages_[i]).value / kPageSize;
+    XXH3_64bits_update(digest, &frame, sizeof frame);
+    XXH3_64bits_update(digest, stagedBytes_.data() + i * kPageSize, kPageSize);
+  }
+  if (XXH3_64bits_digest(digest) != commit.getDigest()) return concat("the pages of epoch ", epoch, " do not match its digest");
+  MachineState state;
+  try {
+    auto bytes = commit.getState();
+    state = decodeMachineState(std::span(bytes.begin(), bytes.size()));
+  } catch (const Error& e) {
+    return concat("the state of epoch ", epoch, " does not decode: ", e.what());
+  }
+  if (state.memorySize != memory.size() || state.vcpus.size() != (syncing ? syncing : committed_->machine)->config().cpus)
+    return concat("the state of epoch ", epoch, " is of another machine");
+
+  // Checked: from here on nothing can fail, and the epoch is applied whole.
+  for (size_t i = 0; i < stagedPages_.size(); ++i)
+    std::memcpy(memory.hostBase() + stagedPages_[i] * kPageSize, stagedBytes_.data() + i * kPageSize, kPageSize);
+  if (syncing) {
+    committed_.reset();  // the old session's state gives way only now that the new one committed
+    committed_.emplace(Committed{std::move(syncing), std::move(state), epoch});
+  } else {
+    committed_->state = std::move(state);
+    committed_->epoch = epoch;
+  }
+  return std::nullopt;
+}
+
+Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
+  auto hello = helloMessage.envelope().getHello();
+  if (hello.getDisks() != base_.disks.size() || hello.getNets() != base_.nets.size())
+    failBadInput("the primary has ", hello.getDisks(), " disks and ", hello.getNets(), " NICs; this standby was given ",
+                 base_.disks.size(), " and ", base_.nets.size());
+  MachineConfig config = base_;
+  config.memory = hello.getMemorySize();
+  config.cpus = hello.getCpus();
+  if (config.memory < GuestMemory::kMinimumSize || config.memory % (2 * kMiB) || config.memory > hostAvailableMemory())
+    failBadInput("the primary's ", config.memory / kMiB, " MiB of memory do not fit on this standby");
+  if (config.cpus == 0 || config.cpus > 255) failBadInput("the primary has ", config.cpus, " vCPUs");
+  heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
+  failoverAfter_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getFailoverAfterMs()));
+  heard();
+  {
+    std::lock_guard lock(statusMutex_);
+    generation_ = hello.getGeneration();
+    ++sessions_;
+    state_ = "syncing";
+  }
+
+  // A fresh machine for the sync: a committed epoch of an earlier session stays ready to run
+  // until this session has committed one of its own.
+  auto syncing = std::make_unique<Machine>(config, console_, Machine::ForRestore{GuestMemory::Pages::Small});
+  capnp::MallocMessageBuilder welcome;
+  link.bulk->start(welcome).setWelcome();
+  if (!link.bulk->send(welcome)) return Outcome::SessionEnded;
+  log::info("replication session from a primary of generation ", generation_, ": syncing");
+
+  Heartbeat heartbeat(*link.urgent, heartbeat_, failoverAfter_);
+  uint64_t expected = 0;  // the next epoch due; 0 until the session's first commit
+  stagedPages_.clear();
+  stagedBytes_.clear();
+  auto endSession = [&](const std::string& why) {
+    {
+      std::lock_guard lock(statusMutex_);
+      state_ = committed_ ? "protecting, waiting for the primary" : "waiting for a primary";
+    }
+    log::warn("replication session ended: ", why, committed_ ? concat("; epoch ", committed_->epoch, " stays committed") : "");
+    stagedPages_.clear();
+    stagedBytes_.clear();
+    return Outcome::SessionEnded;
+  };
+  for (;;) {
+    heartbeat.beatIfDue();
+    auto now = Clock::now();
+    if (now - lastHeard() > failoverAfter_) {
+      if (committed_) {
+        log::warn("the primary has been silent for ", msBetween(lastHeard(), now), " ms: taking over at epoch ", committed_->epoch);
+        return Outcome::PrimaryDead;
+      }
+      if (now - lastHeard() > failoverAfter_ + std::chrono::seconds(10))
+        return endSession("the primary went silent before anything was committed");
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min(heartbeat.nextBeat(), lastHeard() + failoverAfter_) - now);
+    Channel::waitAny({link.bulk.get(), link.urgent.get()}, {}, std::clamp(wait, std::chrono::milliseconds(1), heartbeat_));
+
+    for (;;) {  // the urgent channel first: heartbeats must not wait behind pages
+      Received r = link.urgent->receive(std::chrono::milliseconds(0));
+      if (r.kind != Received::Kind::Message) break;
+      if (r.message->envelope().isHeartbeat()) heard();
+    }
+    Received r = link.bulk->receive(std::chrono::milliseconds(0));
+    if (r.kind == Received::Kind::Timeout) continue;
+    if (r.kind == Received::Kind::Refused) {
+      // Another session, another version, or bytes that are no message: never applied.
+      log::warn("replication: refused a message: ", r.problem);
+      continue;
+    }
+    heard();
+    auto envelope = r.message->envelope();
+    try {
+      switch (envelope.which()) {
+        case schema::Envelope::PAGES: {
+          auto pages = envelope.getPages();
+          if (expected == 0 && pages.getEpoch() == 0) {  // the sync: straight into the fresh machine
+            if (!syncing) return endSession("the primary sent sync pages after its first commit");
+            decodeReceivedPages(syncing->memory(), pages, Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
+              std::memcpy(syncing->memory().hostBase() + number * kPageSize, bytes, kPageSize);
+            });
+          } else {
+            stage(syncing ? syncing->memory() : committed_->machine->memory(), pages);
+          }
+          break;
+        }
+        case schema::Envelope::ROUND_END: {
+          capnp::MallocMessageBuilder ack;
+          link.bulk->start(ack).setRoundAck(envelope.getRoundEnd());
+          link.bulk->trySend(ack);
+          break;
+        }
+        case schema::Envelope::COMMIT: {
+          auto c = envelope.getCommit();
+          if (expected != 0 && c.getEpoch() < expected) {
+            {
+              std::lock_guard lock(statusMutex_);
+              ++ignoredReplays_;
+            }
+            log::warn("replication: ignored a replay of epoch ", c.getEpoch(), " (epoch ", expected - 1, " is committed)");
+            stagedPages_.clear();
+            stagedBytes_.clear();
+            break;
+          }
+          if (auto refusal = commit(syncing, c, expected)) {
+            {
+              std::lock_guard lock(statusMutex_);
+              ++discardedEpochs_;
+            }
+            capnp::MallocMessageBuilder message;
+            link.bulk->start(message).setRefusal(*refusal);
+            link.bulk->trySend(message);
+            return endSession(concat("discarded: ", *refusal));
+          }
+          if (expected == 0) log::info("replication: first epoch ", c.getEpoch(), " committed; the guest is protected");
+          expected = c.getEpoch() + 1;
+          {
+            std::lock_guard lock(statusMutex_);
+            committedEpoch_ = c.getEpoch();
+            state_ = "protecting";
+          }
+          stagedPages_.clear();
+          stagedBytes_.clear();
+          capnp::MallocMessageBuilder ack;
+          link.bulk->start(ack).setAck(c.getEpoch());
+          link.bulk->trySend(ack);
+          break;
+        }
+        case schema::Envelope::BYE:
+          return endSession(concat("the primary said: ", envelope.getBye().cStr()));
+        default:
+          return endSession("the primary sent a message out of order");
+      }
+    } catch (const Error& e) {
+      {
+        std::lock_guard lock(statusMutex_);
+        ++discardedEpochs_;
+      }
+      capnp::MallocMessageBuilder message;
+      link.bulk->start(message).setRefusal(e.what());
+      link.bulk->trySend(message);
+      return endSession(concat("discarded the epoch being received: ", e.what()));
+    }
+  }
+}
+
+std::unique_ptr<Machine> Replica::takeOver() {
+  require(committed_.has_value(), "takeOver without a committed epoch");
+  auto start = Clock::now();
+  Committed c = std::move(*committed_);
+  committed_.reset();
+  c.machine->restore(c.state);
+  {
+    std::lock_guard lock(statusMutex_);
+    state_ = "took over";
+  }
+  log::info("failover: epoch ", c.epoch, " restored in ", msBetween(start, Clock::now()), " ms");
+  return std::move(c.machine);
+}
+
+nlohmann::json Replica::status() const {
+  std::lock_guard lock(statusMutex_);
+  return {{"role", "standby"},
+          {"state", state_},
+          {"committed_epoch", committedEpoch_},
+          {"generation", generation_},
+          {"heartbeat_age_ms", msBetween(lastHeard(), Clock::now())},
+          {"failover_after_ms", std::chrono::duration<double, std::milli>(failoverAfter_).count()},
+          {"sessions", sessions_},
+          {"discarded_epochs", discardedEpochs_},
+          {"ignored_replays", ignoredReplays_}};
+}
+
+}  // namespace tandem

@@ -1,0 +1,80 @@
+// Replica: the standby's side of continuous replication. It holds the last committed epoch of the
+// guest (a machine that never ran, its memory and MachineState) and serves one primary's session
+// at a time:
+//
+//   sync     precopy rounds into a fresh machine (a committed one from before is kept meanwhile)
+//   epochs   Pages{N} are decoded into staging; Commit{N} is checked (next in order, page count,
+//            digest) and then applied whole to memory with its state, and answered Ack{N}. An
+//            epoch that fails a check is discarded whole and the session ends; one already
+//            committed (a replay) is ignored. The committed state never changes otherwise.
+//
+// The primary is dead when nothing has been heard from it for its --failover-after-ms; then, if an
+// epoch was committed, takeOver() restores it into its machine for the caller to run.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "machine/machine.hpp"
+#include "transport/link.hpp"
+
+namespace tandem {
+
+class Replica {
+public:
+  using Clock = std::chrono::steady_clock;
+  enum class Outcome { SessionEnded, PrimaryDead };
+
+  // base: the standby's devices and console (memory and vCPUs come from the primary).
+  Replica(MachineConfig base, dev::Console& console) : base_(std::move(base)), console_(console) {}
+
+  // Serves the session that `hello` opened on link (its session id already adopted) until it ends.
+  // Throws Error(BadInput) for a primary this standby cannot hold (the operator must act).
+  Outcome serve(Link& link, Incoming& hello);
+
+  bool hasCommitted() const { return committed_.has_value(); }
+  // When the primary counts as dead, if nothing is heard from it before.
+  Clock::time_point failoverAt() const { return lastHeard() + failoverAfter_; }
+  uint64_t generation() const { return generation_; }
+  // The committed epoch, restored and ready to start.
+  std::unique_ptr<Machine> takeOver();
+  nlohmann::json status() const;
+
+private:
+  struct Committed {
+    std::unique_ptr<Machine> machine;
+    MachineState state;
+    uint64_t epoch = 0;
+  };
+  // Decodes one epoch's pages into staging; throws Error(Failed) when they cannot be.
+  void stage(GuestMemory& memory, schema::Pages::Reader pages);
+  Clock::time_point lastHeard() const { return Clock::time_point(Clock::duration(lastHeardTicks_.load())); }
+  void heard() { lastHeardTicks_ = Clock::now().time_since_epoch().count(); }
+  // Checks and applies the epoch; the refusal's reason when it does not check.
+  std::optional<std::string> commit(std::unique_ptr<Machine>& syncing, schema::Commit::Reader commit, uint64_t expected);
+
+  MachineConfig base_;
+  dev::Console& console_;
+  std::optional<Committed> committed_;
+  uint64_t generation_ = 0;
+  std::atomic<Clock::rep> lastHeardTicks_{Clock::now().time_since_epoch().count()};
+  Clock::duration failoverAfter_ = std::chrono::milliseconds(200);
+  std::chrono::milliseconds heartbeat_{20};
+  // The epoch being received: page numbers and their decoded bytes, back to back.
+  std::vector<uint64_t> stagedPages_;
+  std::vector<uint8_t> stagedBytes_;
+  // What status() reports (from the control thread).
+  mutable std::mutex statusMutex_;
+  uint64_t committedEpoch_ = 0, discardedEpochs_ = 0, ignoredReplays_ = 0, sessions_ = 0;
+  std::string state_ = "waiting for a primary";
+};
+
+}  // namespace tandem
