@@ -83,6 +83,7 @@ void Replicator::loop() {
     }
     setState("unprotected");
     inFlight_.clear();  // their output stays held: a later epoch's ack releases it
+    pendingRelease_.clear();
     auto until = Clock::now() + kRetryAfter;
     while (!stopping_ && Clock::now() < until) {
       holdGuestIfOutputFull();
@@ -128,16 +129,37 @@ void Replicator::handshake(Link& link) {
   }
 }
 
+void Replicator::checkStandbyAlive() const {
+  if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+  auto silentFor = std::chrono::nanoseconds(nowNs() - lastHeardNs_.load());
+  if (silentFor > options_.failoverAfter)
+    throw Error(ErrorKind::Disconnected,
+                concat("the standby has been silent for ", std::chrono::duration_cast<std::chrono::milliseconds>(silentFor).count(), " ms"));
+}
+
+// A send never blocks for long: a standby that stopped reading is found out by its silence.
+void Replicator::deliver(Channel& bulk, capnp::MallocMessageBuilder& message) {
+  while (!bulk.trySend(message)) {
+    checkStandbyAlive();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message) {
+  while (!bulk.trySend(message)) {
+    checkStandbyAlive();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 void Replicator::serveStandby(Link& link, Clock::time_point until) {
   for (;;) {
     auto now = Clock::now();
-    if (stopping_) throw Error(ErrorKind::Failed, "stopping");
-    auto silentFor = std::chrono::nanoseconds(nowNs() - lastHeardNs_.load());
-    if (silentFor > options_.failoverAfter)
-      throw Error(ErrorKind::Disconnected,
-                  concat("the standby has been silent for ", std::chrono::duration_cast<std::chrono::milliseconds>(silentFor).count(), " ms"));
+    checkStandbyAlive();
     if (!inFlight_.empty() && now - inFlight_.front().sentAt > std::max<Clock::duration>(std::chrono::seconds(2), 4 * options_.failoverAfter))
       throw Error(ErrorKind::Failed, concat("the standby has not acknowledged epoch ", inFlight_.front().epoch, " for 2 s"));
+    if (pendingRelease_.size() > kMostInFlight)
+      throw Error(ErrorKind::Failed, "the standby does not note our releases");
     if (now >= until && inFlight_.size() < kMostInFlight) return;
     auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - now), std::chrono::milliseconds(1),
                            std::chrono::milliseconds(5));
@@ -151,13 +173,31 @@ void Replicator::serveStandby(Link& link, Clock::time_point until) {
       throw Error(ErrorKind::Failed, concat("the standby refused an epoch: ", why));
     }
     if (envelope.isRoundAck()) continue;  // the initial sync's last round, not waited for
+    if (envelope.isReleaseAck()) {
+      uint64_t released = envelope.getReleaseAck();
+      if (pendingRelease_.empty() || released != pendingRelease_.front())
+        throw Error(ErrorKind::Failed, concat("the standby noted the release of epoch ", released, ", which we did not announce next"));
+      pendingRelease_.pop_front();
+      // The standby will not emit it: now we do.
+      machine_.outputGate().release(released);
+      if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
+        machine_.resume();
+        pausedForOutput_ = false;
+      }
+      continue;
+    }
     if (!envelope.isAck()) throw Error(ErrorKind::Failed, "the standby sent a message out of order");
     uint64_t acked = envelope.getAck();
     if (inFlight_.empty() || acked != inFlight_.front().epoch)
       throw Error(ErrorKind::Failed, concat("the standby acknowledged epoch ", acked, ", which is not the next one in flight"));
     double latency = msSince(inFlight_.front().sentAt);
     inFlight_.pop_front();
-    machine_.outputGate().release(acked);
+    // Committed there. Announce the release before emitting anything, so that a standby taking
+    // over knows which output it must not show again.
+    capnp::MallocMessageBuilder release;
+    link.bulk->start(release).setRelease(acked);
+    deliver(*link.bulk, release);
+    pendingRelease_.push_back(acked);
     if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
       machine_.resume();
       pausedForOutput_ = false;
@@ -225,7 +265,7 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
     staged.push_back(encoder_->stage(std::span(pages).subspan(at, std::min(PageEncoder::kPagesPerMessage, pages.size() - at))));
   MachineState state = machine_.capture();
   uint64_t epoch = ++epoch_;
-  machine_.outputGate().closeEpoch(epoch);
+  std::vector<HeldOutput> output = machine_.outputGate().closeEpoch(epoch);
   bool full = machine_.outputGate().overLimit();
   if (!full) machine_.resume();
   else if (!pausedForOutput_) log::warn("the guest's held output is over its limit: the guest stays paused until acks release it");
@@ -237,7 +277,7 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
   XXH3_64bits_reset(digest);
   for (auto& s : staged) {
     encoder_->finishStaged(*link.bulk, s, epoch, digest);
-    if (!link.bulk->send(std::move(s.message))) throw Error(ErrorKind::Disconnected, "the standby stopped taking epochs");
+    deliver(*link.bulk, std::move(s.message));
   }
   capnp::MallocMessageBuilder message;
   auto commit = link.bulk->start(message).initCommit();
@@ -246,7 +286,16 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
   commit.setDigest(XXH3_64bits_digest(digest));
   auto encoded = encodeMachineState(state);
   commit.setState(capnp::Data::Reader(encoded.data(), encoded.size()));
-  if (!link.bulk->send(message)) throw Error(ErrorKind::Disconnected, "the standby stopped taking epochs");
+  // The session's first epoch carries every epoch still held (earlier sessions' included): from
+  // now on this standby is the one that emits them if we die.
+  if (firstEpochOfSession_) output = machine_.outputGate().sealedOutput();
+  firstEpochOfSession_ = false;
+  auto list = commit.initOutput(static_cast<unsigned>(output.size()));
+  for (unsigned i = 0; i < output.size(); ++i) {
+    list[i].setChannel(output[i].channel);
+    list[i].setBytes(capnp::Data::Reader(output[i].bytes.data(), output[i].bytes.size()));
+  }
+  deliver(*link.bulk, message);
   inFlight_.push_back({epoch, Clock::now()});
 
   std::lock_guard lock(statusMutex_);
@@ -286,6 +335,7 @@ void Replicator::session() {
   } endBeats{over};
 
   encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
+  firstEpochOfSession_ = true;
   DirtyTracker& tracker = machine_.startDirtyTracking();
   PageSet dirty;
   try {

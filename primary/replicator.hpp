@@ -5,8 +5,9 @@
 //   sync      precopy rounds while the guest runs, until what is left fits one epoch
 //   epochs    every --epoch-ms: pause, take the dirty log, copy the dirty pages into the messages'
 //             staging, capture the MachineState, seal the output written so far as epoch N,
-//             resume; then encode and send Pages{N} and Commit{N}; on Ack{N} release epoch N's
-//             output. Heartbeats both ways on the urgent channel, from a thread of their own.
+//             resume; then encode and send Pages{N} and Commit{N} (with N's output); on Ack{N}
+//             announce Release{N}, and on its ReleaseAck emit epoch N's output. Heartbeats both
+//             ways on the urgent channel, from a thread of their own.
 //
 // The guest's output is held from construction on and is released only by acks: without a standby the
 // primary runs unprotected and shows nothing (beyond OutputGate's limit the guest is paused). A
@@ -66,6 +67,9 @@ private:
   // Takes what the standby sent (acks, refusals) until `until`; throws when it is gone or refuses.
   void serveStandby(Link& link, std::chrono::steady_clock::time_point until);
   void holdGuestIfOutputFull();
+  void checkStandbyAlive() const;  // throws when stopping or the standby is silent
+  void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
+  void deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message);
   void setState(const char* state);
 
   Machine& machine_;
@@ -74,7 +78,9 @@ private:
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
   std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)
-  std::deque<InFlight> inFlight_;
+  std::deque<InFlight> inFlight_;      // sent, not acknowledged
+  std::deque<uint64_t> pendingRelease_;  // acknowledged, release announced, not yet noted
+  bool firstEpochOfSession_ = true;
   std::atomic<bool> pausedForOutput_{false};
 
   mutable std::mutex statusMutex_;

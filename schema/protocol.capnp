@@ -33,8 +33,13 @@
 #   Hello{replicate, generation} ------------->
 #                      <----------------------- Welcome | Refusal{reason}
 #   precopy rounds as above (the guest runs; the standby writes them straight into its memory)
-#   Pages{epoch N}* ; Commit{N, pages, digest, state} -->   staged; applied whole on Commit, then
-#                      <----------------------- Ack{N}     (the primary releases epoch N's output)
+#   Pages{epoch N}* ; Commit{N, pages, digest, state, output} -->   staged; applied whole on
+#                      <----------------------- Ack{N}     Commit, then acknowledged
+#   Release{N} ------------------------------->   "I emit the output of epochs <= N now"
+#                      <----------------------- ReleaseAck{N}   and only then does it emit it
+#   The standby keeps the output of committed epochs beyond the last Release it heard, and emits
+#   exactly that when it takes over: output is never shown twice; the one way to lose some is a
+#   primary dying between a ReleaseAck and its write to the console (microseconds).
 #   ... every --epoch-ms, forever. Epoch 1 closes the initial sync: before its Commit the standby
 #   has nothing it could run, and a new session never overwrites a committed one until it has
 #   committed itself. An epoch that is replayed, out of order, or whose pages do not match its
@@ -102,6 +107,12 @@ struct Commit {                # primary -> standby: epoch `epoch` is whole
   pageCount @1 :UInt64;        # pages sent in this epoch's Pages
   digest @2 :UInt64;           # XXH3-64 over (frame, 4096 bytes) of those pages, in the order sent
   state @3 :Data;              # MachineState (machine_state.capnp) at the end of the epoch
+  output @4 :List(Output);     # what the guest showed the outside during the epoch, in order
+}
+
+struct Output {
+  channel @0 :UInt32;          # 0: the serial console (OutputSink::channel)
+  bytes @1 :Data;
 }
 
 struct Postcopy {              # source -> target, before State
@@ -144,5 +155,7 @@ struct Envelope {
                                # drops what it received and waits for the next source)
     commit @16 :Commit;
     ack @17 :UInt64;           # standby -> primary: epoch n is committed here
+    release @18 :UInt64;       # primary -> standby: about to emit the output of epochs <= n
+    releaseAck @19 :UInt64;    # standby -> primary: noted; it will not emit them itself
   }
 }

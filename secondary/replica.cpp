@@ -52,16 +52,22 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
   if (state.memorySize != memory.size() || state.vcpus.size() != (syncing ? syncing : committed_->machine)->config().cpus)
     return concat("the state of epoch ", epoch, " is of another machine");
 
+  std::vector<HeldOutput> output;
+  for (auto o : commit.getOutput()) output.push_back(HeldOutput{o.getChannel(), {o.getBytes().begin(), o.getBytes().end()}});
+
   // Checked: from here on nothing can fail, and the epoch is applied whole.
   for (size_t i = 0; i < stagedPages_.size(); ++i)
     std::memcpy(memory.hostBase() + stagedPages_[i] * kPageSize, stagedBytes_.data() + i * kPageSize, kPageSize);
   if (syncing) {
-    committed_.reset();  // the old session's state gives way only now that the new one committed
-    committed_.emplace(Committed{std::move(syncing), std::move(state), epoch});
+    // The old session's state gives way only now that the new one committed (its first commit
+    // carries all output the primary still holds).
+    committed_.reset();
+    committed_.emplace(Committed{std::move(syncing), std::move(state), epoch, {}});
   } else {
     committed_->state = std::move(state);
     committed_->epoch = epoch;
   }
+  committed_->unreleased.emplace_back(epoch, std::move(output));
   return std::nullopt;
 }
 
@@ -193,6 +199,16 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
           link.bulk->trySend(ack);
           break;
         }
+        case schema::Envelope::RELEASE: {
+          uint64_t released = envelope.getRelease();
+          if (committed_)
+            while (!committed_->unreleased.empty() && committed_->unreleased.front().first <= released)
+              committed_->unreleased.pop_front();
+          capnp::MallocMessageBuilder noted;
+          link.bulk->start(noted).setReleaseAck(released);
+          link.bulk->trySend(noted);
+          break;
+        }
         case schema::Envelope::BYE:
           return endSession(concat("the primary said: ", envelope.getBye().cStr()));
         default:
@@ -217,11 +233,19 @@ std::unique_ptr<Machine> Replica::takeOver() {
   Committed c = std::move(*committed_);
   committed_.reset();
   c.machine->restore(c.state);
+  auto restored = Clock::now();
+  uint64_t bytes = 0;
+  for (const auto& [epoch, outputs] : c.unreleased)
+    for (const auto& output : outputs) {
+      if (!c.machine->emitOutput(output)) log::warn("failover: output for channel ", output.channel, " has no sink here");
+      bytes += output.bytes.size();
+    }
+  log::info("failover: epoch ", c.epoch, " restored in ", msBetween(start, restored), " ms; ", bytes,
+            " bytes of output the primary had not shown emitted in ", msBetween(restored, Clock::now()), " ms");
   {
     std::lock_guard lock(statusMutex_);
     state_ = "took over";
   }
-  log::info("failover: epoch ", c.epoch, " restored in ", msBetween(start, Clock::now()), " ms");
   return std::move(c.machine);
 }
 

@@ -8,13 +8,16 @@
 //            epoch that fails a check is discarded whole and the session ends; one already
 //            committed (a replay) is ignored. The committed state never changes otherwise.
 //
+// Each Commit carries its epoch's output; Release{N} says the primary emits epochs <= N itself.
 // The primary is dead when nothing has been heard from it for its --failover-after-ms; then, if an
-// epoch was committed, takeOver() restores it into its machine for the caller to run.
+// epoch was committed, takeOver() restores it into its machine, emits the output the primary never
+// announced, and hands the machine to the caller to run.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,6 +56,8 @@ private:
     std::unique_ptr<Machine> machine;
     MachineState state;
     uint64_t epoch = 0;
+    // Output of committed epochs the primary has not announced it emits: ours to emit on takeover.
+    std::deque<std::pair<uint64_t, std::vector<HeldOutput>>> unreleased;
   };
   // Decodes one epoch's pages into staging; throws Error(Failed) when they cannot be.
   void stage(GuestMemory& memory, schema::Pages::Reader pages);

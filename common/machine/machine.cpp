@@ -212,6 +212,12 @@ void Machine::resume() {
   paused_ = false;
 }
 
+bool Machine::emitOutput(const HeldOutput& output) {
+  if (output.channel != consoleSink_.channel()) return false;
+  gate_.write(consoleSink_, output.bytes);
+  return true;
+}
+
 DirtyTracker& Machine::startDirtyTracking() {
   if (!dirty_) {
     dirty_ = std::make_unique<DirtyTracker>(vm_, memory_);

@@ -110,6 +110,9 @@ public:
 
   // Everything the guest shows outside passes this gate; the replicator holds and releases it.
   OutputGate& outputGate() { return gate_; }
+  // Output a standby was sent and emits itself after a takeover, through the gate to the sink of
+  // its channel. False for a channel this machine does not have.
+  bool emitOutput(const HeldOutput& output);
 
   // Dirty logging on (once) and the tracker that reads it; stopDirtyTracking() switches it off.
   DirtyTracker& startDirtyTracking();

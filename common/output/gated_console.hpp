@@ -9,7 +9,8 @@ namespace tandem {
 
 class ConsoleSink final : public OutputSink {
 public:
-  explicit ConsoleSink(dev::ConsoleOutput& console) : console_(console) {}
+  static constexpr uint32_t kChannel = 0;
+  explicit ConsoleSink(dev::ConsoleOutput& console) : OutputSink(kChannel), console_(console) {}
   void emit(std::span<const uint8_t> bytes) override { console_.write(bytes); }
 
 private:

@@ -48,14 +48,25 @@ void OutputGate::open() {
   emitAll(pieces);
 }
 
-void OutputGate::closeEpoch(uint64_t epoch) {
+std::vector<HeldOutput> OutputGate::closeEpoch(uint64_t epoch) {
   std::lock_guard lock(mutex_);
   require(sealed_.empty() ? epoch > lastReleased_ : epoch > sealed_.back().number, "output epoch ", epoch,
           " closed out of order");
   open_.number = epoch;
   if (open_.pieces.empty()) open_.firstWrite = Clock::now();
+  std::vector<HeldOutput> copy;
+  for (const auto& piece : open_.pieces) copy.push_back(HeldOutput{piece.sink->channel(), piece.bytes});
   sealed_.push_back(std::move(open_));
   open_ = Epoch{};
+  return copy;
+}
+
+std::vector<HeldOutput> OutputGate::sealedOutput() const {
+  std::lock_guard lock(mutex_);
+  std::vector<HeldOutput> copy;
+  for (const auto& epoch : sealed_)
+    for (const auto& piece : epoch.pieces) copy.push_back(HeldOutput{piece.sink->channel(), piece.bytes});
+  return copy;
 }
 
 void OutputGate::release(uint64_t epoch) {

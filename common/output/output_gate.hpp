@@ -20,11 +20,23 @@
 
 namespace tandem {
 
-// Where released output goes: a console, a tap.
+// Where released output goes: a console, a tap. Its channel names it on the wire (0: the serial
+// console), so that a standby can emit what it was sent through its own sink of that channel.
 class OutputSink {
 public:
+  explicit OutputSink(uint32_t channel) : channel_(channel) {}
   virtual ~OutputSink() = default;
   virtual void emit(std::span<const uint8_t> bytes) = 0;
+  uint32_t channel() const { return channel_; }
+
+private:
+  uint32_t channel_;
+};
+
+// Output of one sealed epoch, as it is shipped to a standby.
+struct HeldOutput {
+  uint32_t channel;
+  std::vector<uint8_t> bytes;
 };
 
 struct OutputGateStats {
@@ -47,8 +59,11 @@ public:
 
   void hold();
   void open();
-  // What was written since the previous closeEpoch() belongs to `epoch` (increasing).
-  void closeEpoch(uint64_t epoch);
+  // What was written since the previous closeEpoch() belongs to `epoch` (increasing); returns a
+  // copy of it for the standby.
+  std::vector<HeldOutput> closeEpoch(uint64_t epoch);
+  // Copies of every sealed epoch still held, in order (what a new standby must be sent).
+  std::vector<HeldOutput> sealedOutput() const;
   // Emits, in order, every sealed epoch up to and including `epoch`. Each byte exactly once.
   void release(uint64_t epoch);
 

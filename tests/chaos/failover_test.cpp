@@ -1,0 +1,184 @@
+// A protected guest survives SIGKILL of its primary, again and again: each standby takes over
+// from the last committed epoch and protects the guest onward to the next one. What the outside
+// saw (the console) goes on with every tick exactly once, in order.
+#include <signal.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <random>
+#include <thread>
+
+#include "support/snapshot_helpers.hpp"
+
+using namespace tandem::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Endpoints for a chain of standbys: each uses PORT and PORT + 1.
+struct Endpoints {
+  int base = 30000 + 2 * ((::getpid() * 11) % 4000);
+  std::string operator[](int i) const { return "tcp://127.0.0.1:" + std::to_string(base + 2 * i); }
+};
+
+// The console as the outside sees it, across processes: every tick the one after the last.
+struct TickStream {
+  std::optional<uint64_t> last;
+  uint64_t count = 0;
+  void feed(const std::string& line) {
+    if (!line.starts_with("tick ")) return;
+    uint64_t n = tickNumber(line);
+    if (last) BOOST_REQUIRE_MESSAGE(n == *last + 1, "tick " << n << " came after tick " << *last);
+    last = n;
+    ++count;
+  }
+  // Reads what child shows for `duration` (or until its output ends).
+  void readFor(ChildProcess& child, std::chrono::milliseconds duration) {
+    auto until = Clock::now() + duration;
+    while (Clock::now() < until) {
+      auto line = child.readLine(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()) + 1ms);
+      if (!line) break;
+      feed(*line);
+    }
+  }
+  // Reads until child shows its next tick; how long that took, or nullopt.
+  std::optional<double> readUntilTick(ChildProcess& child, std::chrono::milliseconds timeout) {
+    auto start = Clock::now();
+    while (auto line = child.readLine(timeout)) {
+      feed(*line);
+      if (line->starts_with("tick ")) return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      if (Clock::now() - start > timeout) break;
+    }
+    return std::nullopt;
+  }
+};
+
+nlohmann::json replication(const std::string& socket) {
+  try {
+    return control(socket, {{"cmd", "status"}})["replication"];
+  } catch (const std::exception&) {
+    return nullptr;  // not listening yet, or going away
+  }
+}
+
+// Waits until the tandem behind socket says its guest is protected.
+bool waitProtected(const std::string& socket, std::chrono::milliseconds timeout) {
+  for (auto until = Clock::now() + timeout; Clock::now() < until; std::this_thread::sleep_for(10ms)) {
+    auto r = replication(socket);
+    if (r.is_object() && r.value("state", "") == "protected") return true;
+  }
+  return false;
+}
+
+std::unique_ptr<ChildProcess> standby(const TempDir& tmp, const Endpoints& at, int i) {
+  return startTandem({"standby", "--listen", at[i], "--protect", at[i + 1], "--control", tmp / ("s" + std::to_string(i) + ".sock")});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(failover)
+
+BOOST_AUTO_TEST_CASE(counter_survives_twenty_kills_of_its_primary_with_every_tick_once) {
+  constexpr int kKills = 20;
+  TempDir tmp("chaos");
+  Endpoints at;
+  std::mt19937 random(std::random_device{}());
+  TickStream console;
+
+  std::string runnerSocket = tmp / "p.sock";
+  auto next = standby(tmp, at, 0);
+  auto runner = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", runnerSocket,
+                                "--protect", at[0]});
+  std::vector<std::unique_ptr<ChildProcess>> dead;
+  std::vector<double> backMs;
+  for (int kill = 0; kill < kKills; ++kill) {
+    BOOST_REQUIRE_MESSAGE(waitProtected(runnerSocket, 30s), "the guest was not protected before kill " << kill);
+    // The standby after the next one waits already, so that the guest is protected again at once.
+    auto afterNext = standby(tmp, at, kill + 1);
+    console.readFor(*runner, std::chrono::milliseconds(100 + random() % 400));
+    auto killedAt = Clock::now();
+    runner->kill(SIGKILL);
+    console.readFor(*runner, 2s);  // what it had shown before it died
+    auto shown = console.count;
+    next->continueConsoleOf(*runner);
+    dead.push_back(std::move(runner));
+    runner = std::move(next);
+    next = std::move(afterNext);
+    runnerSocket = tmp / ("s" + std::to_string(kill) + ".sock");
+    auto back = console.readUntilTick(*runner, 10s);
+    BOOST_REQUIRE_MESSAGE(back, "no tick after kill " << kill << " (" << shown << " ticks before)");
+    backMs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - killedAt).count());
+  }
+  console.readFor(*runner, 300ms);
+  BOOST_TEST(console.count > 100u);
+  std::sort(backMs.begin(), backMs.end());
+  BOOST_TEST_MESSAGE("kill to the next tick shown: median " << backMs[backMs.size() / 2] << " ms, max " << backMs.back() << " ms");
+  // The guest prints a tick every 20 ms: after a kill, the next one shows within a second.
+  BOOST_TEST(backMs.back() < 1000.0);
+}
+
+BOOST_AUTO_TEST_CASE(a_primary_whose_standby_died_holds_its_output_until_a_new_standby_joins) {
+  TempDir tmp("chaos");
+  Endpoints at;
+  TickStream console;
+  std::string socket = tmp / "p.sock";
+  auto first = startTandem({"standby", "--listen", at[0]});
+  auto primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  console.readFor(*primary, 300ms);
+  first->kill(SIGKILL);
+
+  // Unprotected: it says so, and shows nothing more while its output piles up.
+  nlohmann::json r;
+  for (auto until = Clock::now() + 5s; Clock::now() < until; std::this_thread::sleep_for(20ms)) {
+    r = replication(socket);
+    if (r.is_object() && r.value("state", "") != "protected") break;
+  }
+  BOOST_REQUIRE(r.is_object());
+  BOOST_TEST(r["protected"] == false);
+  console.readFor(*primary, 500ms);  // what was acknowledged before the standby died
+  auto before = console.count;
+  console.readFor(*primary, 700ms);
+  BOOST_TEST(console.count == before);  // held
+  r = replication(socket);
+  BOOST_TEST(r["held_output_bytes"].get<uint64_t>() > 0u);
+
+  auto second = startTandem({"standby", "--listen", at[0]});
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  console.readFor(*primary, 500ms);  // the held ticks come out, in order, then the new ones
+  BOOST_TEST(console.count > before + 50);  // 1.2 s of ticks at 50 a second
+}
+
+BOOST_AUTO_TEST_CASE(a_primary_cut_off_shows_nothing_twice_and_stops_once_superseded) {
+  TempDir tmp("chaos");
+  Endpoints at;
+  TickStream console;
+  std::string socket = tmp / "p.sock";
+  auto backup = startTandem({"standby", "--listen", at[0], "--control", tmp / "s.sock"});
+  auto primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  console.readFor(*primary, 300ms);
+
+  // Cut off: the primary is frozen past the failover time, so the standby takes over and goes on
+  // from its last committed epoch, where the primary's shown output ended.
+  primary->kill(SIGSTOP);
+  console.readFor(*primary, 200ms);  // whatever it wrote just before
+  backup->continueConsoleOf(*primary);
+  BOOST_REQUIRE(console.readUntilTick(*backup, 10s));
+  console.readFor(*backup, 300ms);
+
+  // Back: the old primary learns it was superseded and stops for good, having shown nothing more
+  // that the standby shows too.
+  primary->kill(SIGCONT);
+  int status = primary->wait(10s);
+  BOOST_TEST(status != ChildProcess::kTimedOut);
+  std::vector<std::string> shownByPrimaryLater;
+  while (auto line = primary->readLine(100ms)) shownByPrimaryLater.push_back(*line);
+  for (const auto& line : shownByPrimaryLater)
+    BOOST_TEST(!line.starts_with("tick "), "the old primary showed '" << line << "' after the takeover");
+  BOOST_TEST(primary->stderrText().find("superseded") != std::string::npos);
+  console.readFor(*backup, 200ms);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
