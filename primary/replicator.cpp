@@ -14,6 +14,7 @@
 #include "state/machine_state.hpp"
 #include "transport/heartbeat.hpp"
 #include "transport/link.hpp"
+#include "transport/release_stream.hpp"
 
 namespace tandem {
 
@@ -83,7 +84,6 @@ void Replicator::loop() {
     }
     setState("unprotected");
     inFlight_.clear();  // their output stays held: a later epoch's ack releases it
-    pendingRelease_.clear();
     auto until = Clock::now() + kRetryAfter;
     while (!stopping_ && Clock::now() < until) {
       holdGuestIfOutputFull();
@@ -152,14 +152,12 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
   }
 }
 
-void Replicator::serveStandby(Link& link, Clock::time_point until) {
+void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_point until) {
   for (;;) {
     auto now = Clock::now();
     checkStandbyAlive();
     if (!inFlight_.empty() && now - inFlight_.front().sentAt > std::max<Clock::duration>(std::chrono::seconds(2), 4 * options_.failoverAfter))
       throw Error(ErrorKind::Failed, concat("the standby has not acknowledged epoch ", inFlight_.front().epoch, " for 2 s"));
-    if (pendingRelease_.size() > kMostInFlight)
-      throw Error(ErrorKind::Failed, "the standby does not note our releases");
     if (now >= until && inFlight_.size() < kMostInFlight) return;
     auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - now), std::chrono::milliseconds(1),
                            std::chrono::milliseconds(5));
@@ -173,31 +171,20 @@ void Replicator::serveStandby(Link& link, Clock::time_point until) {
       throw Error(ErrorKind::Failed, concat("the standby refused an epoch: ", why));
     }
     if (envelope.isRoundAck()) continue;  // the initial sync's last round, not waited for
-    if (envelope.isReleaseAck()) {
-      uint64_t released = envelope.getReleaseAck();
-      if (pendingRelease_.empty() || released != pendingRelease_.front())
-        throw Error(ErrorKind::Failed, concat("the standby noted the release of epoch ", released, ", which we did not announce next"));
-      pendingRelease_.pop_front();
-      // The standby will not emit it: now we do.
-      machine_.outputGate().release(released);
-      if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
-        machine_.resume();
-        pausedForOutput_ = false;
-      }
-      continue;
-    }
     if (!envelope.isAck()) throw Error(ErrorKind::Failed, "the standby sent a message out of order");
     uint64_t acked = envelope.getAck();
     if (inFlight_.empty() || acked != inFlight_.front().epoch)
       throw Error(ErrorKind::Failed, concat("the standby acknowledged epoch ", acked, ", which is not the next one in flight"));
     double latency = msSince(inFlight_.front().sentAt);
     inFlight_.pop_front();
-    // Committed there. Announce the release before emitting anything, so that a standby taking
-    // over knows which output it must not show again.
-    capnp::MallocMessageBuilder release;
-    link.bulk->start(release).setRelease(acked);
-    deliver(*link.bulk, release);
-    pendingRelease_.push_back(acked);
+    // Committed there. The release record reaches this kernel before any of the output is shown,
+    // so that a standby taking over knows what it must not show again.
+    release.send(acked);
+    machine_.outputGate().release(acked);
+    if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
+      machine_.resume();
+      pausedForOutput_ = false;
+    }
     if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
       machine_.resume();
       pausedForOutput_ = false;
@@ -308,8 +295,10 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
 void Replicator::session() {
   setState("connecting");
   Link link = Link::connect(options_.to);
-  link.setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
+  uint64_t session = std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1;
+  link.setSession(session);
   handshake(link);
+  ReleaseSender release(options_.to, session);
   lastHeardNs_ = nowNs();
   {
     std::lock_guard lock(statusMutex_);
@@ -345,7 +334,7 @@ void Replicator::session() {
     for (auto next = Clock::now();;) {
       runEpoch(link, tracker, dirty);
       next = std::max(next + options_.epoch, Clock::now());
-      serveStandby(link, next);
+      serveStandby(link, release, next);
     }
   } catch (...) {
     // The pages of epochs that never arrived go with the next session's full sync. Tell the

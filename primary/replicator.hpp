@@ -6,8 +6,8 @@
 //   epochs    every --epoch-ms: pause, take the dirty log, copy the dirty pages into the messages'
 //             staging, capture the MachineState, seal the output written so far as epoch N,
 //             resume; then encode and send Pages{N} and Commit{N} (with N's output); on Ack{N}
-//             announce Release{N}, and on its ReleaseAck emit epoch N's output. Heartbeats both
-//             ways on the urgent channel, from a thread of their own.
+//             write a release record (transport/release_stream.hpp), then show epoch N's output.
+//             Heartbeats both ways on the urgent channel, from a thread of their own.
 //
 // The guest's output is held from construction on and is released only by acks: without a standby the
 // primary runs unprotected and shows nothing (beyond OutputGate's limit the guest is paused). A
@@ -34,6 +34,7 @@
 namespace tandem {
 
 struct Link;
+class ReleaseSender;
 
 struct ReplicationOptions {
   std::string to;  // tcp://HOST:PORT of the standby
@@ -65,7 +66,7 @@ private:
   void initialSync(Link& link, DirtyTracker& tracker, PageSet& dirty);
   void runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty);
   // Takes what the standby sent (acks, refusals) until `until`; throws when it is gone or refuses.
-  void serveStandby(Link& link, std::chrono::steady_clock::time_point until);
+  void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until);
   void holdGuestIfOutputFull();
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
@@ -79,7 +80,6 @@ private:
   std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
   std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)
   std::deque<InFlight> inFlight_;      // sent, not acknowledged
-  std::deque<uint64_t> pendingRelease_;  // acknowledged, release announced, not yet noted
   bool firstEpochOfSession_ = true;
   std::atomic<bool> pausedForOutput_{false};
 

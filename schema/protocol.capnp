@@ -35,11 +35,11 @@
 #   precopy rounds as above (the guest runs; the standby writes them straight into its memory)
 #   Pages{epoch N}* ; Commit{N, pages, digest, state, output} -->   staged; applied whole on
 #                      <----------------------- Ack{N}     Commit, then acknowledged
-#   Release{N} ------------------------------->   "I emit the output of epochs <= N now"
-#                      <----------------------- ReleaseAck{N}   and only then does it emit it
-#   The standby keeps the output of committed epochs beyond the last Release it heard, and emits
-#   exactly that when it takes over: output is never shown twice; the one way to lose some is a
-#   primary dying between a ReleaseAck and its write to the console (microseconds).
+#   release N  on the release port (PORT + 2, plain TCP, transport/release_stream.hpp): "I show
+#              the output of epochs <= N now"; written to the kernel before the output is shown.
+#   The standby keeps the output of committed epochs beyond the last release it got, and shows
+#   exactly that when it takes over: output is never shown twice, and the one way to miss some is
+#   a primary killed between its release record and its write to the console (microseconds).
 #   ... every --epoch-ms, forever. Epoch 1 closes the initial sync: before its Commit the standby
 #   has nothing it could run, and a new session never overwrites a committed one until it has
 #   committed itself. An epoch that is replayed, out of order, or whose pages do not match its
@@ -48,7 +48,8 @@
 #   --failover-after-ms of silence, and from then on refuses its old primary: "superseded".
 #
 # Channels: the standby listens on PORT (bulk: Hello, pages, state) and PORT+1 (urgent: heartbeats,
-# page requests and the pages they ask for), two TCP connections so bulk data never delays the rest.
+# page requests and the pages they ask for), two TCP connections so bulk data never delays the rest,
+# and PORT+2 (releases, replication only: plain TCP).
 #
 # Version rule: every envelope carries kProtocolVersion and the session id the source chose; a peer
 # refuses anything with another version or session, and never applies a message it cannot read.
@@ -111,7 +112,8 @@ struct Commit {                # primary -> standby: epoch `epoch` is whole
 }
 
 struct Output {
-  channel @0 :UInt32;          # 0: the serial console (OutputSink::channel)
+  channel @0 :UInt32;          # 0: the serial console, 1 + n: NIC n (OutputSink::channel); a
+                               # NIC's bytes are one Ethernet frame
   bytes @1 :Data;
 }
 
@@ -155,7 +157,5 @@ struct Envelope {
                                # drops what it received and waits for the next source)
     commit @16 :Commit;
     ack @17 :UInt64;           # standby -> primary: epoch n is committed here
-    release @18 :UInt64;       # primary -> standby: about to emit the output of epochs <= n
-    releaseAck @19 :UInt64;    # standby -> primary: noted; it will not emit them itself
   }
 }

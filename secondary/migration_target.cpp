@@ -23,7 +23,8 @@ MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Co
       base_(std::move(base)),
       console_(console),
       link_(std::make_unique<Link>(Link::listen(listen_))),
-      replica_(base_, console_) {}
+      replica_(base_, console_),
+      releases_(listen_) {}
 
 MigrationTarget::~MigrationTarget() {
   stopRefusing_ = true;
@@ -48,7 +49,7 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
       if (left.count() <= 0) {
         log::warn("the primary has not come back within its failover time: taking over");
         tookOver_ = true;
-        return replica_.takeOver();
+        return replica_.takeOver(releases_);
       }
       wait = left;
     }
@@ -66,9 +67,9 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
     link_->setSession(envelope.getSession());
     try {
       if (envelope.getHello().getMode() == schema::Mode::REPLICATE) {
-        if (replica_.serve(*link_, *r.message) == Replica::Outcome::PrimaryDead) {
+        if (replica_.serve(*link_, *r.message, releases_) == Replica::Outcome::PrimaryDead) {
           tookOver_ = true;
-          return replica_.takeOver();
+          return replica_.takeOver(releases_);
         }
         continue;
       }

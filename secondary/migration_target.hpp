@@ -56,6 +56,7 @@ private:
   std::unique_ptr<Link> link_;
   std::unique_ptr<PostcopyTarget> postcopy_;  // while owed pages are fetched
   Replica replica_;
+  ReleaseListener releases_;
   bool tookOver_ = false;
   std::atomic<bool> stopRefusing_{false};
   std::unique_ptr<NamedThread> refuser_;  // after a takeover: answers Hellos "superseded"

@@ -26,8 +26,15 @@ void Replica::stage(GuestMemory& memory, schema::Pages::Reader pages) {
   });
 }
 
+void Replica::dropReleased(ReleaseListener& releases) {
+  if (!committed_) return;
+  auto released = releases.released(committed_->session);
+  if (!released) return;
+  while (!committed_->unreleased.empty() && committed_->unreleased.front().first <= *released) committed_->unreleased.pop_front();
+}
+
 std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, schema::Commit::Reader commit,
-                                           uint64_t expected) {
+                                           uint64_t expected, uint64_t session) {
   GuestMemory& memory = syncing ? syncing->memory() : committed_->machine->memory();
   uint64_t epoch = commit.getEpoch();
   if (expected && epoch != expected) return concat("epoch ", epoch, " came where epoch ", expected, " was due");
@@ -62,7 +69,7 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
     // The old session's state gives way only now that the new one committed (its first commit
     // carries all output the primary still holds).
     committed_.reset();
-    committed_.emplace(Committed{std::move(syncing), std::move(state), epoch, {}});
+    committed_.emplace(Committed{std::move(syncing), std::move(state), epoch, session, {}});
   } else {
     committed_->state = std::move(state);
     committed_->epoch = epoch;
@@ -71,8 +78,9 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
   return std::nullopt;
 }
 
-Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
+Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListener& releases) {
   auto hello = helloMessage.envelope().getHello();
+  uint64_t session = helloMessage.envelope().getSession();
   if (hello.getDisks() != base_.disks.size() || hello.getNets() != base_.nets.size())
     failBadInput("the primary has ", hello.getDisks(), " disks and ", hello.getNets(), " NICs; this standby was given ",
                  base_.disks.size(), " and ", base_.nets.size());
@@ -116,6 +124,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
   };
   for (;;) {
     heartbeat.beatIfDue();
+    dropReleased(releases);
     auto now = Clock::now();
     if (now - lastHeard() > failoverAfter_) {
       if (committed_) {
@@ -175,7 +184,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
             stagedBytes_.clear();
             break;
           }
-          if (auto refusal = commit(syncing, c, expected)) {
+          if (auto refusal = commit(syncing, c, expected, session)) {
             {
               std::lock_guard lock(statusMutex_);
               ++discardedEpochs_;
@@ -199,16 +208,6 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
           link.bulk->trySend(ack);
           break;
         }
-        case schema::Envelope::RELEASE: {
-          uint64_t released = envelope.getRelease();
-          if (committed_)
-            while (!committed_->unreleased.empty() && committed_->unreleased.front().first <= released)
-              committed_->unreleased.pop_front();
-          capnp::MallocMessageBuilder noted;
-          link.bulk->start(noted).setReleaseAck(released);
-          link.bulk->trySend(noted);
-          break;
-        }
         case schema::Envelope::BYE:
           return endSession(concat("the primary said: ", envelope.getBye().cStr()));
         default:
@@ -227,9 +226,10 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage) {
   }
 }
 
-std::unique_ptr<Machine> Replica::takeOver() {
+std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {
   require(committed_.has_value(), "takeOver without a committed epoch");
   auto start = Clock::now();
+  dropReleased(releases);  // the last records the dead primary's kernel delivered
   Committed c = std::move(*committed_);
   committed_.reset();
   c.machine->restore(c.state);

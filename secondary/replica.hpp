@@ -8,7 +8,7 @@
 //            epoch that fails a check is discarded whole and the session ends; one already
 //            committed (a replay) is ignored. The committed state never changes otherwise.
 //
-// Each Commit carries its epoch's output; Release{N} says the primary emits epochs <= N itself.
+// Each Commit carries its epoch's output; a release record says the primary shows epochs <= N itself.
 // The primary is dead when nothing has been heard from it for its --failover-after-ms; then, if an
 // epoch was committed, takeOver() restores it into its machine, emits the output the primary never
 // announced, and hands the machine to the caller to run.
@@ -28,6 +28,7 @@
 
 #include "machine/machine.hpp"
 #include "transport/link.hpp"
+#include "transport/release_stream.hpp"
 
 namespace tandem {
 
@@ -41,14 +42,15 @@ public:
 
   // Serves the session that `hello` opened on link (its session id already adopted) until it ends.
   // Throws Error(BadInput) for a primary this standby cannot hold (the operator must act).
-  Outcome serve(Link& link, Incoming& hello);
+  // Releases are read from `releases` (the primary's word on what it has shown).
+  Outcome serve(Link& link, Incoming& hello, ReleaseListener& releases);
 
   bool hasCommitted() const { return committed_.has_value(); }
   // When the primary counts as dead, if nothing is heard from it before.
   Clock::time_point failoverAt() const { return lastHeard() + failoverAfter_; }
   uint64_t generation() const { return generation_; }
   // The committed epoch, restored and ready to start.
-  std::unique_ptr<Machine> takeOver();
+  std::unique_ptr<Machine> takeOver(ReleaseListener& releases);
   nlohmann::json status() const;
 
 private:
@@ -56,6 +58,7 @@ private:
     std::unique_ptr<Machine> machine;
     MachineState state;
     uint64_t epoch = 0;
+    uint64_t session = 0;  // the session that committed it (its releases count)
     // Output of committed epochs the primary has not announced it emits: ours to emit on takeover.
     std::deque<std::pair<uint64_t, std::vector<HeldOutput>>> unreleased;
   };
@@ -64,7 +67,10 @@ private:
   Clock::time_point lastHeard() const { return Clock::time_point(Clock::duration(lastHeardTicks_.load())); }
   void heard() { lastHeardTicks_ = Clock::now().time_since_epoch().count(); }
   // Checks and applies the epoch; the refusal's reason when it does not check.
-  std::optional<std::string> commit(std::unique_ptr<Machine>& syncing, schema::Commit::Reader commit, uint64_t expected);
+  std::optional<std::string> commit(std::unique_ptr<Machine>& syncing, schema::Commit::Reader commit, uint64_t expected,
+                                    uint64_t session);
+  // Forgets the output of committed epochs the primary said it showed.
+  void dropReleased(ReleaseListener& releases);
 
   MachineConfig base_;
   dev::Console& console_;

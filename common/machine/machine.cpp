@@ -111,7 +111,10 @@ void Machine::createVcpusAndDevices() {
   }
   for (const auto& net : config_.nets) {
     taps_.push_back(std::make_unique<dev::Tap>(net.tap));
-    nets_.push_back(std::make_unique<dev::virtio::Net>(*taps_.back(), net.mac.value_or(dev::virtio::macFromName(net.tap))));
+    tapSinks_.push_back(std::make_unique<TapSink>(*taps_.back(), static_cast<uint32_t>(tapSinks_.size())));
+    TapSink& sink = *tapSinks_.back();
+    nets_.push_back(std::make_unique<dev::virtio::Net>(*taps_.back(), net.mac.value_or(dev::virtio::macFromName(net.tap)),
+                                                       [this, &sink](std::span<const uint8_t> frame) { gate_.write(sink, frame, true); }));
     transports_.push_back(std::make_unique<dev::virtio::Transport>(*nets_.back(), memory_));
     auto* transport = transports_.back().get();
     io_.add(taps_.back()->fd(), [this, transport] {
@@ -213,9 +216,16 @@ void Machine::resume() {
 }
 
 bool Machine::emitOutput(const HeldOutput& output) {
-  if (output.channel != consoleSink_.channel()) return false;
-  gate_.write(consoleSink_, output.bytes);
-  return true;
+  if (output.channel == consoleSink_.channel()) {
+    gate_.write(consoleSink_, output.bytes);
+    return true;
+  }
+  for (auto& sink : tapSinks_)
+    if (sink->channel() == output.channel) {
+      gate_.write(*sink, output.bytes, true);
+      return true;
+    }
+  return false;
 }
 
 DirtyTracker& Machine::startDirtyTracking() {

@@ -17,7 +17,7 @@
 #include "base/fd.hpp"
 #include "boot/elf_image.hpp"
 #include "devices/console.hpp"
-#include "output/gated_console.hpp"
+#include "output/sinks.hpp"
 #include "output/output_gate.hpp"
 #include "devices/exit_port.hpp"
 #include "devices/idle_port.hpp"
@@ -155,6 +155,7 @@ private:
   dev::MmioBus mmio_;
   std::vector<std::unique_ptr<dev::virtio::Blk>> disks_;
   std::vector<std::unique_ptr<dev::Tap>> taps_;
+  std::vector<std::unique_ptr<TapSink>> tapSinks_;  // behind the gate, one per tap
   std::vector<std::unique_ptr<dev::virtio::Net>> nets_;
   std::vector<std::unique_ptr<dev::virtio::Transport>> transports_;  // one per virtio device
   IoThread io_;

@@ -16,10 +16,11 @@ namespace data = boost::unit_test::data;
 
 namespace {
 
-// A standby uses PORT and PORT + 1: even ports only, so that two endpoints never overlap.
+// A standby uses PORT to PORT + 2: ports 4 apart, so that two endpoints never overlap (20000-28000;
+// other suites use other ranges).
 std::string freeEndpoint() {
   static int next = 0;
-  return "tcp://127.0.0.1:" + std::to_string(21000 + 2 * ((::getpid() * 7 + next++ * 13) % 10000));
+  return "tcp://127.0.0.1:" + std::to_string(20000 + 4 * ((::getpid() * 7 + next++ * 13) % 2000));
 }
 
 const auto kModes = data::make({"precopy", "postcopy", "hybrid"});
@@ -96,10 +97,11 @@ BOOST_DATA_TEST_CASE(dirty_256_mib_at_20000_pages_per_second_arrives_intact, kMo
   auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
   BOOST_TEST_MESSAGE(mode << ", " << cpus << " vCPUs: " << out);
-  if (std::string(mode) != "precopy") {
-    nlohmann::json stats = nlohmann::json::parse(out)["postcopy_stats"];
-    BOOST_TEST(stats["pages"].template get<uint64_t>() > 0u);
-  }
+  if (std::string(mode) != "precopy") BOOST_TEST(nlohmann::json::parse(out)["postcopy"] == true);
+  // Postcopy owes every page at the switch; hybrid only what the last round left (which a guest
+  // starved of CPU on a busy machine may leave at zero).
+  if (std::string(mode) == "postcopy")
+    BOOST_TEST(nlohmann::json::parse(out)["postcopy_stats"]["pages"].template get<uint64_t>() > 0u);
   BOOST_TEST(source->wait(10s) == 0);
   std::this_thread::sleep_for(300ms);  // still dirtying on the target
   expectVerified(*target, 65536);

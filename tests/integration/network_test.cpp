@@ -232,7 +232,7 @@ BOOST_AUTO_TEST_SUITE(network_migration)
 BOOST_AUTO_TEST_CASE(kv_keeps_serving_its_client_across_a_migration_to_another_tap) {
   TestNetwork net(2);
   TempDir tmp("netmig");
-  std::string socket = tmp / "src.sock", endpoint = "tcp://127.0.0.1:" + std::to_string(22000 + ::getpid() % 10000);
+  std::string socket = tmp / "src.sock", endpoint = "tcp://127.0.0.1:" + std::to_string(28000 + 4 * (::getpid() % 500));
   const std::string mac = "52:54:00:77:00:02";
   ChildProcess target(net.inside({kTandemBinary, "standby", "--listen", endpoint, "--net", "tap=tap1,mac=" + mac}));
   ChildProcess source(net.inside({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0,mac=" + mac,

@@ -41,7 +41,7 @@ std::string formatMac(const MacAddress& mac) {
   return text;
 }
 
-Net::Net(Tap& tap, MacAddress mac) : tap_(tap), mac_(mac) {}
+Net::Net(Tap& tap, MacAddress mac, Send send) : tap_(tap), mac_(mac), send_(std::move(send)) {}
 
 uint64_t Net::features() const { return kFeatureVersion1 | kFeatureMac; }
 
@@ -60,14 +60,12 @@ bool Net::process(uint16_t index, Queue& queue, GuestMemory& memory) {
       const uint8_t* p = memory.hostAddress(b.gpa, b.length);
       frame.insert(frame.end(), p, p + b.length);
     }
-    if (frame.size() > kHeaderBytes) transmit(std::span(frame).subspan(kHeaderBytes));
+    if (frame.size() > kHeaderBytes) send_(std::span(frame).subspan(kHeaderBytes));
     queue.pushUsed(memory, chain->head, 0);
     used = true;
   }
   return used;
 }
-
-bool Net::transmit(std::span<const uint8_t> frame) { return tap_.write(frame); }
 
 void Net::announce() {
   std::array<uint8_t, 60> frame{};  // minimum Ethernet frame, zero padded
@@ -77,7 +75,7 @@ void Net::announce() {
   std::copy(std::begin(rarp), std::end(rarp), frame.begin() + 12);
   std::copy(mac_.begin(), mac_.end(), frame.begin() + 22);  // sender MAC; sender IP 0
   std::copy(mac_.begin(), mac_.end(), frame.begin() + 32);  // target MAC; target IP 0
-  transmit(frame);
+  tap_.write(frame);
 }
 
 bool Net::receive(Queue& queue, GuestMemory& memory) {

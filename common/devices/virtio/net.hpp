@@ -1,13 +1,14 @@
 // Net: a virtio network device with one queue pair (0 receive, 1 transmit) on a tap.
 //
-// Every frame the guest sends leaves through transmit(): the one place where output commit will
-// hold frames until their epoch is acknowledged. Received frames are written into guest memory
+// Every frame the guest sends leaves through the `send` it was given (the Machine's OutputGate,
+// which holds frames of a protected guest until their epoch is acknowledged). Received frames are written into guest memory
 // through GuestMemory, like every host write. No offloads: the virtio-net header is all zeros.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "devices/tap.hpp"
@@ -27,7 +28,8 @@ class Net final : public Device {
 public:
   static constexpr uint16_t kReceiveQueue = 0, kTransmitQueue = 1;
 
-  Net(Tap& tap, MacAddress mac);
+  using Send = std::function<void(std::span<const uint8_t> frame)>;
+  Net(Tap& tap, MacAddress mac, Send send);
 
   uint32_t deviceId() const override { return 1; }
   uint64_t features() const override;
@@ -40,17 +42,17 @@ public:
   bool receive(Queue& receiveQueue, GuestMemory& memory);
 
   // Broadcasts a RARP frame from the guest's MAC, so switches learn where the guest is now
-  // (after a restore, a migration or a failover), as QEMU's announce does.
+  // (after a restore, a migration or a failover), as QEMU's announce does. Straight to the tap:
+  // it is the host speaking, not the guest.
   void announce();
 
   const MacAddress& mac() const { return mac_; }
   uint64_t droppedFrames() const { return dropped_.load(); }
 
 private:
-  bool transmit(std::span<const uint8_t> frame);
-
   Tap& tap_;
   MacAddress mac_;
+  Send send_;
   std::atomic<uint64_t> dropped_{0};
 };
 

@@ -1,8 +1,10 @@
-// The serial console behind the OutputGate: the UART writes into GatedConsole, the gate emits what
-// it releases into ConsoleSink, which writes to the real console.
+// The sinks behind the OutputGate. The serial console: the UART writes into GatedConsole, the gate
+// emits what it releases into ConsoleSink, which writes to the real console. Each tap: virtio-net
+// hands its frames to the gate, which emits them into the tap's TapSink.
 #pragma once
 
 #include "devices/serial.hpp"
+#include "devices/tap.hpp"
 #include "output/output_gate.hpp"
 
 namespace tandem {
@@ -25,6 +27,16 @@ public:
 private:
   OutputGate& gate_;
   OutputSink& sink_;
+};
+
+class TapSink final : public OutputSink {
+public:
+  // NIC n (in --net order) is channel 1 + n.
+  TapSink(dev::Tap& tap, uint32_t nic) : OutputSink(1 + nic), tap_(tap) {}
+  void emit(std::span<const uint8_t> frame) override { tap_.write(frame); }
+
+private:
+  dev::Tap& tap_;
 };
 
 }  // namespace tandem
