@@ -288,8 +288,12 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
   std::lock_guard lock(statusMutex_);
   figures_.pauseMs = pauseMs;
   figures_.dirtyPages = pages.size();
-  if (figures_.recentPausesMs.size() >= 100) figures_.recentPausesMs.erase(figures_.recentPausesMs.begin());
+  if (figures_.recentPausesMs.size() >= 100) {
+    figures_.recentPausesMs.erase(figures_.recentPausesMs.begin());
+    figures_.recentDirty.erase(figures_.recentDirty.begin());
+  }
   figures_.recentPausesMs.push_back(pauseMs);
+  figures_.recentDirty.push_back(static_cast<double>(pages.size()));
 }
 
 void Replicator::session() {
@@ -349,9 +353,10 @@ void Replicator::session() {
 nlohmann::json Replicator::status() const {
   std::lock_guard lock(statusMutex_);
   auto gate = machine_.outputGate().stats();
-  std::vector<double> sorted = figures_.recentPausesMs;
-  std::sort(sorted.begin(), sorted.end());
-  auto quantile = [&](double q) { return sorted.empty() ? 0.0 : sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1))]; };
+  auto quantile = [](std::vector<double> values, double q) {
+    std::sort(values.begin(), values.end());
+    return values.empty() ? 0.0 : values[static_cast<size_t>(q * static_cast<double>(values.size() - 1))];
+  };
   double heartbeatAgeMs = lastHeardNs_.load() ? static_cast<double>(nowNs() - lastHeardNs_.load()) / 1e6 : -1;
   return {{"role", "primary"},
           {"standby", options_.to},
@@ -363,9 +368,10 @@ nlohmann::json Replicator::status() const {
           {"last_acked_epoch", figures_.lastAcked},
           {"epoch_ms", options_.epoch.count()},
           {"epoch_pause_ms", figures_.pauseMs},
-          {"epoch_pause_p50_ms", quantile(0.5)},
-          {"epoch_pause_p99_ms", quantile(0.99)},
+          {"epoch_pause_p50_ms", quantile(figures_.recentPausesMs, 0.5)},
+          {"epoch_pause_p99_ms", quantile(figures_.recentPausesMs, 0.99)},
           {"dirty_pages_per_epoch", figures_.dirtyPages},
+          {"dirty_pages_p50", quantile(figures_.recentDirty, 0.5)},
           {"ack_latency_ms", figures_.ackLatencyMs},
           {"held_output_bytes", gate.heldBytes},
           {"held_output_oldest_ms", gate.oldestHeldMs},

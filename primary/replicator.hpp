@@ -89,6 +89,7 @@ private:
     uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0;
     double pauseMs = 0, ackLatencyMs = 0;
     std::vector<double> recentPausesMs;  // the last 100
+    std::vector<double> recentDirty;     // pages of the same epochs
   } figures_;
   std::unique_ptr<NamedThread> thread_;
 };

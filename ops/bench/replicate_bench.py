@@ -1,0 +1,195 @@
+"""Driver for ops/bench/replicate; runs inside the benchmark's namespace (tap0, tap1 on br0, 10.77.0.1/16)."""
+import os
+import re
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import stop, unix_request, wait_until  # noqa: E402
+
+TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+GUEST_IP, PORT, MAC = "10.77.0.2", 7777, "52:54:00:77:00:02"
+ENDPOINT = "tcp://127.0.0.1:24000"
+EPOCHS = [10, 25, 50]
+WINDOW = 64          # kv requests in flight: output commit adds an epoch of latency to each answer
+MEASURE_S = 3.0
+
+
+class Guest:
+    """A tandem run (protected when epoch_ms is set) and its standby."""
+
+    def __init__(self, tmp, append, epoch_ms=None, memory="256M"):
+        self.control = os.path.join(tmp, "p.sock")
+        self.standby = None
+        self.buffer = b""
+        protect = []
+        if epoch_ms:
+            self.standby = subprocess.Popen([TANDEM, "standby", "--listen", ENDPOINT, "--net", f"tap=tap1,mac={MAC}",
+                                             "--control", os.path.join(tmp, "s.sock")],
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            protect = ["--protect", ENDPOINT, "--epoch-ms", str(epoch_ms)]
+        self.proc = subprocess.Popen([TANDEM, "run", "--kernel", GUEST, "--memory", memory, "--net", f"tap=tap0,mac={MAC}",
+                                      "--control", self.control, "--append", append] + protect,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if epoch_ms:
+            wait_until(lambda: self.replication().get("state") == "protected", 30)
+
+    def replication(self):
+        try:
+            return unix_request(self.control, {"cmd": "status"}).get("replication") or {}
+        except OSError:
+            return {}
+
+    def line_with(self, needle, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                if needle.encode() in line:
+                    return line.decode(errors="replace")
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                self.buffer += chunk
+        raise RuntimeError(f"no '{needle}' from the guest")
+
+    def stats_written(self):
+        self.proc.stdin.write(b"stats\n")
+        self.proc.stdin.flush()
+        return int(re.search(r"written=(\d+)", self.line_with("stats job=dirty")).group(1))
+
+    def close(self):
+        stop(self.proc)
+        if self.standby:
+            stop(self.standby)
+
+
+def kv_throughput(seconds):
+    """SETs per second with WINDOW requests in flight."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    sent = answered = 0
+    outstanding = {}
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        while len(outstanding) < WINDOW:
+            sent += 1
+            s.sendto(f"{sent} SET key{sent % 1000} value{sent}".encode(), (GUEST_IP, PORT))
+            outstanding[sent] = time.monotonic()
+        try:
+            reply = s.recv(256).split(b" ", 1)[0]
+            if outstanding.pop(int(reply), None) is not None:
+                answered += 1
+        except socket.timeout:
+            outstanding.clear()  # lost: send new ones (a lower id is answered OK, not applied)
+    return answered / (time.monotonic() - start)
+
+
+def ping_ms():
+    out = subprocess.run(["ping", "-c", "60", "-i", "0.02", "-q", GUEST_IP], capture_output=True, text=True).stdout
+    return float(re.search(r"= [\d.]+/([\d.]+)/", out).group(1))
+
+
+def kv_case(tmp, epoch_ms):
+    g = Guest(tmp, f"job=kv ip={GUEST_IP}/16 port={PORT}", epoch_ms)
+    try:
+        if not epoch_ms:
+            g.line_with("kv: serving")
+        time.sleep(0.3)
+        return kv_throughput(MEASURE_S), ping_ms()
+    finally:
+        g.close()
+
+
+def dirty_case(tmp, epoch_ms, rate=0):
+    g = Guest(tmp, f"job=dirty mib=64 rate={rate}", epoch_ms)
+    try:
+        g.line_with("dirty: working set filled")
+        time.sleep(0.5)
+        before, t0 = g.stats_written(), time.monotonic()
+        time.sleep(MEASURE_S)
+        after, t1 = g.stats_written(), time.monotonic()
+        return (after - before) / (t1 - t0), g.replication()
+    finally:
+        g.close()
+
+
+def failover_case(tmp):
+    """Kill the primary of a kv guest; ms until the standby's guest answers a SET."""
+    g = Guest(tmp, f"job=kv ip={GUEST_IP}/16 port={PORT}", 25)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.005)
+        ident = 0
+        kill_at = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            ident += 1
+            s.sendto(f"{ident} SET k v{ident}".encode(), (GUEST_IP, PORT))
+            try:
+                while True:
+                    reply = int(s.recv(256).split(b" ", 1)[0])
+                    if kill_at and reply == ident:
+                        return (time.monotonic() - kill_at) * 1000
+            except (socket.timeout, ValueError):
+                pass
+            if kill_at is None and ident == 50:
+                kill_at = time.monotonic()
+                g.proc.send_signal(signal.SIGKILL)
+        return float("nan")
+    finally:
+        g.close()
+
+
+def med(values):
+    return statistics.median(values)
+
+
+def main():
+    print(f"{RUNS} runs, {MEASURE_S:.0f} s each; kv: SETs with {WINDOW} in flight; dirty: 64 MiB written as fast as the guest can")
+    kv = {e: [] for e in [None] + EPOCHS}
+    ping = {e: [] for e in [None] + EPOCHS}
+    dirty = {e: [] for e in [None] + EPOCHS}
+    for run in range(RUNS):
+        for e in [None] + EPOCHS:
+            with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                rate, rtt = kv_case(tmp, e)
+            with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                pages, _ = dirty_case(tmp, e)
+            kv[e].append(rate), ping[e].append(rtt), dirty[e].append(pages)
+            label = "unprotected" if e is None else f"epoch {e} ms"
+            print(f"  run {run + 1} {label:12s}: kv {rate:7.0f} SET/s  ping {rtt:6.2f} ms  dirty {pages:7.0f} pages/s", flush=True)
+    base_kv, base_ping, base_dirty = med(kv[None]), med(ping[None]), med(dirty[None])
+    print(f"unprotected: kv {base_kv:.0f} SET/s, ping {base_ping:.2f} ms, dirty {base_dirty:.0f} pages/s")
+    for e in EPOCHS:
+        print(f"protected at {e:2d} ms: kv {med(kv[e]):.0f} SET/s ({med(kv[e]) / base_kv:.0%} of unprotected), "
+              f"ping {med(ping[e]):.2f} ms (+{med(ping[e]) - base_ping:.2f} ms), "
+              f"dirty {med(dirty[e]):.0f} pages/s ({med(dirty[e]) / base_dirty:.0%})")
+
+    print("epoch pause against dirty pages per epoch (25 ms epochs, last 100 epochs):")
+    for rate in (1, 4000, 20000, 40000):
+        rows = []
+        for run in range(RUNS):
+            with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                _, r = dirty_case(tmp, 25, rate)
+            rows.append((r["dirty_pages_p50"], r["epoch_pause_p50_ms"], r["epoch_pause_p99_ms"]))
+        print(f"  guest writing {rate:5d} pages/s: {med(x[0] for x in rows):6.0f} dirty pages per epoch, "
+              f"pause median {med(x[1] for x in rows):.3f} ms, p99 {med(x[2] for x in rows):.3f} ms", flush=True)
+
+    times = []
+    for run in range(RUNS):
+        with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+            times.append(failover_case(tmp))
+        print(f"  failover run {run + 1}: kill to the first answer from the standby {times[-1]:.0f} ms", flush=True)
+    print(f"failover (200 ms timeout): kill to serving, median {med(times):.0f} ms")
+
+
+main()
