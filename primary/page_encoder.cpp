@@ -89,7 +89,8 @@ PageEncoder::Staged PageEncoder::stage(std::span<const uint64_t> pages) {
   require(pages.size() <= kPagesPerMessage, pages.size(), " pages in one message");
   Staged staged;
   staged.message = std::make_unique<OutgoingMessage>();
-  staged.staging = staged.message->staging(pages.size() * kPageSize);
+  staged.staging = pool_ ? staged.message->staging(pages.size() * kPageSize, *pool_)
+                         : staged.message->staging(pages.size() * kPageSize);
   staged.pages.assign(pages.begin(), pages.end());
   for (size_t i = 0; i < pages.size(); ++i)
     std::memcpy(staged.staging + i * kPageSize, memory_.hostBase() + pages[i] * kPageSize, kPageSize);

@@ -23,6 +23,7 @@
 #include "codec/xbzrle_cache.hpp"
 #include "memory/guest_memory.hpp"
 #include "transport/channel.hpp"
+#include "transport/staging_pool.hpp"
 
 namespace tandem {
 
@@ -57,6 +58,8 @@ public:
     uint8_t* staging = nullptr;
   };
   Staged stage(std::span<const uint64_t> pages);
+  // Buffers for stage() that are used again (touched once, not per epoch).
+  void useStagingPool(std::shared_ptr<StagingPool> pool) { pool_ = std::move(pool); }
   void finishStaged(const Channel& channel, Staged& staged, uint64_t epoch, XXH3_state_t* digest);
 
   EncodingCounts counts() const;
@@ -67,6 +70,7 @@ private:
 
   const GuestMemory& memory_;
   Compression compression_;
+  std::shared_ptr<StagingPool> pool_;
   std::unique_ptr<codec::XbzrleCache> cache_;
   std::vector<uint8_t> encoded_, delta_;
   EncodingCounts counts_;

@@ -328,6 +328,7 @@ void Replicator::session() {
   } endBeats{over};
 
   encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
+  encoder_->useStagingPool(stagingPool_);
   firstEpochOfSession_ = true;
   DirtyTracker& tracker = machine_.startDirtyTracking();
   PageSet dirty;

@@ -76,6 +76,7 @@ private:
   Machine& machine_;
   ReplicationOptions options_;
   std::unique_ptr<PageEncoder> encoder_;  // per session: its XBZRLE cache mirrors one standby
+  std::shared_ptr<StagingPool> stagingPool_ = StagingPool::make(PageEncoder::kPagesPerMessage * kPageSize);
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
   std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)

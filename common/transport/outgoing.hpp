@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "transport/staging_pool.hpp"
+
 namespace tandem {
 
 class OutgoingMessage {
@@ -18,9 +20,16 @@ public:
   uint8_t* staging(size_t bytes) {
     bytes = std::max<size_t>(bytes, 8);
     if (bytes > stagingBytes_) {
-      staging_.reset(new uint64_t[(bytes + 7) / 8]);
+      staging_ = StagingBuffer(new uint64_t[(bytes + 7) / 8], [](uint64_t* b) { delete[] b; });
       stagingBytes_ = bytes;
     }
+    return reinterpret_cast<uint8_t*>(staging_.get());
+  }
+  // The same, from pool (bytes at most its buffer size): the buffer goes back when this message is done.
+  uint8_t* staging(size_t bytes, StagingPool& pool) {
+    if (bytes > pool.bufferBytes()) return staging(bytes);
+    staging_ = pool.take();
+    stagingBytes_ = pool.bufferBytes();
     return reinterpret_cast<uint8_t*>(staging_.get());
   }
   // Data for a field that refers to [staging, staging + bytes): becomes a segment of its own.
@@ -30,7 +39,7 @@ public:
   }
 
 private:
-  std::unique_ptr<uint64_t[]> staging_;  // declared before builder_: outlives it
+  StagingBuffer staging_;  // declared before builder_: outlives it
   size_t stagingBytes_ = 0;
   capnp::MallocMessageBuilder builder_;
 };
