@@ -84,6 +84,7 @@ void Replicator::loop() {
     }
     setState("unprotected");
     inFlight_.clear();  // their output stays held: a later epoch's ack releases it
+    acked_.clear();
     auto until = Clock::now() + kRetryAfter;
     while (!stopping_ && Clock::now() < until) {
       holdGuestIfOutputFull();
@@ -152,6 +153,22 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
   }
 }
 
+// Shows the output of acknowledged epochs, in order, within our lease only (see the heartbeat
+// thread in session()): a primary frozen past the failover time and thawed must not show what the
+// standby may have shown since it took over. The release record is in this kernel before any of
+// the output is shown, so that a standby taking over knows what it must not show again.
+void Replicator::releaseAcked(ReleaseSender& release) {
+  if (acked_.empty() || std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) < options_.failoverAfter / 4) return;
+  uint64_t epoch = acked_.back();
+  acked_.clear();
+  release.send(epoch);
+  machine_.outputGate().release(epoch);
+  if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
+    machine_.resume();
+    pausedForOutput_ = false;
+  }
+}
+
 void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_point until) {
   for (;;) {
     auto now = Clock::now();
@@ -162,6 +179,7 @@ void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_po
     auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - now), std::chrono::milliseconds(1),
                            std::chrono::milliseconds(5));
     Received r = link.bulk->receive(wait);
+    releaseAcked(release);  // also when the lease was renewed in the meantime
     if (r.kind == Received::Kind::Timeout) continue;
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
     auto envelope = r.message->envelope();
@@ -177,18 +195,9 @@ void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_po
       throw Error(ErrorKind::Failed, concat("the standby acknowledged epoch ", acked, ", which is not the next one in flight"));
     double latency = msSince(inFlight_.front().sentAt);
     inFlight_.pop_front();
-    // Committed there. The release record reaches this kernel before any of the output is shown,
-    // so that a standby taking over knows what it must not show again.
-    release.send(acked);
-    machine_.outputGate().release(acked);
-    if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
-      machine_.resume();
-      pausedForOutput_ = false;
-    }
-    if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
-      machine_.resume();
-      pausedForOutput_ = false;
-    }
+    // Committed there: shown once our lease allows (releaseAcked).
+    acked_.push_back(acked);
+    releaseAcked(release);
     std::lock_guard lock(statusMutex_);
     figures_.lastAcked = acked;
     figures_.ackLatencyMs = latency;
@@ -313,13 +322,25 @@ void Replicator::session() {
   // Heartbeats on the urgent channel, from their own thread: an epoch that takes long to send
   // never makes this primary look dead.
   std::atomic<bool> over{false};
+  // The standby's echo of beat k renews our lease: it will not take over before k's send time +
+  // --failover-after-ms, and output is shown only within that (a primary frozen for longer than
+  // that, then thawed, must not show what the standby may have shown since).
+  leaseUntilNs_ = 0;
   NamedThread beats("heartbeat", [&] {
     Heartbeat heartbeat(*link.urgent, options_.heartbeat, options_.failoverAfter);
+    std::deque<std::pair<uint64_t, int64_t>> sent;  // seq, send time: the last few
     while (!over) {
-      heartbeat.beatIfDue();
+      if (uint64_t seq = heartbeat.beatIfDue()) {
+        sent.emplace_back(seq, nowNs());
+        if (sent.size() > 256) sent.pop_front();
+      }
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat.nextBeat() - Clock::now());
       Received r = link.urgent->receive(std::max(wait, std::chrono::milliseconds(1)));
-      if (r.kind == Received::Kind::Message && r.message->envelope().isHeartbeat()) lastHeardNs_ = nowNs();
+      if (r.kind != Received::Kind::Message || !r.message->envelope().isHeartbeat()) continue;
+      lastHeardNs_ = nowNs();
+      uint64_t echo = r.message->envelope().getHeartbeat().getEcho();
+      for (const auto& [seq, at] : sent)
+        if (seq == echo) leaseUntilNs_ = std::max<int64_t>(leaseUntilNs_.load(), at + std::chrono::nanoseconds(options_.failoverAfter).count());
     }
   });
   struct EndBeats {

@@ -68,6 +68,7 @@ private:
   // Takes what the standby sent (acks, refusals) until `until`; throws when it is gone or refuses.
   void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until);
   void holdGuestIfOutputFull();
+  void releaseAcked(ReleaseSender& release);
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
   void deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message);
@@ -79,8 +80,10 @@ private:
   std::shared_ptr<StagingPool> stagingPool_ = StagingPool::make(PageEncoder::kPagesPerMessage * kPageSize);
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
+  std::atomic<int64_t> leaseUntilNs_{0};  // until when the standby surely has not taken over
   std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)
-  std::deque<InFlight> inFlight_;      // sent, not acknowledged
+  std::deque<InFlight> inFlight_;  // sent, not acknowledged
+  std::vector<uint64_t> acked_;    // acknowledged, output not shown yet (waiting for a fresh lease)
   bool firstEpochOfSession_ = true;
   std::atomic<bool> pausedForOutput_{false};
 

@@ -126,6 +126,9 @@ struct Postcopy {              # source -> target, before State
 struct Heartbeat {
   seq @0 :UInt64;
   sentAtNs @1 :UInt64;         # sender's monotonic clock
+  echo @2 :UInt64;             # the latest seq the sender heard from its peer (replicate: a primary
+                               # whose beat k was echoed knows the standby will not take over
+                               # before k's send time + --failover-after-ms: its lease to show output)
 }
 
 struct PostcopyComplete {      # target -> source: every owed page arrived

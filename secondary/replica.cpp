@@ -110,6 +110,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
 
   Heartbeat heartbeat(*link.urgent, heartbeat_, failoverAfter_);
   uint64_t expected = 0;  // the next epoch due; 0 until the session's first commit
+  uint64_t primarySeq = 0;  // the primary's latest heartbeat, echoed in ours
   stagedPages_.clear();
   stagedBytes_.clear();
   auto endSession = [&](const std::string& why) {
@@ -123,7 +124,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     return Outcome::SessionEnded;
   };
   for (;;) {
-    heartbeat.beatIfDue();
+    heartbeat.beatIfDue(primarySeq);
     dropReleased(releases);
     auto now = Clock::now();
     if (now - lastHeard() > failoverAfter_) {
@@ -141,7 +142,10 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     for (;;) {  // the urgent channel first: heartbeats must not wait behind pages
       Received r = link.urgent->receive(std::chrono::milliseconds(0));
       if (r.kind != Received::Kind::Message) break;
-      if (r.message->envelope().isHeartbeat()) heard();
+      if (r.message->envelope().isHeartbeat()) {
+        heard();
+        primarySeq = std::max(primarySeq, r.message->envelope().getHeartbeat().getSeq());
+      }
     }
     Received r = link.bulk->receive(std::chrono::milliseconds(0));
     if (r.kind == Received::Kind::Timeout) continue;

@@ -26,17 +26,20 @@ public:
   Clock::time_point lastHeard() const { return lastHeard_; }
   Clock::time_point nextBeat() const { return nextBeat_; }
 
-  // Sends one when it is due. Never waits: a full queue means the peer is not reading, and its
+  // Sends one when it is due, echoing `echo` (the latest seq heard from the peer); returns its seq,
+  // or 0 when none was due. Never waits: a full queue means the peer is not reading, and its
   // silence will tell.
-  void beatIfDue() {
+  uint64_t beatIfDue(uint64_t echo = 0) {
     auto now = Clock::now();
-    if (now < nextBeat_) return;
+    if (now < nextBeat_) return 0;
     capnp::MallocMessageBuilder message;
     auto beat = urgent_.start(message).initHeartbeat();
     beat.setSeq(++seq_);
     beat.setSentAtNs(static_cast<uint64_t>(now.time_since_epoch().count()));
+    beat.setEcho(echo);
     urgent_.trySend(message);
     nextBeat_ = now + interval_;
+    return seq_;
   }
 
 private:

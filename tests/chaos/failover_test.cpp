@@ -1,7 +1,11 @@
 // A protected guest survives SIGKILL of its primary, again and again: each standby takes over
 // from the last committed epoch and protects the guest onward to the next one. What the outside
 // saw (the console) goes on with every tick exactly once, in order.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 
@@ -195,6 +199,42 @@ BOOST_AUTO_TEST_CASE(a_primary_cut_off_shows_nothing_twice_and_stops_once_supers
     BOOST_TEST(!line.starts_with("tick "), "the old primary showed '" << line << "' after the takeover");
   BOOST_TEST(primary->stderrText().find("superseded") != std::string::npos);
   console.readFor(*backup, 200ms);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_on_the_standbys_ports_leaves_its_committed_state_as_it_was) {
+  TempDir tmp("chaos");
+  Endpoints at;
+  TickStream console;
+  std::string socket = tmp / "p.sock";
+  auto backup = startTandem({"standby", "--listen", at[0]});
+  auto primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  console.readFor(*primary, 300ms);
+
+  // Bytes that are no protocol at all, on the bulk, urgent and release ports.
+  int port = std::stoi(at[0].substr(at[0].rfind(':') + 1));
+  std::mt19937 random(42);
+  for (int offset = 0; offset < 3; ++offset) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port + offset));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    std::vector<uint8_t> junk(64 * 1024);
+    for (auto& b : junk) b = static_cast<uint8_t>(random());
+    [[maybe_unused]] auto sent = ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  console.readFor(*primary, 300ms);
+  BOOST_TEST(replication(socket).value("state", "") == "protected");
+
+  // The standby still takes over from an intact committed epoch: every tick once, in order.
+  primary->kill(SIGKILL);
+  console.readFor(*primary, 2s);
+  backup->continueConsoleOf(*primary);
+  BOOST_REQUIRE(console.readUntilTick(*backup, 10s));
+  console.readFor(*backup, 300ms);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
