@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "secondary/machine_shape.hpp"
 #include "secondary/postcopy_target.hpp"
 #include "secondary/received_page.hpp"
 #include "transport/link.hpp"
@@ -93,15 +94,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   auto mode = hello.getMode();
   if (mode != schema::Mode::PRECOPY && mode != schema::Mode::POSTCOPY && mode != schema::Mode::HYBRID)
     failBadInput("the source asks for a mode this standby does not serve (precopy, postcopy, hybrid)");
-  if (hello.getDisks() != base_.disks.size() || hello.getNets() != base_.nets.size())
-    failBadInput("the source has ", hello.getDisks(), " disks and ", hello.getNets(), " NICs; this standby was given ",
-                 base_.disks.size(), " and ", base_.nets.size());
-  MachineConfig config = base_;
-  config.memory = hello.getMemorySize();
-  config.cpus = hello.getCpus();
-  if (config.memory < GuestMemory::kMinimumSize || config.memory % (2 * kMiB) || config.memory > hostAvailableMemory())
-    failBadInput("the source's ", config.memory / kMiB, " MiB of memory do not fit on this standby");
-  if (config.cpus == 0 || config.cpus > 255) failBadInput("the source has ", config.cpus, " vCPUs");
+  MachineConfig config = machineForHello(base_, hello, "source");
   // Small pages: filled page by page from the network while the source sends (see GuestMemory).
   auto machine = std::make_unique<Machine>(config, console_, Machine::ForRestore{GuestMemory::Pages::Small});
   GuestMemory& memory = machine->memory();

@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "secondary/machine_shape.hpp"
 #include "secondary/received_page.hpp"
 #include "transport/heartbeat.hpp"
 
@@ -81,15 +82,7 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
 Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListener& releases) {
   auto hello = helloMessage.envelope().getHello();
   uint64_t session = helloMessage.envelope().getSession();
-  if (hello.getDisks() != base_.disks.size() || hello.getNets() != base_.nets.size())
-    failBadInput("the primary has ", hello.getDisks(), " disks and ", hello.getNets(), " NICs; this standby was given ",
-                 base_.disks.size(), " and ", base_.nets.size());
-  MachineConfig config = base_;
-  config.memory = hello.getMemorySize();
-  config.cpus = hello.getCpus();
-  if (config.memory < GuestMemory::kMinimumSize || config.memory % (2 * kMiB) || config.memory > hostAvailableMemory())
-    failBadInput("the primary's ", config.memory / kMiB, " MiB of memory do not fit on this standby");
-  if (config.cpus == 0 || config.cpus > 255) failBadInput("the primary has ", config.cpus, " vCPUs");
+  MachineConfig config = machineForHello(base_, hello, "primary");
   heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
   failoverAfter_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getFailoverAfterMs()));
   heard();

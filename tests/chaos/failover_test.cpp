@@ -89,6 +89,22 @@ std::unique_ptr<ChildProcess> standby(const TempDir& tmp, const Endpoints& at, i
   return startTandem({"standby", "--listen", at[i], "--protect", at[i + 1], "--control", tmp / ("s" + std::to_string(i) + ".sock")});
 }
 
+// A standby and a primary running `counter`, protected by it.
+struct ProtectedPair {
+  TempDir tmp{"chaos"};
+  Endpoints at;
+  TickStream console;
+  std::string socket = tmp / "p.sock";
+  std::unique_ptr<ChildProcess> standby, primary;
+
+  ProtectedPair() {
+    standby = startTandem({"standby", "--listen", at[0]});
+    primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
+    BOOST_REQUIRE(waitProtected(socket, 30s));
+    console.readFor(*primary, 300ms);
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(failover)
@@ -139,14 +155,8 @@ BOOST_AUTO_TEST_CASE(counter_survives_twenty_kills_of_its_primary_with_every_tic
 }
 
 BOOST_AUTO_TEST_CASE(a_primary_whose_standby_died_holds_its_output_until_a_new_standby_joins) {
-  TempDir tmp("chaos");
-  Endpoints at;
-  TickStream console;
-  std::string socket = tmp / "p.sock";
-  auto first = startTandem({"standby", "--listen", at[0]});
-  auto primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
-  BOOST_REQUIRE(waitProtected(socket, 30s));
-  console.readFor(*primary, 300ms);
+  ProtectedPair pair;
+  auto& [tmp, at, console, socket, first, primary] = pair;
   first->kill(SIGKILL);
 
   // Unprotected: it says so, and shows nothing more while its output piles up.
@@ -171,14 +181,8 @@ BOOST_AUTO_TEST_CASE(a_primary_whose_standby_died_holds_its_output_until_a_new_s
 }
 
 BOOST_AUTO_TEST_CASE(a_primary_cut_off_shows_nothing_twice_and_stops_once_superseded) {
-  TempDir tmp("chaos");
-  Endpoints at;
-  TickStream console;
-  std::string socket = tmp / "p.sock";
-  auto backup = startTandem({"standby", "--listen", at[0], "--control", tmp / "s.sock"});
-  auto primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
-  BOOST_REQUIRE(waitProtected(socket, 30s));
-  console.readFor(*primary, 300ms);
+  ProtectedPair pair;
+  auto& [tmp, at, console, socket, backup, primary] = pair;
 
   // Cut off: the primary is frozen past the failover time, so the standby takes over and goes on
   // from its last committed epoch, where the primary's shown output ended.
@@ -202,14 +206,8 @@ BOOST_AUTO_TEST_CASE(a_primary_cut_off_shows_nothing_twice_and_stops_once_supers
 }
 
 BOOST_AUTO_TEST_CASE(garbage_on_the_standbys_ports_leaves_its_committed_state_as_it_was) {
-  TempDir tmp("chaos");
-  Endpoints at;
-  TickStream console;
-  std::string socket = tmp / "p.sock";
-  auto backup = startTandem({"standby", "--listen", at[0]});
-  auto primary = startTandemRun({"--append", "job=counter rate=50", "--memory", "64M", "--control", socket, "--protect", at[0]});
-  BOOST_REQUIRE(waitProtected(socket, 30s));
-  console.readFor(*primary, 300ms);
+  ProtectedPair pair;
+  auto& [tmp, at, console, socket, backup, primary] = pair;
 
   // Bytes that are no protocol at all, on the bulk, urgent and release ports.
   int port = std::stoi(at[0].substr(at[0].rfind(':') + 1));
