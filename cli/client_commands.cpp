@@ -64,6 +64,13 @@ int snapshotCommand(const std::vector<std::string>& args) {
   return 0;
 }
 
+int failoverCommand(const std::vector<std::string>& args) {
+  Arguments options(args, "failover", {"control"});
+  ask(controlPath(options, "failover"), {{"cmd", "failover"}});
+  std::cout << "the standby runs the guest now; this tandem stops\n";
+  return 0;
+}
+
 int pauseResumeCommand(const std::string& command, const std::vector<std::string>& args) {
   Arguments options(args, command, {"control"});
   auto reply = ask(controlPath(options, command), {{"cmd", command}});

@@ -8,6 +8,8 @@ namespace tandem::cli {
 
 int statusCommand(const std::vector<std::string>& args);
 int snapshotCommand(const std::vector<std::string>& args);
+// tandem failover --control PATH: a planned switchover of a protected guest to its standby.
+int failoverCommand(const std::vector<std::string>& args);
 // "pause" or "resume".
 int pauseResumeCommand(const std::string& command, const std::vector<std::string>& args);
 

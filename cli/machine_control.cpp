@@ -23,6 +23,15 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
   if (cmd == "status") return status();
   if (migrating_ && cmd != "status")
     return {{"ok", false}, {"error", concat("a migration is under way; '", cmd, "' has to wait until it ends")}};
+  if (replicator_ && cmd == "failover") {
+    try {
+      replicator_->switchover();
+    } catch (const Error& e) {
+      return {{"ok", false}, {"error", e.what()}};
+    }
+    return {{"ok", true}, {"state", "handed over"}};
+  }
+  if (cmd == "failover") return {{"ok", false}, {"error", "the guest is not protected (tandem run --protect): there is no standby to fail over to"}};
   if (replicator_ && cmd != "quit")
     return {{"ok", false},
             {"error", concat("the guest is protected (its epoch loop pauses and resumes it); '", cmd,
@@ -45,7 +54,7 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     machine_.stop();
     return {{"ok", true}};
   }
-  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, quit)")}};
+  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, failover, quit)")}};
 }
 
 nlohmann::json MachineControl::status() const {

@@ -25,6 +25,7 @@ constexpr const char* kUsage =
     "  snapshot  --control PATH --to DIR [--json]: write the running guest to DIR\n"
     "  standby   wait for a migrating guest and run it (tandem standby --help)\n"
     "  migrate   move a running guest to a standby (tandem migrate --help)\n"
+    "  failover  --control PATH: hand a protected guest to its standby, nothing lost\n"
     "  pause     --control PATH: stop the guest's vCPUs\n"
     "  resume    --control PATH: let them run again\n";
 
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     }
     if (command == "status") return tandem::cli::statusCommand(args);
     if (command == "snapshot") return tandem::cli::snapshotCommand(args);
+    if (command == "failover") return tandem::cli::failoverCommand(args);
     if (command == "pause" || command == "resume") return tandem::cli::pauseResumeCommand(command, args);
     tandem::log::error("unknown command '", command, "'; see tandem --help");
     return 2;

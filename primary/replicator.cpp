@@ -72,6 +72,7 @@ void Replicator::loop() {
   while (!stopping_ && !machine_.exited()) {
     try {
       session();
+      return;  // it ends normally only once the guest was handed over
     } catch (const Superseded& s) {
       setState("superseded");
       log::error("this primary was superseded: ", s.why, "; its guest runs on the standby now and stops here for good");
@@ -263,9 +264,9 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
   uint64_t epoch = ++epoch_;
   std::vector<HeldOutput> output = machine_.outputGate().closeEpoch(epoch);
   bool full = machine_.outputGate().overLimit();
-  if (!full) machine_.resume();
-  else if (!pausedForOutput_) log::warn("the guest's held output is over its limit: the guest stays paused until acks release it");
+  if (full && !pausedForOutput_) log::warn("the guest's held output is over its limit: the guest stays paused until acks release it");
   pausedForOutput_ = full;
+  if (!full && !holdForHandover_) machine_.resume();
   double pauseMs = msSince(pauseStart);
 
   XXH3_state_t* digest = XXH3_createState();
@@ -303,6 +304,64 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
   }
   figures_.recentPausesMs.push_back(pauseMs);
   figures_.recentDirty.push_back(static_cast<double>(pages.size()));
+}
+
+void Replicator::switchover(std::chrono::milliseconds timeout) {
+  bool isProtected;
+  {
+    std::lock_guard status(statusMutex_);
+    isProtected = figures_.state == "protected";
+  }
+  std::unique_lock lock(switchoverMutex_);
+  if (!isProtected)
+    throw Error(ErrorKind::Failed, "the guest is not protected right now: there is no standby to hand it to");
+  switchoverAsked_ = true;
+  switchoverDone_ = false;
+  switchoverError_.clear();
+  switchoverPending_ = true;
+  if (!switchoverChanged_.wait_for(lock, timeout, [&] { return switchoverDone_; })) {
+    switchoverPending_ = false;
+    throw Error(ErrorKind::Failed, "the switchover did not finish in time; the guest runs on here");
+  }
+  if (!switchoverError_.empty()) throw Error(ErrorKind::Failed, switchoverError_);
+}
+
+// The guest stops here for good: a last epoch, its output shown once acknowledged, then the
+// standby is told to run the guest. Any failure before Switchover went out resumes it here.
+void Replicator::handOver(Link& link, ReleaseSender& release, DirtyTracker& tracker, PageSet& dirty) {
+  auto finish = [&](const std::string& error) {
+    std::lock_guard lock(switchoverMutex_);
+    switchoverPending_ = false;
+    switchoverDone_ = true;
+    switchoverError_ = error;
+    switchoverChanged_.notify_all();
+  };
+  try {
+    holdForHandover_ = true;  // runEpoch leaves the guest paused
+    runEpoch(link, tracker, dirty);
+    for (auto until = Clock::now() + std::chrono::seconds(5); !inFlight_.empty() || !acked_.empty();) {
+      if (Clock::now() > until) throw Error(ErrorKind::Failed, "the standby did not acknowledge the last epoch");
+      serveStandby(link, release, Clock::now() + std::chrono::milliseconds(5));
+    }
+    capnp::MallocMessageBuilder message;
+    link.bulk->start(message).setSwitchover(epoch_.load());
+    deliver(*link.bulk, message);
+  } catch (const Error& e) {
+    holdForHandover_ = false;
+    machine_.resume();
+    finish(concat(e.what(), "; the guest runs on here"));
+    throw;
+  }
+  // From here the standby owns the guest: this side never runs it again, whatever happens.
+  setState("handed over");
+  for (auto until = Clock::now() + std::chrono::seconds(5); Clock::now() < until;) {
+    Received r = link.bulk->receive(std::chrono::milliseconds(20));
+    if (r.kind == Received::Kind::Message && r.message->envelope().isRunning()) break;
+  }
+  log::warn("switchover: the guest runs on ", options_.to, " now (epoch ", epoch_.load(), "); it stops here");
+  finish("");
+  stopping_ = true;
+  machine_.stop();
 }
 
 void Replicator::session() {
@@ -358,6 +417,7 @@ void Replicator::session() {
     setState("protected");
     log::info("replication: the guest is protected by ", options_.to, " (epochs of ", options_.epoch.count(), " ms)");
     for (auto next = Clock::now();;) {
+      if (switchoverPending_) return handOver(link, release, tracker, dirty);
       runEpoch(link, tracker, dirty);
       next = std::max(next + options_.epoch, Clock::now());
       serveStandby(link, release, next);

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -52,6 +53,10 @@ public:
 
   // The machine runs: sessions begin.
   void start();
+  // Planned switchover (tandem failover): the guest pauses here for good, a last epoch goes, its
+  // output is shown, and the standby runs the guest. Blocks until the standby runs it (then the
+  // machine here is stopped) or throws Error with the reason (the guest then runs on here).
+  void switchover(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // role, protection, epoch numbers, pause and dirty figures, ack latency, held output, heartbeat age.
   nlohmann::json status() const;
 
@@ -69,6 +74,7 @@ private:
   void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until);
   void holdGuestIfOutputFull();
   void releaseAcked(ReleaseSender& release);
+  void handOver(Link& link, ReleaseSender& release, DirtyTracker& tracker, PageSet& dirty);
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
   void deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message);
@@ -85,6 +91,13 @@ private:
   std::deque<InFlight> inFlight_;  // sent, not acknowledged
   std::vector<uint64_t> acked_;    // acknowledged, output not shown yet (waiting for a fresh lease)
   bool firstEpochOfSession_ = true;
+  // tandem failover: asked by the control thread, answered by the replicator thread.
+  std::mutex switchoverMutex_;
+  std::condition_variable switchoverChanged_;
+  bool switchoverAsked_ = false, switchoverDone_ = false;
+  std::string switchoverError_;
+  std::atomic<bool> switchoverPending_{false};
+  bool holdForHandover_ = false;  // the last epoch leaves the guest paused
   std::atomic<bool> pausedForOutput_{false};
 
   mutable std::mutex statusMutex_;

@@ -46,6 +46,8 @@
 #   Commit is discarded whole and the session dropped; the committed state stays.
 #   Heartbeat both ways every --heartbeat-ms on the urgent channel; the standby takes over after
 #   --failover-after-ms of silence, and from then on refuses its old primary: "superseded".
+#   Planned (tandem failover): the primary pauses the guest for good, sends a last epoch, shows its
+#   output once acked, and sends Switchover{N}; the standby runs the guest and answers Running.
 #
 # Channels: the standby listens on PORT (bulk: Hello, pages, state) and PORT+1 (urgent: heartbeats,
 # page requests and the pages they ask for), two TCP connections so bulk data never delays the rest,
@@ -160,5 +162,7 @@ struct Envelope {
                                # drops what it received and waits for the next source)
     commit @16 :Commit;
     ack @17 :UInt64;           # standby -> primary: epoch n is committed here
+    switchover @18 :UInt64;    # primary -> standby (tandem failover): epoch n was the last, its
+                               # output is shown, the guest is paused here for good: run it now
   }
 }

@@ -68,11 +68,11 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
     link_->setSession(envelope.getSession());
     try {
       if (envelope.getHello().getMode() == schema::Mode::REPLICATE) {
-        if (replica_.serve(*link_, *r.message, releases_) == Replica::Outcome::PrimaryDead) {
-          tookOver_ = true;
-          return replica_.takeOver(releases_);
-        }
-        continue;
+        auto outcome = replica_.serve(*link_, *r.message, releases_);
+        if (outcome == Replica::Outcome::SessionEnded) continue;
+        tookOver_ = true;
+        handedOver_ = outcome == Replica::Outcome::HandedOver;
+        return replica_.takeOver(releases_);
       }
       return receiveFrom(*r.message);
     } catch (const Error& e) {
@@ -166,6 +166,11 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
 
 void MigrationTarget::reportRunning() {
   if (tookOver_) {
+    if (handedOver_) {  // the old primary waits for this before it stops
+      capnp::MallocMessageBuilder running;
+      link_->bulk->start(running).setRunning();
+      link_->bulk->trySend(running);
+    }
     uint64_t generation = this->generation();
     refuser_ = std::make_unique<NamedThread>("superseded", [this, generation] {
       while (!stopRefusing_) {

@@ -57,7 +57,7 @@ private:
   std::unique_ptr<PostcopyTarget> postcopy_;  // while owed pages are fetched
   Replica replica_;
   ReleaseListener releases_;
-  bool tookOver_ = false;
+  bool tookOver_ = false, handedOver_ = false;
   std::atomic<bool> stopRefusing_{false};
   std::unique_ptr<NamedThread> refuser_;  // after a takeover: answers Hellos "superseded"
 };

@@ -205,6 +205,11 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           link.bulk->trySend(ack);
           break;
         }
+        case schema::Envelope::SWITCHOVER:
+          if (!committed_ || committed_->epoch != envelope.getSwitchover() || expected == 0)
+            return endSession("the primary asked for a switchover at an epoch that is not the one committed here");
+          log::warn("switchover: the primary handed the guest over at epoch ", committed_->epoch);
+          return Outcome::HandedOver;
         case schema::Envelope::BYE:
           return endSession(concat("the primary said: ", envelope.getBye().cStr()));
         default:

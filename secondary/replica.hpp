@@ -35,7 +35,7 @@ namespace tandem {
 class Replica {
 public:
   using Clock = std::chrono::steady_clock;
-  enum class Outcome { SessionEnded, PrimaryDead };
+  enum class Outcome { SessionEnded, PrimaryDead, HandedOver };
 
   // base: the standby's devices and console (memory and vCPUs come from the primary).
   Replica(MachineConfig base, dev::Console& console) : base_(std::move(base)), console_(console) {}

@@ -205,6 +205,19 @@ BOOST_AUTO_TEST_CASE(a_primary_cut_off_shows_nothing_twice_and_stops_once_supers
   console.readFor(*backup, 200ms);
 }
 
+BOOST_AUTO_TEST_CASE(a_planned_failover_hands_the_guest_over_with_every_tick_once) {
+  ProtectedPair pair;
+  auto& [tmp, at, console, socket, backup, primary] = pair;
+  auto failover = startTandem({"failover", "--control", socket});
+  BOOST_TEST(failover->wait(20s) == 0);
+  BOOST_TEST(primary->wait(10s) == 0);  // it stops once the standby runs the guest
+  console.readFor(*primary, 1s);
+  backup->continueConsoleOf(*primary);
+  BOOST_REQUIRE(console.readUntilTick(*backup, 5s));
+  console.readFor(*backup, 300ms);
+  BOOST_TEST(primary->stderrText().find("switchover") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(garbage_on_the_standbys_ports_leaves_its_committed_state_as_it_was) {
   ProtectedPair pair;
   auto& [tmp, at, console, socket, backup, primary] = pair;

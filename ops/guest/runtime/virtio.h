@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define VQ_SIZE 16
+#define VQ_SIZE 256 /* as QEMU's and Linux's: a burst of requests (replies held for an epoch) fits */
 #define VQ_MAX_QUEUES 2
 
 struct vq_desc {
