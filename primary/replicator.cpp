@@ -67,8 +67,7 @@ void Replicator::holdGuestIfOutputFull() {
 }
 
 void Replicator::loop() {
-  DirtyTracker& tracker = machine_.startDirtyTracking();  // on for good: switching costs the guest
-  (void)tracker;
+  machine_.startDirtyTracking();  // on for good: switching it costs the guest
   while (!stopping_ && !machine_.exited()) {
     try {
       session();

@@ -83,6 +83,8 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   auto hello = helloMessage.envelope().getHello();
   uint64_t session = helloMessage.envelope().getSession();
   MachineConfig config = machineForHello(base_, hello, "primary");
+  if (!config.disks.empty())
+    failBadInput("this standby does not replicate disks yet (its disk would not match its memory); protect the guest without disks");
   heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
   failoverAfter_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getFailoverAfterMs()));
   heard();

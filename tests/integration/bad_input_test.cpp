@@ -70,6 +70,25 @@ BOOST_AUTO_TEST_CASE(unknown_option) { expectRefused({"run", "--frobnicate", "ye
 
 BOOST_AUTO_TEST_CASE(unknown_command) { expectRefused({"fly"}, {"fly"}); }
 
+BOOST_AUTO_TEST_CASE(protection_knobs_without_protect) {
+  expectRefused({"run", "--kernel", kTestGuest, "--epoch-ms", "10"}, {"--epoch-ms", "--protect"});
+}
+
+BOOST_AUTO_TEST_CASE(protect_to_something_that_is_no_address) {
+  expectRefused({"run", "--kernel", kTestGuest, "--protect", "standby:7000"}, {"standby:7000"});
+}
+
+BOOST_AUTO_TEST_CASE(failover_sooner_than_a_heartbeat) {
+  expectRefused({"run", "--kernel", kTestGuest, "--protect", "tcp://127.0.0.1:7000", "--heartbeat-ms", "50",
+                 "--failover-after-ms", "40"},
+                {"--failover-after-ms", "--heartbeat-ms"});
+}
+
+BOOST_AUTO_TEST_CASE(protect_with_a_disk_which_is_not_replicated_yet) {
+  expectRefused({"run", "--kernel", kTestGuest, "--protect", "tcp://127.0.0.1:7000", "--disk", "/tmp/none.img"},
+                {"--protect", "disk"});
+}
+
 BOOST_AUTO_TEST_CASE(console_address_already_taken) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
