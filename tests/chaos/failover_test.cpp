@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "support/kv_workload.hpp"
 #include "support/snapshot_helpers.hpp"
 
 using namespace tandem::test;
@@ -246,6 +247,51 @@ BOOST_AUTO_TEST_CASE(garbage_on_the_standbys_ports_leaves_its_committed_state_as
   backup->continueConsoleOf(*primary);
   BOOST_REQUIRE(console.readUntilTick(*backup, 10s));
   console.readFor(*backup, 300ms);
+}
+
+BOOST_AUTO_TEST_CASE(kv_loses_no_acknowledged_set_and_answers_within_a_second_of_each_kill) {
+  // Three taps in a private namespace, used in turn: the runner's, its standby's, and the one the
+  // standby after that opens before the kill. The guest keeps one MAC; each takeover announces it.
+  constexpr int kKills = 3;
+  TestNetwork net(3);
+  TempDir tmp("chaoskv");
+  Endpoints at;
+  const std::string mac = "52:54:00:77:00:02";
+  auto standbyOn = [&](int i) {
+    return std::make_unique<ChildProcess>(net.inside({kTandemBinary, "standby", "--listen", at[i], "--protect", at[i + 1],
+                                                      "--net", "tap=tap" + std::to_string((i + 1) % 3) + ",mac=" + mac,
+                                                      "--control", tmp / ("s" + std::to_string(i) + ".sock")}));
+  };
+  std::string runnerSocket = tmp / "p.sock";
+  auto next = standbyOn(0);
+  auto runner = std::make_unique<ChildProcess>(net.inside({kTandemBinary, "run", "--kernel", kTestGuest, "--memory", "64M",
+                                                           "--net", "tap=tap0,mac=" + mac, "--control", runnerSocket,
+                                                           "--protect", at[0], "--append", "job=kv ip=10.77.0.2/16"}));
+  BOOST_REQUIRE(waitProtected(runnerSocket, 30s));
+  BackgroundWriter writer(net, "k", 100000);
+  std::vector<std::unique_ptr<ChildProcess>> dead;
+  std::vector<double> backMs;
+  for (int kill = 0; kill < kKills; ++kill) {
+    BOOST_REQUIRE_MESSAGE(waitProtected(runnerSocket, 30s), "not protected before kill " << kill);
+    auto afterNext = standbyOn(kill + 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 100 * kill));
+    int before = writer.done();
+    auto killedAt = Clock::now();
+    runner->kill(SIGKILL);
+    while (writer.done() <= before && Clock::now() - killedAt < 10s) std::this_thread::sleep_for(1ms);
+    backMs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - killedAt).count());
+    dead.push_back(std::move(runner));
+    runner = std::move(next);
+    next = std::move(afterNext);
+    runnerSocket = tmp / ("s" + std::to_string(kill) + ".sock");
+  }
+  writer.stop();
+  const auto& acknowledged = writer.join();
+  BOOST_TEST_MESSAGE(acknowledged.size() << " SETs acknowledged; kill to the next answered SET: "
+                                         << backMs[0] << ", " << backMs[1] << ", " << backMs[2] << " ms");
+  BOOST_TEST(acknowledged.size() > 20u);  // one SET at a time, each answered once its epoch is acknowledged
+  BOOST_TEST(firstLostKey(net, acknowledged) == "");
+  for (double ms : backMs) BOOST_TEST(ms < 1000.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
