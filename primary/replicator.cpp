@@ -3,7 +3,6 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <bit>
 #include <random>
 #include <thread>
 
@@ -252,10 +251,8 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
   tracker.takeInto(dirty);
   std::vector<uint64_t> pages;
   pages.reserve(dirty.count());
-  for (uint64_t w = 0; w < dirty.words.size(); ++w) {
-    for (uint64_t bits = dirty.words[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + static_cast<uint64_t>(std::countr_zero(bits)));
-    dirty.words[w] = 0;
-  }
+  dirty.forEach([&](uint64_t page) { pages.push_back(page); });
+  std::fill(dirty.words.begin(), dirty.words.end(), 0);
   std::vector<PageEncoder::Staged> staged;
   for (size_t at = 0; at < pages.size(); at += PageEncoder::kPagesPerMessage)
     staged.push_back(encoder_->stage(std::span(pages).subspan(at, std::min(PageEncoder::kPagesPerMessage, pages.size() - at))));

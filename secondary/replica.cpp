@@ -27,6 +27,11 @@ void Replica::stage(GuestMemory& memory, schema::Pages::Reader pages) {
   });
 }
 
+void Replica::discardStaged() {
+  stagedPages_.clear();
+  stagedBytes_.clear();
+}
+
 void Replica::dropReleased(ReleaseListener& releases) {
   if (!committed_) return;
   auto released = releases.released(committed_->session);
@@ -106,16 +111,14 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   Heartbeat heartbeat(*link.urgent, heartbeat_, failoverAfter_);
   uint64_t expected = 0;  // the next epoch due; 0 until the session's first commit
   uint64_t primarySeq = 0;  // the primary's latest heartbeat, echoed in ours
-  stagedPages_.clear();
-  stagedBytes_.clear();
+  discardStaged();
   auto endSession = [&](const std::string& why) {
     {
       std::lock_guard lock(statusMutex_);
       state_ = committed_ ? "protecting, waiting for the primary" : "waiting for a primary";
     }
     log::warn("replication session ended: ", why, committed_ ? concat("; epoch ", committed_->epoch, " stays committed") : "");
-    stagedPages_.clear();
-    stagedBytes_.clear();
+    discardStaged();
     return Outcome::SessionEnded;
   };
   for (;;) {
@@ -179,8 +182,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
               ++ignoredReplays_;
             }
             log::warn("replication: ignored a replay of epoch ", c.getEpoch(), " (epoch ", expected - 1, " is committed)");
-            stagedPages_.clear();
-            stagedBytes_.clear();
+            discardStaged();
             break;
           }
           if (auto refusal = commit(syncing, c, expected, session)) {
@@ -200,8 +202,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
             committedEpoch_ = c.getEpoch();
             state_ = "protecting";
           }
-          stagedPages_.clear();
-          stagedBytes_.clear();
+          discardStaged();  // applied
           capnp::MallocMessageBuilder ack;
           link.bulk->start(ack).setAck(c.getEpoch());
           link.bulk->trySend(ack);

@@ -64,6 +64,7 @@ private:
   };
   // Decodes one epoch's pages into staging; throws Error(Failed) when they cannot be.
   void stage(GuestMemory& memory, schema::Pages::Reader pages);
+  void discardStaged();
   Clock::time_point lastHeard() const { return Clock::time_point(Clock::duration(lastHeardTicks_.load())); }
   void heard() { lastHeardTicks_ = Clock::now().time_since_epoch().count(); }
   // Checks and applies the epoch; the refusal's reason when it does not check.

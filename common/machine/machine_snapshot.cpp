@@ -1,6 +1,5 @@
 #include "machine/machine_snapshot.hpp"
 
-#include <bit>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -44,12 +43,10 @@ public:
     if (bytes_.size() < count * kPageSize) bytes_.resize(count * kPageSize);  // rare: the guest sped up
     frames_.clear();
     frames_.reserve(count);
-    for (uint64_t w = 0; w < pages.words.size(); ++w)
-      for (uint64_t bits = pages.words[w]; bits; bits &= bits - 1) {
-        uint64_t page = w * 64 + static_cast<uint64_t>(std::countr_zero(bits));
-        std::memcpy(bytes_.data() + frames_.size() * kPageSize, memory.hostBase() + page * kPageSize, kPageSize);
-        frames_.push_back(memory.gpaOfPage(page).value / kPageSize);
-      }
+    pages.forEach([&](uint64_t page) {
+      std::memcpy(bytes_.data() + frames_.size() * kPageSize, memory.hostBase() + page * kPageSize, kPageSize);
+      frames_.push_back(memory.gpaOfPage(page).value / kPageSize);
+    });
   }
   void writeTo(SnapshotWriter& writer) const {
     for (size_t i = 0; i < frames_.size(); ++i) writer.addPage(frames_[i], bytes_.data() + i * kPageSize);

@@ -7,6 +7,7 @@
 //   putBack()   a round or epoch that failed gives its pages back, so none is forgotten
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <vector>
 
@@ -24,6 +25,12 @@ struct PageSet {
   void clear(uint64_t page) { words[page / 64] &= ~(uint64_t{1} << (page % 64)); }
   uint64_t count() const;
   PageSet& operator|=(const PageSet& o);
+  // take(page) for every page in the set, in increasing order.
+  template <typename Take>
+  void forEach(Take take) const {
+    for (uint64_t w = 0; w < words.size(); ++w)
+      for (uint64_t bits = words[w]; bits; bits &= bits - 1) take(w * 64 + static_cast<uint64_t>(std::countr_zero(bits)));
+  }
 };
 
 class DirtyTracker {

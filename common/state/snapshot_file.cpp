@@ -6,7 +6,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -175,11 +174,7 @@ void SnapshotWriter::addBackedPages(const GuestMemory& memory) {
 }
 
 void SnapshotWriter::addPages(const GuestMemory& memory, const PageSet& pages) {
-  for (uint64_t w = 0; w < pages.words.size(); ++w)
-    for (uint64_t bits = pages.words[w]; bits; bits &= bits - 1) {
-      uint64_t page = w * 64 + static_cast<uint64_t>(std::countr_zero(bits));
-      addPage(memory.gpaOfPage(page).value / kPageSize, memory.hostBase() + page * kPageSize);
-    }
+  pages.forEach([&](uint64_t page) { addPage(memory.gpaOfPage(page).value / kPageSize, memory.hostBase() + page * kPageSize); });
 }
 
 void SnapshotWriter::flushChunk() {
