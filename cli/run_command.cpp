@@ -58,9 +58,6 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   if (auto cpus = options.value("cpus")) config.cpus = static_cast<uint32_t>(parseNumber(*cpus, "cpus", 0, 1u << 20));
   addDeviceOptions(options, config);
   auto protect = protectOptions(options);
-  if (protect && !config.disks.empty())
-    failBadInput("--protect does not replicate disks yet (the standby's disk would not match its memory); "
-                 "protect a guest without --disk for now");
 
   checkMachineConfig(config, kvm::System());  // all bad input is refused before anything is made
   Fd signals = blockStopSignals();

@@ -9,6 +9,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "primary/bandwidth_limit.hpp"
+#include "primary/disk_sender.hpp"
 #include "primary/round_sender.hpp"
 #include "state/machine_state.hpp"
 #include "transport/heartbeat.hpp"
@@ -27,6 +28,7 @@ int64_t nowNs() { return Clock::now().time_since_epoch().count(); }
 // The initial sync goes on while rounds halve the dirty set, until what is left is about what an
 // epoch carries anyway.
 constexpr uint64_t kEpochSizedPages = 2048;
+constexpr uint64_t kPagesPerChunk = dev::DiskWriteLog::kChunkBytes / kPageSize;  // for that count
 constexpr uint32_t kMostSyncRounds = 10;
 // Epochs sent and not yet acknowledged before the loop waits for acks instead of sealing more.
 constexpr size_t kMostInFlight = 8;
@@ -104,6 +106,8 @@ void Replicator::handshake(Link& link) {
   hello.setGeneration(options_.generation);
   hello.setHeartbeatMs(static_cast<uint32_t>(options_.heartbeat.count()));
   hello.setFailoverAfterMs(static_cast<uint32_t>(options_.failoverAfter.count()));
+  auto sizes = hello.initDiskSizes(static_cast<unsigned>(machine_.diskCount()));
+  for (unsigned d = 0; d < machine_.diskCount(); ++d) sizes.set(d, machine_.disk(d).sizeBytes());
   // Nobody may be listening yet: try until a standby takes it (ZeroMQ connects in the background).
   while (!link.bulk->trySend(message)) {
     if (stopping_) throw Error(ErrorKind::Failed, "stopping");
@@ -203,34 +207,39 @@ void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_po
   }
 }
 
-void Replicator::initialSync(Link& link, DirtyTracker& tracker, PageSet& dirty) {
+void Replicator::initialSync(SessionParts& s) {
   setState("syncing");
   RoundSender rounds(machine_.memory(), options_.compression, 0, 1);
   BandwidthLimit unlimited(0);
-  // Round 0: every page the host backed (the standby's memory starts as zeros).
-  dirty = PageSet(machine_.memory().pageCount());
+  // Round 0: every page the host backed (the standby's memory starts as zeros), every disk chunk.
+  s.dirty = PageSet(machine_.memory().pageCount());
   for (const auto& region : machine_.memory().regions()) {
     auto backed = machine_.memory().backedPages(region);
     for (uint64_t i = 0; i < backed.size(); ++i)
-      if (backed[i]) dirty.set(region.hostOffset / kPageSize + i);
+      if (backed[i]) s.dirty.set(region.hostOffset / kPageSize + i);
   }
-  tracker.take();  // from here on the log says what changed after round 0 read it
+  s.tracker.take();  // from here on the log says what changed after round 0 read it
+  auto sendOrThrow = [&](capnp::MallocMessageBuilder& message) {
+    if (!s.link.bulk->send(message)) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
+  };
   for (uint32_t round = 0;; ++round) {
-    uint64_t sent = dirty.count();
+    uint64_t sent = s.dirty.count();
     try {
-      rounds.send(*link.bulk, dirty, round, unlimited, [](size_t) {});
+      rounds.send(*s.link.bulk, s.dirty, round, unlimited, [](size_t) {});
     } catch (const Error&) {
       throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
     }
+    uint64_t chunks = s.disks.sendChunks(*s.link.bulk, sendOrThrow);
+    sent += chunks * kPagesPerChunk;
     capnp::MallocMessageBuilder end;
-    link.bulk->start(end).setRoundEnd(round);
-    if (!link.bulk->send(end)) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
+    s.link.bulk->start(end).setRoundEnd(round);
+    sendOrThrow(end);
     // Its RoundAck: serveStandby passes RoundAcks over, so wait for it here.
     for (;;) {
       if (stopping_) throw Error(ErrorKind::Failed, "stopping");
       if (std::chrono::nanoseconds(nowNs() - lastHeardNs_.load()) > options_.failoverAfter + std::chrono::seconds(10))
         throw Error(ErrorKind::Disconnected, "the standby went silent during the initial sync");
-      Received r = link.bulk->receive(std::chrono::milliseconds(20));
+      Received r = s.link.bulk->receive(std::chrono::milliseconds(20));
       if (r.kind == Received::Kind::Timeout) continue;
       if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
       auto envelope = r.message->envelope();
@@ -238,17 +247,21 @@ void Replicator::initialSync(Link& link, DirtyTracker& tracker, PageSet& dirty) 
       if (envelope.isRefusal()) throw Error(ErrorKind::Failed, concat("the standby refused the sync: ", envelope.getRefusal().cStr()));
       throw Error(ErrorKind::Failed, "the standby answered the initial sync out of order");
     }
-    dirty = tracker.take();
-    uint64_t left = dirty.count();
-    log::info("replication sync round ", round, ": ", sent, " pages; ", left, " dirty since");
+    s.dirty = s.tracker.take();
+    uint64_t left = s.dirty.count() + s.disks.chunksWritten() * kPagesPerChunk;
+    log::info("replication sync round ", round, ": ", sent - chunks * kPagesPerChunk, " pages and ", chunks, " disk chunks; ",
+              left, " pages' worth written since");
     if (left <= kEpochSizedPages || left * 2 > sent || round + 1 >= kMostSyncRounds) return;
   }
 }
 
-void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
+void Replicator::runEpoch(SessionParts& s) {
+  auto& link = s.link;
+  auto& dirty = s.dirty;
   auto pauseStart = Clock::now();
   machine_.pause();
-  tracker.takeInto(dirty);
+  s.tracker.takeInto(dirty);
+  s.disks.takeEpoch();
   std::vector<uint64_t> pages;
   pages.reserve(dirty.count());
   dirty.forEach([&](uint64_t page) { pages.push_back(page); });
@@ -288,6 +301,7 @@ void Replicator::runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty) {
     list[i].setChannel(output[i].channel);
     list[i].setBytes(capnp::Data::Reader(output[i].bytes.data(), output[i].bytes.size()));
   }
+  s.disks.fillCommit(commit);
   deliver(*link.bulk, message);
   inFlight_.push_back({epoch, Clock::now()});
 
@@ -324,7 +338,8 @@ void Replicator::switchover(std::chrono::milliseconds timeout) {
 
 // The guest stops here for good: a last epoch, its output shown once acknowledged, then the
 // standby is told to run the guest. Any failure before Switchover went out resumes it here.
-void Replicator::handOver(Link& link, ReleaseSender& release, DirtyTracker& tracker, PageSet& dirty) {
+void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
+  Link& link = s.link;
   auto finish = [&](const std::string& error) {
     std::lock_guard lock(switchoverMutex_);
     switchoverPending_ = false;
@@ -334,7 +349,7 @@ void Replicator::handOver(Link& link, ReleaseSender& release, DirtyTracker& trac
   };
   try {
     holdForHandover_ = true;  // runEpoch leaves the guest paused
-    runEpoch(link, tracker, dirty);
+    runEpoch(s);
     for (auto until = Clock::now() + std::chrono::seconds(5); !inFlight_.empty() || !acked_.empty();) {
       if (Clock::now() > until) throw Error(ErrorKind::Failed, "the standby did not acknowledge the last epoch");
       serveStandby(link, release, Clock::now() + std::chrono::milliseconds(5));
@@ -406,15 +421,15 @@ void Replicator::session() {
   encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
   encoder_->useStagingPool(stagingPool_);
   firstEpochOfSession_ = true;
-  DirtyTracker& tracker = machine_.startDirtyTracking();
-  PageSet dirty;
+  DiskSender disks(machine_);
+  SessionParts parts{link, machine_.startDirtyTracking(), disks, PageSet()};
   try {
-    initialSync(link, tracker, dirty);
+    initialSync(parts);
     setState("protected");
     log::info("replication: the guest is protected by ", options_.to, " (epochs of ", options_.epoch.count(), " ms)");
     for (auto next = Clock::now();;) {
-      if (switchoverPending_) return handOver(link, release, tracker, dirty);
-      runEpoch(link, tracker, dirty);
+      if (switchoverPending_) return handOver(parts, release);
+      runEpoch(parts);
       next = std::max(next + options_.epoch, Clock::now());
       serveStandby(link, release, next);
     }

@@ -2,10 +2,12 @@
 // commit"). On its own thread, forever:
 //
 //   connect   Hello{replicate, generation} to the standby, until one answers Welcome
-//   sync      precopy rounds while the guest runs, until what is left fits one epoch
-//   epochs    every --epoch-ms: pause, take the dirty log, copy the dirty pages into the messages'
-//             staging, capture the MachineState, seal the output written so far as epoch N,
-//             resume; then encode and send Pages{N} and Commit{N} (with N's output); on Ack{N}
+//   sync      precopy rounds while the guest runs, until what is left fits one epoch; each round
+//             also sends the disk chunks written since the last one (primary/disk_sender.hpp)
+//   epochs    every --epoch-ms: pause, take the dirty log and the disk writes, copy the dirty
+//             pages into the messages' staging, capture the MachineState, seal the output written
+//             so far as epoch N, resume; then encode and send Pages{N} and Commit{N} (with N's
+//             output and disk writes); on Ack{N}
 //             write a release record (transport/release_stream.hpp), then show epoch N's output.
 //             Heartbeats both ways on the urgent channel, from a thread of their own.
 //
@@ -36,6 +38,7 @@ namespace tandem {
 
 struct Link;
 class ReleaseSender;
+class DiskSender;
 
 struct ReplicationOptions {
   std::string to;  // tcp://HOST:PORT of the standby
@@ -68,13 +71,20 @@ private:
   void loop();
   void session();
   void handshake(Link& link);
-  void initialSync(Link& link, DirtyTracker& tracker, PageSet& dirty);
-  void runEpoch(Link& link, DirtyTracker& tracker, PageSet& dirty);
+  // The pages and disk chunks a session sends once, and what it sends every epoch.
+  struct SessionParts {
+    Link& link;
+    DirtyTracker& tracker;
+    DiskSender& disks;
+    PageSet dirty;
+  };
+  void initialSync(SessionParts& s);
+  void runEpoch(SessionParts& s);
   // Takes what the standby sent (acks, refusals) until `until`; throws when it is gone or refuses.
   void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until);
   void holdGuestIfOutputFull();
   void releaseAcked(ReleaseSender& release);
-  void handOver(Link& link, ReleaseSender& release, DirtyTracker& tracker, PageSet& dirty);
+  void handOver(SessionParts& s, ReleaseSender& release);
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
   void deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message);

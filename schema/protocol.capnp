@@ -32,8 +32,11 @@
 #
 #   Hello{replicate, generation} ------------->
 #                      <----------------------- Welcome | Refusal{reason}
-#   precopy rounds as above (the guest runs; the standby writes them straight into its memory)
-#   Pages{epoch N}* ; Commit{N, pages, digest, state, output} -->   staged; applied whole on
+#   precopy rounds as above (the guest runs; the standby writes them straight into its memory),
+#   each round followed by DiskChunk{disk, offset}* for the disk chunks written since the last
+#   round (all of them in round 0), which the standby writes to its disk files (keeping what they
+#   overwrite while an earlier session's commit is still the one it would run)
+#   Pages{epoch N}* ; Commit{N, pages, digest, state, output, disk writes} -->   staged; applied whole on
 #                      <----------------------- Ack{N}     Commit, then acknowledged
 #   release N  on the release port (PORT + 2, plain TCP, transport/release_stream.hpp): "I show
 #              the output of epochs <= N now"; written to the kernel before the output is shown.
@@ -88,6 +91,7 @@ struct Hello {                 # source -> target, first
                                # standby that ran the guest at a later generation refuses it
   heartbeatMs @6 :UInt32;      # replicate: how often both ends beat
   failoverAfterMs @7 :UInt32;  # replicate: the standby takes over after this much silence
+  diskSizes @8 :List(UInt64);  # replicate: each disk's size in bytes (the standby's must match)
 }
 
 struct Page {
@@ -111,6 +115,22 @@ struct Commit {                # primary -> standby: epoch `epoch` is whole
   digest @2 :UInt64;           # XXH3-64 over (frame, 4096 bytes) of those pages, in the order sent
   state @3 :Data;              # MachineState (machine_state.capnp) at the end of the epoch
   output @4 :List(Output);     # what the guest showed the outside during the epoch, in order
+  diskWrites @5 :List(DiskWrite);  # what it wrote to its disks during the epoch, in order; the
+                               # standby applies them to its disk files with the pages, on Commit
+}
+
+struct DiskWrite {             # one write the guest made to a disk during the epoch
+  disk @0 :UInt32;             # index among the machine's disks
+  offset @1 :UInt64;           # bytes from the start of the disk
+  bytes @2 :Data;
+}
+
+struct DiskChunk {             # primary -> standby, initial sync: a piece of a disk as it is now
+  disk @0 :UInt32;
+  offset @1 :UInt64;           # a multiple of 64 KiB
+  length @2 :UInt32;           # 64 KiB, less at the end of the disk
+  encoding @3 :Encoding;       # zero, raw or lz4 (of the whole chunk)
+  bytes @4 :Data;
 }
 
 struct Output {
@@ -164,5 +184,6 @@ struct Envelope {
     ack @17 :UInt64;           # standby -> primary: epoch n is committed here
     switchover @18 :UInt64;    # primary -> standby (tandem failover): epoch n was the last, its
                                # output is shown, the guest is paused here for good: run it now
+    diskChunk @19 :DiskChunk;  # replicate, initial sync: disk contents, with the rounds' pages
   }
 }

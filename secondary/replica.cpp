@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "secondary/machine_shape.hpp"
 #include "secondary/received_page.hpp"
+#include "secondary/replica_disks.hpp"
 #include "transport/heartbeat.hpp"
 
 namespace tandem {
@@ -19,6 +20,9 @@ double msBetween(Replica::Clock::time_point a, Replica::Clock::time_point b) {
 }
 
 }  // namespace
+
+Replica::Replica(MachineConfig base, dev::Console& console) : base_(std::move(base)), console_(console) {}
+Replica::~Replica() = default;
 
 void Replica::stage(GuestMemory& memory, schema::Pages::Reader pages) {
   decodeReceivedPages(memory, pages, Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
@@ -64,14 +68,23 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
   }
   if (state.memorySize != memory.size() || state.vcpus.size() != (syncing ? syncing : committed_->machine)->config().cpus)
     return concat("the state of epoch ", epoch, " is of another machine");
+  if (auto bad = disks_->check(commit.getDiskWrites())) return concat("epoch ", epoch, " has ", *bad);
 
   std::vector<HeldOutput> output;
   for (auto o : commit.getOutput()) output.push_back(HeldOutput{o.getChannel(), {o.getBytes().begin(), o.getBytes().end()}});
 
-  // Checked: from here on nothing can fail, and the epoch is applied whole.
+  // Checked: from here on only this host's disk can fail, and the epoch is applied whole.
+  try {
+    disks_->apply(commit.getDiskWrites());
+  } catch (const Error& e) {
+    // Its disks no longer match any epoch: this standby cannot take over until a new sync.
+    if (!syncing) committed_.reset();
+    throw Error(ErrorKind::Failed, concat("this standby could not apply epoch ", epoch, " to its disks: ", e.what()));
+  }
   for (size_t i = 0; i < stagedPages_.size(); ++i)
     std::memcpy(memory.hostBase() + stagedPages_[i] * kPageSize, stagedBytes_.data() + i * kPageSize, kPageSize);
   if (syncing) {
+    disks_->keepSync();
     // The old session's state gives way only now that the new one committed (its first commit
     // carries all output the primary still holds).
     committed_.reset();
@@ -88,8 +101,8 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   auto hello = helloMessage.envelope().getHello();
   uint64_t session = helloMessage.envelope().getSession();
   MachineConfig config = machineForHello(base_, hello, "primary");
-  if (!config.disks.empty())
-    failBadInput("this standby does not replicate disks yet (its disk would not match its memory); protect the guest without disks");
+  if (!disks_) disks_ = std::make_unique<ReplicaDisks>(base_.disks);
+  disks_->checkShape(hello.getDiskSizes());
   heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
   failoverAfter_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getFailoverAfterMs()));
   heard();
@@ -103,6 +116,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   // A fresh machine for the sync: a committed epoch of an earlier session stays ready to run
   // until this session has committed one of its own.
   auto syncing = std::make_unique<Machine>(config, console_, Machine::ForRestore{GuestMemory::Pages::Small});
+  disks_->beginSync(committed_.has_value());
   capnp::MallocMessageBuilder welcome;
   link.bulk->start(welcome).setWelcome();
   if (!link.bulk->send(welcome)) return Outcome::SessionEnded;
@@ -112,7 +126,19 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   uint64_t expected = 0;  // the next epoch due; 0 until the session's first commit
   uint64_t primarySeq = 0;  // the primary's latest heartbeat, echoed in ours
   discardStaged();
+  // A session that ends before its first commit leaves the disks as the committed epoch has them.
+  auto leaveSync = [&] {
+    if (expected != 0) return;
+    try {
+      disks_->rollBackSync();
+    } catch (const Error& e) {
+      log::error("replication: the standby's disks could not be put back to the committed epoch (", e.what(),
+                 "); it has nothing it could run until a primary syncs it again");
+      committed_.reset();
+    }
+  };
   auto endSession = [&](const std::string& why) {
+    leaveSync();
     {
       std::lock_guard lock(statusMutex_);
       state_ = committed_ ? "protecting, waiting for the primary" : "waiting for a primary";
@@ -128,6 +154,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     if (now - lastHeard() > failoverAfter_) {
       if (committed_) {
         log::warn("the primary has been silent for ", msBetween(lastHeard(), now), " ms: taking over at epoch ", committed_->epoch);
+        leaveSync();
         return Outcome::PrimaryDead;
       }
       if (now - lastHeard() > failoverAfter_ + std::chrono::seconds(10))
@@ -168,6 +195,10 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           }
           break;
         }
+        case schema::Envelope::DISK_CHUNK:
+          if (expected != 0) return endSession("the primary sent disk chunks after its first commit");
+          disks_->writeChunk(envelope.getDiskChunk());
+          break;
         case schema::Envelope::ROUND_END: {
           capnp::MallocMessageBuilder ack;
           link.bulk->start(ack).setRoundAck(envelope.getRoundEnd());

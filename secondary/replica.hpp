@@ -4,7 +4,8 @@
 //
 //   sync     precopy rounds into a fresh machine (a committed one from before is kept meanwhile)
 //   epochs   Pages{N} are decoded into staging; Commit{N} is checked (next in order, page count,
-//            digest) and then applied whole to memory with its state, and answered Ack{N}. An
+//            digest, disk writes) and then applied whole to memory, disks and state, and answered
+//            Ack{N} (secondary/replica_disks.hpp keeps the disk files in step). An
 //            epoch that fails a check is discarded whole and the session ends; one already
 //            committed (a replay) is ignored. The committed state never changes otherwise.
 //
@@ -32,13 +33,16 @@
 
 namespace tandem {
 
+class ReplicaDisks;
+
 class Replica {
 public:
   using Clock = std::chrono::steady_clock;
   enum class Outcome { SessionEnded, PrimaryDead, HandedOver };
 
   // base: the standby's devices and console (memory and vCPUs come from the primary).
-  Replica(MachineConfig base, dev::Console& console) : base_(std::move(base)), console_(console) {}
+  Replica(MachineConfig base, dev::Console& console);
+  ~Replica();
 
   // Serves the session that `hello` opened on link (its session id already adopted) until it ends.
   // Throws Error(BadInput) for a primary this standby cannot hold (the operator must act).
@@ -75,6 +79,7 @@ private:
 
   MachineConfig base_;
   dev::Console& console_;
+  std::unique_ptr<ReplicaDisks> disks_;  // opened by the first session
   std::optional<Committed> committed_;
   uint64_t generation_ = 0;
   std::atomic<Clock::rep> lastHeardTicks_{Clock::now().time_since_epoch().count()};

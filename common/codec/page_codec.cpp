@@ -55,4 +55,39 @@ bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page
   return false;
 }
 
+Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out) {
+  out.clear();
+  const uint8_t* p = block.data();
+  size_t n = block.size();
+  if (n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0)) return Encoding::Zero;
+  out.resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(n))));
+  int packed = LZ4_compress_default(reinterpret_cast<const char*>(p), reinterpret_cast<char*>(out.data()),
+                                    static_cast<int>(n), static_cast<int>(out.size()));
+  if (packed > 0 && static_cast<size_t>(packed) < n) {
+    out.resize(static_cast<size_t>(packed));
+    return Encoding::Lz4;
+  }
+  out.assign(p, p + n);
+  return Encoding::Raw;
+}
+
+bool decodeBlock(Encoding encoding, std::span<const uint8_t> bytes, std::span<uint8_t> out) {
+  switch (encoding) {
+    case Encoding::Zero:
+      if (!bytes.empty()) return false;
+      std::memset(out.data(), 0, out.size());
+      return true;
+    case Encoding::Raw:
+      if (bytes.size() != out.size()) return false;
+      std::memcpy(out.data(), bytes.data(), out.size());
+      return true;
+    case Encoding::Lz4:
+      return LZ4_decompress_safe(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<char*>(out.data()),
+                                 static_cast<int>(bytes.size()), static_cast<int>(out.size())) == static_cast<int>(out.size());
+    case Encoding::Xbzrle:
+      return false;
+  }
+  return false;
+}
+
 }  // namespace tandem::codec

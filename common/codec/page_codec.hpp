@@ -22,4 +22,9 @@ size_t compressLz4(const uint8_t* page, uint8_t* out);
 // must hold the old copy the difference applies to.
 bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page);
 
+// The same for a block of any size (disk chunks): zero, lz4 or raw, whichever is smallest, and
+// back into out (its size is the block's); false if bytes do not decode to exactly out.size().
+Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out);
+bool decodeBlock(Encoding encoding, std::span<const uint8_t> bytes, std::span<uint8_t> out);
+
 }  // namespace tandem::codec

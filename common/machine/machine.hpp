@@ -90,6 +90,9 @@ public:
   // The command line the guest gets: config().cmdline plus a virtio_mmio.device= word per device.
   std::string guestCmdline() const;
   GuestMemory& memory() { return memory_; }
+  // The virtio disks, in config().disks order.
+  size_t diskCount() const { return disks_.size(); }
+  dev::virtio::Blk& disk(size_t index) { return *disks_.at(index); }
 
   void start();
   // Parks every vCPU and returns once all are parked. Idempotent.

@@ -84,9 +84,9 @@ BOOST_AUTO_TEST_CASE(failover_sooner_than_a_heartbeat) {
                 {"--failover-after-ms", "--heartbeat-ms"});
 }
 
-BOOST_AUTO_TEST_CASE(protect_with_a_disk_which_is_not_replicated_yet) {
-  expectRefused({"run", "--kernel", kTestGuest, "--protect", "tcp://127.0.0.1:7000", "--disk", "/tmp/none.img"},
-                {"--protect", "disk"});
+BOOST_AUTO_TEST_CASE(protect_with_a_missing_disk) {
+  expectRefused({"run", "--kernel", kTestGuest, "--protect", "tcp://127.0.0.1:7000", "--disk", "/nonexistent/vm.img"},
+                {"/nonexistent/vm.img", "No such file"});
 }
 
 BOOST_AUTO_TEST_CASE(console_address_already_taken) {

@@ -29,13 +29,39 @@ static_assert(sizeof(RequestHeader) == 16);
 
 }  // namespace
 
-Blk::Blk(std::string path, bool readonly) : path_(std::move(path)), readonly_(readonly) {
-  int fd = ::open(path_.c_str(), (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-  if (fd < 0) failBadInput("cannot open disk ", path_, ": ", std::strerror(errno));
-  fd_.reset(fd);
+namespace {
+
+Fd openDisk(const std::string& path, bool readonly) {
+  int fd = ::open(path.c_str(), (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) failBadInput("cannot open disk ", path, ": ", std::strerror(errno));
+  return Fd(fd);
+}
+
+uint64_t sectorsOf(const Fd& fd, const std::string& path) {
   struct stat st{};
-  if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) failBadInput("disk ", path_, " is not a regular file");
-  sectors_ = static_cast<uint64_t>(st.st_size) / kSectorSize;
+  if (::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode)) failBadInput("disk ", path, " is not a regular file");
+  return static_cast<uint64_t>(st.st_size) / Blk::kSectorSize;
+}
+
+}  // namespace
+
+Blk::Blk(std::string path, bool readonly)
+    : path_(std::move(path)),
+      readonly_(readonly),
+      fd_(openDisk(path_, readonly)),
+      sectors_(sectorsOf(fd_, path_)),
+      writeLog_(sectors_ * kSectorSize) {}
+
+bool Blk::readAt(uint64_t offset, std::span<uint8_t> out) const {
+  if (offset > sizeBytes() || out.size() > sizeBytes() - offset) return false;
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
 }
 
 uint64_t Blk::features() const { return kFeatureVersion1 | kFeatureFlush | (readonly_ ? kFeatureReadOnly : 0); }
@@ -113,6 +139,8 @@ uint8_t Blk::serve(const Chain& chain, GuestMemory& memory, uint32_t& written) {
 }
 
 bool Blk::writeToDisk(uint64_t offset, const uint8_t* data, size_t length) {
+  const uint8_t* start = data;
+  uint64_t at = offset;
   while (length) {
     ssize_t n = ::pwrite(fd_.get(), data, length, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
@@ -121,6 +149,7 @@ bool Blk::writeToDisk(uint64_t offset, const uint8_t* data, size_t length) {
     length -= static_cast<size_t>(n);
     offset += static_cast<uint64_t>(n);
   }
+  writeLog_.record(at, std::span(start, static_cast<size_t>(data - start)));
   return true;
 }
 

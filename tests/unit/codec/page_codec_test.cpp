@@ -40,6 +40,20 @@ BOOST_AUTO_TEST_CASE(bytes_that_are_not_a_page_do_not_decode) {
   BOOST_TEST(!decodePage(Encoding::Lz4, junk, page.data()));
 }
 
+BOOST_AUTO_TEST_CASE(blocks_of_any_size_round_trip_and_lying_lengths_are_refused) {
+  std::vector<uint8_t> block(65536 - 512, 0), out(block.size()), encoded;
+  BOOST_TEST((encodeBlock(block, encoded) == Encoding::Zero));
+  for (size_t i = 0; i < block.size(); i += 7) block[i] = static_cast<uint8_t>(i);
+  auto encoding = encodeBlock(block, encoded);
+  BOOST_TEST((encoding == Encoding::Lz4));
+  BOOST_TEST(decodeBlock(encoding, encoded, out));
+  BOOST_TEST((out == block));
+  std::vector<uint8_t> shorter(block.size() - 1);
+  BOOST_TEST(!decodeBlock(encoding, encoded, shorter));
+  BOOST_TEST(!decodeBlock(Encoding::Raw, encoded, out));
+  BOOST_TEST(!decodeBlock(Encoding::Xbzrle, encoded, out));
+}
+
 BOOST_AUTO_TEST_CASE(page_sets_count_and_merge) {
   PageSet a(200), b(200);
   a.set(0);

@@ -1,0 +1,51 @@
+#include "devices/disk_write_log.hpp"
+
+#include <utility>
+
+namespace tandem::dev {
+
+void DiskWriteLog::begin() {
+  std::lock_guard lock(mutex_);
+  recording_ = true;
+  chunks_ = PageSet(chunkCount());
+  for (uint64_t c = 0; c < chunkCount(); ++c) chunks_.set(c);
+  journal_.clear();
+}
+
+void DiskWriteLog::end() {
+  std::lock_guard lock(mutex_);
+  recording_ = false;
+  chunks_ = PageSet();
+  std::vector<DiskWrite>().swap(journal_);
+}
+
+void DiskWriteLog::record(uint64_t offset, std::span<const uint8_t> bytes) {
+  std::lock_guard lock(mutex_);
+  if (!recording_ || bytes.empty()) return;
+  for (uint64_t c = offset / kChunkBytes; c <= (offset + bytes.size() - 1) / kChunkBytes && c < chunkCount(); ++c) chunks_.set(c);
+  journal_.push_back(DiskWrite{offset, {bytes.begin(), bytes.end()}});
+}
+
+PageSet DiskWriteLog::takeChunks() {
+  std::lock_guard lock(mutex_);
+  PageSet taken = std::exchange(chunks_, PageSet(recording_ ? chunkCount() : 0));
+  journal_.clear();
+  return taken;
+}
+
+uint64_t DiskWriteLog::chunksWritten() const {
+  std::lock_guard lock(mutex_);
+  return chunks_.count();
+}
+
+void DiskWriteLog::takeJournal(std::vector<DiskWrite>& out) {
+  std::lock_guard lock(mutex_);
+  if (out.empty()) {
+    out.swap(journal_);
+  } else {
+    for (auto& w : journal_) out.push_back(std::move(w));
+    journal_.clear();
+  }
+}
+
+}  // namespace tandem::dev

@@ -1,0 +1,57 @@
+// DiskWriteLog: what the guest wrote to one disk while a standby is being kept in step
+// (DESIGN.md, "Output commit": disk writes are not external output; they travel with their epoch).
+// Blk records every write once it reached the file; the replicator reads it in two ways:
+//
+//   begin()        recording on: every chunk counts as written (a new standby needs the whole
+//                  disk), the journal is empty
+//   takeChunks()   initial sync: the 64 KiB chunks written since the last take (all of them after
+//                  begin()), to be read from the file now; the journal starts again empty, as what
+//                  it held is in those chunks
+//   takeJournal()  epochs, inside the pause: every write since the last take, bytes and order
+//   end()          recording off (no standby), its memory given back
+//
+// The guest's writes come from the device thread, the takes from the replicator's: one mutex.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "memory/dirty_tracker.hpp"
+
+namespace tandem::dev {
+
+struct DiskWrite {
+  uint64_t offset = 0;  // bytes from the start of the disk
+  std::vector<uint8_t> bytes;
+};
+
+class DiskWriteLog {
+public:
+  static constexpr uint64_t kChunkBytes = 64 * 1024;
+
+  explicit DiskWriteLog(uint64_t diskBytes) : diskBytes_(diskBytes) {}
+
+  uint64_t diskBytes() const { return diskBytes_; }
+  uint64_t chunkCount() const { return (diskBytes_ + kChunkBytes - 1) / kChunkBytes; }
+
+  void begin();
+  void end();
+  // A write of bytes at offset reached the file (nothing happens while not recording).
+  void record(uint64_t offset, std::span<const uint8_t> bytes);
+  // Chunk numbers (a PageSet over chunks) written since the last take.
+  PageSet takeChunks();
+  uint64_t chunksWritten() const;
+  // The writes since the last take, in order, appended to out.
+  void takeJournal(std::vector<DiskWrite>& out);
+
+private:
+  const uint64_t diskBytes_;
+  mutable std::mutex mutex_;
+  bool recording_ = false;
+  PageSet chunks_;
+  std::vector<DiskWrite> journal_;
+};
+
+}  // namespace tandem::dev

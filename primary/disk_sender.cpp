@@ -1,0 +1,91 @@
+#include "primary/disk_sender.hpp"
+
+#include "base/error.hpp"
+#include "codec/page_codec.hpp"
+
+namespace tandem {
+
+namespace {
+
+schema::Encoding toSchema(codec::Encoding e) {
+  switch (e) {
+    case codec::Encoding::Zero: return schema::Encoding::ZERO;
+    case codec::Encoding::Lz4: return schema::Encoding::LZ4;
+    default: return schema::Encoding::RAW;
+  }
+}
+
+}  // namespace
+
+DiskSender::DiskSender(Machine& machine) : machine_(machine), epoch_(machine.diskCount()) {
+  for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().begin();
+}
+
+DiskSender::~DiskSender() {
+  for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().end();
+}
+
+uint64_t DiskSender::chunksWritten() const {
+  uint64_t n = 0;
+  for (size_t d = 0; d < machine_.diskCount(); ++d) n += machine_.disk(d).writeLog().chunksWritten();
+  return n;
+}
+
+uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void(capnp::MallocMessageBuilder&)>& deliver) {
+  uint64_t sent = 0;
+  for (size_t d = 0; d < machine_.diskCount(); ++d) {
+    auto& disk = machine_.disk(d);
+    PageSet chunks = disk.writeLog().takeChunks();
+    std::exception_ptr failure;
+    chunks.forEach([&](uint64_t chunk) {
+      if (failure) return;
+      uint64_t offset = chunk * dev::DiskWriteLog::kChunkBytes;
+      chunk_.resize(std::min(dev::DiskWriteLog::kChunkBytes, disk.sizeBytes() - offset));
+      if (!disk.readAt(offset, chunk_)) {
+        failure = std::make_exception_ptr(Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset)));
+        return;
+      }
+      capnp::MallocMessageBuilder message;
+      auto out = channel.start(message).initDiskChunk();
+      out.setDisk(static_cast<uint32_t>(d));
+      out.setOffset(offset);
+      out.setLength(static_cast<uint32_t>(chunk_.size()));
+      out.setEncoding(toSchema(codec::encodeBlock(chunk_, encoded_)));
+      if (!encoded_.empty()) out.setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
+      deliver(message);
+      ++sent;
+    });
+    if (failure) std::rethrow_exception(failure);
+  }
+  return sent;
+}
+
+void DiskSender::takeEpoch() {
+  for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().takeJournal(epoch_[d]);
+}
+
+uint64_t DiskSender::epochWriteBytes() const {
+  uint64_t bytes = 0;
+  for (const auto& writes : epoch_)
+    for (const auto& w : writes) bytes += w.bytes.size();
+  return bytes;
+}
+
+void DiskSender::fillCommit(schema::Commit::Builder commit) {
+  size_t count = 0;
+  for (const auto& writes : epoch_) count += writes.size();
+  if (count == 0) return;
+  auto list = commit.initDiskWrites(static_cast<unsigned>(count));
+  unsigned i = 0;
+  for (size_t d = 0; d < epoch_.size(); ++d) {
+    for (const auto& w : epoch_[d]) {
+      list[i].setDisk(static_cast<uint32_t>(d));
+      list[i].setOffset(w.offset);
+      list[i].setBytes(capnp::Data::Reader(w.bytes.data(), w.bytes.size()));
+      ++i;
+    }
+    epoch_[d].clear();
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,45 @@
+// DiskSender: keeps a standby's disks in step with the primary's, for one replication session
+// (DESIGN.md, "Output commit": disk writes travel with their epoch). While it lives, every disk's
+// write log records (devices/disk_write_log.hpp).
+//
+//   sync    sendChunks() after each round's pages: the 64 KiB chunks written since the last round
+//           (every chunk in round 0), read from the disk file while the guest runs; a chunk being
+//           written meanwhile is sent again in the next round, and the writes after the last round
+//           go with epoch 1
+//   epochs  takeEpoch() inside the pause (moves the logs' journals: no I/O), then fillCommit()
+//           puts the writes into Commit{N}, disk by disk, each disk's in the order they were made
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "machine/machine.hpp"
+#include "transport/channel.hpp"
+
+namespace tandem {
+
+class DiskSender {
+public:
+  explicit DiskSender(Machine& machine);
+  ~DiskSender();
+  DiskSender(const DiskSender&) = delete;
+  DiskSender& operator=(const DiskSender&) = delete;
+
+  // Chunks written since the last sendChunks() (or all, before the first).
+  uint64_t chunksWritten() const;
+  // Sends those chunks on channel, each through deliver; returns how many went. Throws Error when
+  // a disk cannot be read.
+  uint64_t sendChunks(const Channel& channel, const std::function<void(capnp::MallocMessageBuilder&)>& deliver);
+
+  void takeEpoch();
+  uint64_t epochWriteBytes() const;
+  void fillCommit(schema::Commit::Builder commit);
+
+private:
+  Machine& machine_;
+  std::vector<std::vector<dev::DiskWrite>> epoch_;  // per disk
+  std::vector<uint8_t> chunk_, encoded_;
+};
+
+}  // namespace tandem

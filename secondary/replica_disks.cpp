@@ -1,0 +1,170 @@
+#include "secondary/replica_disks.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "codec/page_codec.hpp"
+#include "devices/disk_write_log.hpp"
+
+namespace tandem {
+
+namespace {
+
+constexpr uint64_t kChunk = dev::DiskWriteLog::kChunkBytes;
+
+bool toCodec(schema::Encoding e, codec::Encoding& out) {
+  switch (e) {
+    case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
+    case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
+    case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
+    default: return false;
+  }
+}
+
+void readAll(int fd, uint64_t offset, uint8_t* bytes, uint64_t length) {
+  while (length) {
+    ssize_t n = retrySys("pread", [&] { return ::pread(fd, bytes, length, static_cast<off_t>(offset)); });
+    if (n == 0) throw Error(ErrorKind::Failed, concat("a disk file ended before byte ", offset));
+    bytes += n, offset += static_cast<uint64_t>(n), length -= static_cast<uint64_t>(n);
+  }
+}
+
+void writeAll(int fd, const std::string& name, uint64_t offset, const uint8_t* bytes, uint64_t length) {
+  while (length) {
+    ssize_t n = ::pwrite(fd, bytes, length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(ErrorKind::Failed, concat("cannot write ", name, " at byte ", offset, ": ", std::strerror(errno)));
+    bytes += n, offset += static_cast<uint64_t>(n), length -= static_cast<uint64_t>(n);
+  }
+}
+
+}  // namespace
+
+ReplicaDisks::ReplicaDisks(const std::vector<DiskConfig>& disks) {
+  for (const auto& config : disks) {
+    if (config.readonly)
+      failBadInput("the standby's disk ", config.path, " is read-only; a standby writes its disks to keep them equal to the primary's");
+    int fd = ::open(config.path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) failBadInput("cannot open disk ", config.path, ": ", std::strerror(errno));
+    Disk disk;
+    disk.path = config.path;
+    disk.fd.reset(fd);
+    struct stat st{};
+    if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) failBadInput("disk ", config.path, " is not a regular file");
+    disk.size = static_cast<uint64_t>(st.st_size) / 512 * 512;  // what the guest sees (whole sectors)
+    disks_.push_back(std::move(disk));
+  }
+}
+
+void ReplicaDisks::checkShape(capnp::List<uint64_t>::Reader primarySizes) const {
+  if (primarySizes.size() != disks_.size())
+    failBadInput("the primary has ", primarySizes.size(), " disks and this standby ", disks_.size(), "; give the standby one --disk per disk of the primary");
+  for (unsigned d = 0; d < disks_.size(); ++d)
+    if (primarySizes[d] != disks_[d].size)
+      failBadInput("the primary's disk ", d, " has ", primarySizes[d], " bytes and this standby's ", disks_[d].path, " has ", disks_[d].size,
+                   "; make the standby's disk the same size (truncate -s ", primarySizes[d], " ", disks_[d].path, ")");
+}
+
+void ReplicaDisks::beginSync(bool keepOld) {
+  dropUndo();
+  keepOld_ = keepOld;
+  if (!keepOld_) return;
+  for (auto& disk : disks_) {
+    auto dir = std::filesystem::path(disk.path).parent_path();
+    if (dir.empty()) dir = ".";
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) throw Error(ErrorKind::Failed, concat("cannot make an undo file beside disk ", disk.path, ": ", std::strerror(errno)));
+    disk.undo.reset(fd);
+    disk.savedChunks = PageSet((disk.size + kChunk - 1) / kChunk);
+  }
+}
+
+void ReplicaDisks::saveOld(Disk& disk, uint64_t offset, uint64_t length) {
+  if (!keepOld_ || length == 0) return;
+  std::vector<uint8_t> old;
+  for (uint64_t c = offset / kChunk; c <= (offset + length - 1) / kChunk; ++c) {
+    if (disk.savedChunks.test(c)) continue;
+    uint64_t at = c * kChunk, n = std::min(kChunk, disk.size - at);
+    old.resize(n);
+    readAll(disk.fd.get(), at, old.data(), n);
+    writeAll(disk.undo.get(), concat("the undo file of ", disk.path), disk.undoEnd, old.data(), n);
+    disk.saved.push_back({at, n, disk.undoEnd});
+    disk.undoEnd += n;
+    disk.savedChunks.set(c);
+  }
+}
+
+void ReplicaDisks::writeChunk(schema::DiskChunk::Reader chunk) {
+  uint32_t d = chunk.getDisk();
+  if (d >= disks_.size()) throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, ", which this standby does not have"));
+  Disk& disk = disks_[d];
+  uint64_t offset = chunk.getOffset(), length = chunk.getLength();
+  if (offset % kChunk || length == 0 || length > kChunk || offset > disk.size || length > disk.size - offset)
+    throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not fit it (", length, " bytes at ", offset, ")"));
+  codec::Encoding encoding;
+  auto bytes = chunk.getBytes();
+  chunk_.resize(length);
+  if (!toCodec(chunk.getEncoding(), encoding) || !codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), chunk_))
+    throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
+  saveOld(disk, offset, length);
+  writeAll(disk.fd.get(), disk.path, offset, chunk_.data(), length);
+  ++chunksReceived_;
+}
+
+void ReplicaDisks::keepSync() {
+  dropUndo();
+  keepOld_ = false;
+}
+
+void ReplicaDisks::rollBackSync() {
+  if (!keepOld_) return;
+  std::vector<uint8_t> old;
+  size_t chunks = 0;
+  for (auto& disk : disks_) {
+    for (const auto& s : disk.saved) {
+      old.resize(s.length);
+      readAll(disk.undo.get(), s.at, old.data(), s.length);
+      writeAll(disk.fd.get(), disk.path, s.offset, old.data(), s.length);
+    }
+    chunks += disk.saved.size();
+  }
+  log::info("replication: the standby's disks are back at the committed epoch (", chunks, " chunks restored)");
+  keepSync();
+}
+
+void ReplicaDisks::dropUndo() {
+  for (auto& disk : disks_) {
+    disk.undo.reset();
+    disk.undoEnd = 0;
+    disk.saved.clear();
+    disk.savedChunks = PageSet();
+  }
+}
+
+std::optional<std::string> ReplicaDisks::check(capnp::List<schema::DiskWrite>::Reader writes) const {
+  for (auto w : writes) {
+    if (w.getDisk() >= disks_.size()) return concat("a write to disk ", w.getDisk(), ", which this standby does not have");
+    uint64_t size = disks_[w.getDisk()].size, length = w.getBytes().size();
+    if (w.getOffset() > size || length > size - w.getOffset())
+      return concat("a write of ", length, " bytes at ", w.getOffset(), " outside disk ", w.getDisk(), " (", size, " bytes)");
+  }
+  return std::nullopt;
+}
+
+void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
+  for (auto w : writes) {
+    Disk& disk = disks_[w.getDisk()];
+    auto bytes = w.getBytes();
+    saveOld(disk, w.getOffset(), bytes.size());
+    writeAll(disk.fd.get(), disk.path, w.getOffset(), bytes.begin(), bytes.size());
+    bytesApplied_ += bytes.size();
+  }
+}
+
+}  // namespace tandem

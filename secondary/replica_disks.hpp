@@ -1,0 +1,76 @@
+// ReplicaDisks: the standby's disk files, kept equal to what its committed epoch says (DESIGN.md,
+// "Output commit": the standby applies disk writes only on Commit). They change in two ways:
+//
+//   sync      DiskChunk messages are written at once. While an earlier session's epoch is the one
+//             this standby would run, whatever they overwrite is first saved to an undo file (a
+//             file without a name beside the disk, gone with the process), so that rollBackSync()
+//             gives that epoch its disks back if the new session never commits
+//   epochs    a Commit's disk writes are checked with the rest of it (check()) and applied with
+//             its pages (apply()); the first commit of a session also ends its sync (keepSync())
+//
+// Nothing the primary sends is written before it was checked: a chunk or write outside a disk, or
+// one that does not decode, is refused whole.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/fd.hpp"
+#include "machine/machine.hpp"
+#include "memory/dirty_tracker.hpp"
+#include "protocol.capnp.h"
+
+namespace tandem {
+
+class ReplicaDisks {
+public:
+  // Opens the standby's disks read-write; throws Error(BadInput) for one that cannot be.
+  explicit ReplicaDisks(const std::vector<DiskConfig>& disks);
+
+  // Throws Error(BadInput) when the primary's disks (their sizes, in order) are not these.
+  void checkShape(capnp::List<uint64_t>::Reader primarySizes) const;
+
+  // A session's sync begins; with keepOld (a committed epoch stands), overwritten bytes are saved.
+  void beginSync(bool keepOld);
+  // Decodes and writes one chunk; throws Error(Failed) for one that does not fit or decode, or
+  // when the file cannot be written.
+  void writeChunk(schema::DiskChunk::Reader chunk);
+  void keepSync();
+  // Puts back every byte the sync (and a failed first commit) overwrote.
+  void rollBackSync();
+
+  // nullopt when every write fits its disk, else why not.
+  std::optional<std::string> check(capnp::List<schema::DiskWrite>::Reader writes) const;
+  // Throws Error(Failed) when a file cannot be written.
+  void apply(capnp::List<schema::DiskWrite>::Reader writes);
+
+  uint64_t chunksReceived() const { return chunksReceived_; }
+  uint64_t bytesApplied() const { return bytesApplied_; }
+
+private:
+  struct Disk {
+    std::string path;
+    Fd fd;
+    uint64_t size = 0;
+    // The sync's undo file: (offset, length, where its old bytes are in the file) per saved chunk.
+    Fd undo;
+    uint64_t undoEnd = 0;
+    struct Saved {
+      uint64_t offset, length, at;
+    };
+    std::vector<Saved> saved;
+    PageSet savedChunks;  // over 64 KiB chunks
+  };
+  // With an undo file open, saves the old bytes of every chunk [offset, offset + length) touches.
+  void saveOld(Disk& disk, uint64_t offset, uint64_t length);
+  void dropUndo();
+
+  std::vector<Disk> disks_;
+  bool keepOld_ = false;
+  std::vector<uint8_t> chunk_;
+  uint64_t chunksReceived_ = 0, bytesApplied_ = 0;
+};
+
+}  // namespace tandem
