@@ -1,7 +1,9 @@
 /*
- * The tandem test guest: boots on vCPU 0, reads its job from the command line, prints
+ * The tandem test guest: boots on vCPU 0, reads its jobs from the command line (job=NAME, or
+ * several at once: job=kv+counter+disk; options such as rate= go to every job that reads them),
+ * prints
  *   tandem-guest: ready cpus=N mem_mb=M
- * exactly once, then runs the job. Console commands: verify, stats, cmdline, echo TEXT, poweroff.
+ * exactly once, then runs them. Console commands: verify, stats, cmdline, echo TEXT, poweroff.
  */
 #include "jobs/job.h"
 #include "runtime/boot_info.h"
@@ -12,8 +14,11 @@
 #include "runtime/smp.h"
 #include "runtime/vmm.h"
 
+#define MAX_RUNNING 4
+
 static const struct job* const jobs[] = {&counter_job, &dirty_job, &disk_job, &kv_job};
-static const struct job* job;
+static const struct job* running[MAX_RUNNING];
+static unsigned running_count;
 static uint64_t ticks_per_us;
 static const char* boot_cmdline = "";
 
@@ -36,19 +41,21 @@ static void run_command(const char* line) {
     console_puts("tandem-guest: poweroff\n");
     vmm_poweroff(0);
   } else if (str_eq(line, "verify")) {
-    if (job->verify) {
-      job->verify();
-    } else {
-      console_puts("verify: job ");
-      console_puts(job->name);
-      console_puts(" keeps no working set\n");
+    for (unsigned i = 0; i < running_count; ++i) {
+      if (running[i]->verify) {
+        running[i]->verify();
+      } else {
+        console_puts("verify: job ");
+        console_puts(running[i]->name);
+        console_puts(" keeps no working set\n");
+      }
     }
   } else if (str_eq(line, "cmdline")) {
     console_puts("cmdline ");
     console_puts(boot_cmdline);
     console_putc('\n');
   } else if (str_eq(line, "stats")) {
-    job->stats();
+    for (unsigned i = 0; i < running_count; ++i) running[i]->stats();
   } else if (str_starts(line, "echo ") || str_eq(line, "echo")) {
     console_puts("echo");
     console_puts(line + 4);
@@ -80,19 +87,42 @@ static void boot(uint64_t start_info, uint32_t cpus) {
   ticks_per_us = tsc_hz / 1000000;
   boot_cmdline = info.cmdline;
 
-  char name[16];
-  if (!cmdline_get(info.cmdline, "job", name, sizeof name)) {
-    name[0] = 0;
-    for (const char* d = "counter"; *d; ++d) name[d - "counter"] = *d, name[d - "counter" + 1] = 0;
+  char names[48];
+  if (!cmdline_get(info.cmdline, "job", names, sizeof names)) {
+    const char* fallback = "counter";
+    unsigned n = 0;
+    for (; fallback[n]; ++n) names[n] = fallback[n];
+    names[n] = 0;
   }
-  for (unsigned i = 0; i < sizeof jobs / sizeof jobs[0]; ++i)
-    if (str_eq(jobs[i]->name, name)) job = jobs[i];
-  if (!job) {
-    console_puts("tandem-guest: unknown job ");
-    console_puts(name);
-    fail("(jobs: counter, dirty, disk, kv)");
+  /* names: one or more job names joined by '+' */
+  for (char* name = names; *name;) {
+    char* end = name;
+    while (*end && *end != '+') ++end;
+    int last = *end == 0;
+    *end = 0;
+    const struct job* found = 0;
+    for (unsigned i = 0; i < sizeof jobs / sizeof jobs[0]; ++i)
+      if (str_eq(jobs[i]->name, name)) found = jobs[i];
+    if (!found) {
+      console_puts("tandem-guest: unknown job ");
+      console_puts(name);
+      console_puts(" (jobs: counter, dirty, disk, kv; several joined by +)\n");
+      vmm_poweroff(1);
+    }
+    if (running_count == MAX_RUNNING) fail("too many jobs at once");
+    running[running_count++] = found;
+    if (last) break;
+    name = end + 1;
   }
-  if (!job->setup(&info, cpus)) vmm_poweroff(1);
+  for (unsigned i = 0; i < running_count; ++i)
+    if (running[i]->main_loop && running_count > 1) {
+      console_puts("tandem-guest: job ");
+      console_puts(running[i]->name);
+      console_puts(" keeps its vCPUs to itself and runs alone\n");
+      vmm_poweroff(1);
+    }
+  for (unsigned i = 0; i < running_count; ++i)
+    if (!running[i]->setup(&info, cpus)) vmm_poweroff(1);
 
   smp.cpus = cpus;
   console_puts("tandem-guest: ready cpus=");
@@ -103,11 +133,28 @@ static void boot(uint64_t start_info, uint32_t cpus) {
   smp.boot_done = 1;
 }
 
+/* vCPU 0 with jobs that poll: each does what is due, then the guest idles until the soonest. */
+__attribute__((noreturn)) static void poll_jobs(void) {
+  for (unsigned i = 0; i < running_count; ++i)
+    if (running[i]->start) running[i]->start();
+  for (;;) {
+    console_service();
+    uint32_t idle = 100000;
+    for (unsigned i = 0; i < running_count; ++i) {
+      uint32_t wait = running[i]->poll();
+      if (wait < idle) idle = wait;
+    }
+    if (idle) vmm_idle(idle);
+  }
+}
+
 __attribute__((noreturn)) void guest_main(uint64_t cpu, uint64_t start_info, uint64_t cpus) {
   if (cpu == 0) {
     boot(start_info, (uint32_t)cpus);
-    job->main_loop();
+    if (running[0]->main_loop) running[0]->main_loop();
+    poll_jobs();
   }
   while (!smp.boot_done) vmm_idle(1000);
-  job->other_loop((uint32_t)cpu);
+  if (running_count == 1) running[0]->other_loop((uint32_t)cpu);
+  idle_forever((uint32_t)cpu);
 }

@@ -20,23 +20,25 @@ static int counter_setup(const struct boot_info* boot, uint32_t cpus) {
   return 1;
 }
 
-__attribute__((noreturn)) static void counter_main(void) {
-  uint64_t period = tsc_hz / rate;
-  uint64_t next = rdtsc() + period;
-  for (;;) {
-    uint64_t now = rdtsc();
-    if (now >= next) {
-      ++ticks;
-      console_puts("tick ");
-      console_put_u64(ticks);
-      console_putc('\n');
-      next += period;
-      /* Paused for longer than a period (a snapshot, a migration): go on from now, no burst. */
-      if (now > next) next = now + period;
-    }
-    console_service();
-    vmm_idle(us_until(next, 20000));
+static uint64_t period, next;
+
+static void counter_start(void) {
+  period = tsc_hz / rate;
+  next = rdtsc() + period;
+}
+
+static uint32_t counter_poll(void) {
+  uint64_t now = rdtsc();
+  if (now >= next) {
+    ++ticks;
+    console_puts("tick ");
+    console_put_u64(ticks);
+    console_putc('\n');
+    next += period;
+    /* Paused for longer than a period (a snapshot, a migration): go on from now, no burst. */
+    if (now > next) next = now + period;
   }
+  return us_until(next, 20000);
 }
 
 static void counter_stats(void) {
@@ -48,7 +50,8 @@ static void counter_stats(void) {
 const struct job counter_job = {
     .name = "counter",
     .setup = counter_setup,
-    .main_loop = counter_main,
+    .start = counter_start,
+    .poll = counter_poll,
     .other_loop = idle_forever,
     .verify = 0,
     .stats = counter_stats,

@@ -55,13 +55,16 @@ static int disk_setup(const struct boot_info* boot, uint32_t cpus) {
   }
   capacity = blk_open(boot->cmdline);
   if (capacity == 0) {
-    console_puts("tandem-guest: disk needs a virtio block device (tandem run --disk FILE)\n");
+    console_puts("tandem-guest: disk needs a virtio block device of its own (tandem run --disk FILE)\n");
     return 0;
   }
   return 1;
 }
 
-__attribute__((noreturn)) static void disk_main(void) {
+static uint64_t interval, next;
+static int full;
+
+static void disk_start(void) {
   for (records = 0; records < capacity; ++records) {
     if (!blk_read(records, record, 1)) {
       console_puts("disk: read error at sector ");
@@ -81,39 +84,36 @@ __attribute__((noreturn)) static void disk_main(void) {
   console_puts("disk: verified ");
   console_put_u64(records);
   console_puts(" records\n");
+  interval = rate ? tsc_hz / rate : 0;
+  next = rdtsc();
+}
 
-  uint64_t interval = rate ? tsc_hz / rate : 0, next = rdtsc();
-  for (;;) {
-    console_service();
-    if (records >= capacity) {
-      console_puts("disk: full after ");
-      console_put_u64(records);
-      console_puts(" records\n");
-      for (;;) {
-        console_service();
-        vmm_idle(100000);
-      }
-    }
-    if (interval) {
-      uint64_t now = rdtsc();
-      if (now < next) {
-        vmm_idle(us_until(next, 20000));
-        continue;
-      }
-      next = now > next + interval ? now + interval : next + interval;
-    }
-    make_record(records + 1);
-    if (!blk_write(records, record, 1) || !blk_flush()) {
-      console_puts("disk: write error at sector ");
-      console_put_u64(records);
-      console_putc('\n');
-      vmm_poweroff(1);
-    }
-    ++records;
-    console_puts("disk: wrote record ");
+static uint32_t disk_poll(void) {
+  if (full) return 100000;
+  if (records >= capacity) {
+    console_puts("disk: full after ");
+    console_put_u64(records);
+    console_puts(" records\n");
+    full = 1;
+    return 100000;
+  }
+  if (interval) {
+    uint64_t now = rdtsc();
+    if (now < next) return us_until(next, 20000);
+    next = now > next + interval ? now + interval : next + interval;
+  }
+  make_record(records + 1);
+  if (!blk_write(records, record, 1) || !blk_flush()) {
+    console_puts("disk: write error at sector ");
     console_put_u64(records);
     console_putc('\n');
+    vmm_poweroff(1);
   }
+  ++records;
+  console_puts("disk: wrote record ");
+  console_put_u64(records);
+  console_putc('\n');
+  return interval ? us_until(next, 20000) : 0;
 }
 
 static void disk_verify(void) {
@@ -141,7 +141,8 @@ static void disk_stats(void) {
 const struct job disk_job = {
     .name = "disk",
     .setup = disk_setup,
-    .main_loop = disk_main,
+    .start = disk_start,
+    .poll = disk_poll,
     .other_loop = idle_forever,
     .verify = disk_verify,
     .stats = disk_stats,

@@ -178,7 +178,7 @@ static int kv_setup(const struct boot_info* boot, uint32_t cpus) {
   if (sync_to_disk) {
     disk_capacity = blk_open(boot->cmdline);
     if (!disk_capacity) {
-      console_puts("tandem-guest: kv sync=1 needs a virtio disk (tandem run --disk FILE)\n");
+      console_puts("tandem-guest: kv sync=1 needs a virtio disk of its own (tandem run --disk FILE)\n");
       return 0;
     }
     replay_log();
@@ -186,17 +186,16 @@ static int kv_setup(const struct boot_info* boot, uint32_t cpus) {
   return 1;
 }
 
-__attribute__((noreturn)) static void kv_main(void) {
+static void kv_start(void) {
   console_puts("kv: serving port ");
   console_put_u64(served_port);
   console_puts(" keys=");
   console_put_u64(stored);
   console_putc('\n');
-  for (;;) {
-    console_service();
-    if (!net_poll()) vmm_idle(20000); /* a frame or console input wakes it at once */
-  }
 }
+
+/* Nothing to do: idle until a frame arrives (it ends the idle at once). */
+static uint32_t kv_poll(void) { return net_poll() ? 0 : 20000; }
 
 static void kv_stats(void) {
   console_puts("stats job=kv keys=");
@@ -211,7 +210,8 @@ static void kv_stats(void) {
 const struct job kv_job = {
     .name = "kv",
     .setup = kv_setup,
-    .main_loop = kv_main,
+    .start = kv_start,
+    .poll = kv_poll,
     .other_loop = idle_forever,
     .verify = 0,
     .stats = kv_stats,

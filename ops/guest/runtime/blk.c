@@ -14,8 +14,12 @@ static struct virtio_dev dev;
 static struct request_header header;
 static volatile uint8_t status;
 
+static int opened;
+
 uint64_t blk_open(const char* cmdline) {
+  if (opened) return 0; /* one job per disk */
   if (!virtio_open(&dev, cmdline, 2, 1ull << F_FLUSH, 1)) return 0;
+  opened = 1;
   return (uint64_t)virtio_config32(&dev, 0) | ((uint64_t)virtio_config32(&dev, 4) << 32);
 }
 

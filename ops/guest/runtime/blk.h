@@ -4,7 +4,8 @@
 
 #include <stdint.h>
 
-/* Finds and starts the first virtio-blk device; returns its size in sectors, 0 if there is none. */
+/* Finds and starts the first virtio-blk device; returns its size in sectors, 0 if there is none or
+ * another job opened it already. */
 uint64_t blk_open(const char* cmdline);
 /* Returns 1 when the device reports success. */
 int blk_read(uint64_t sector, void* buf, uint32_t sectors);
