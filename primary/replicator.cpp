@@ -158,13 +158,17 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
 
 // Shows the output of acknowledged epochs, in order, within our lease only (see the heartbeat
 // thread in session()): a primary frozen past the failover time and thawed must not show what the
-// standby may have shown since it took over. The release record is in this kernel before any of
-// the output is shown, so that a standby taking over knows what it must not show again.
+// standby may have shown since it took over. The standby records the release before any of the
+// output is shown (transport/release_stream.hpp), so that, taking over, it never shows it again.
 void Replicator::releaseAcked(ReleaseSender& release) {
   if (acked_.empty() || std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) < options_.failoverAfter / 4) return;
   uint64_t epoch = acked_.back();
   acked_.clear();
   release.send(epoch);
+  // Shown only once the standby recorded it: then it never shows this output itself.
+  if (!release.waitRecorded(epoch, options_.failoverAfter / 2))
+    throw Error(ErrorKind::Disconnected, concat("the standby did not record the release of epoch ", epoch, " within ",
+                                                (options_.failoverAfter / 2).count(), " ms"));
   machine_.outputGate().release(epoch);
   if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
     machine_.resume();

@@ -265,7 +265,8 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
 std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {
   require(committed_.has_value(), "takeOver without a committed epoch");
   auto start = Clock::now();
-  dropReleased(releases);  // the last records the dead primary's kernel delivered
+  releases.freeze();  // no release is recorded any more: what the primary may show is known
+  dropReleased(releases);
   Committed c = std::move(*committed_);
   committed_.reset();
   c.machine->restore(c.state);

@@ -79,6 +79,30 @@ ReleaseSender::ReleaseSender(const std::string& endpoint, uint64_t session) {
 
 void ReleaseSender::send(uint64_t epoch) { writeAll(socket_.get(), &epoch, sizeof epoch); }
 
+bool ReleaseSender::waitRecorded(uint64_t epoch, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (recorded_ < epoch) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    pollfd p{socket_.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return false;
+    uint8_t buffer[256];
+    ssize_t n = ::recv(socket_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) throw Error(ErrorKind::Disconnected, "the standby closed its release connection");
+    partial_.insert(partial_.end(), buffer, buffer + n);
+    size_t used = 0;
+    for (; partial_.size() - used >= 8; used += 8) {
+      uint64_t value;
+      std::memcpy(&value, partial_.data() + used, 8);
+      recorded_ = std::max(recorded_, value);
+    }
+    partial_.erase(partial_.begin(), partial_.begin() + static_cast<long>(used));
+  }
+  return true;
+}
+
 ReleaseListener::ReleaseListener(const std::string& endpoint) {
   HostPort at = parse(endpoint);
   sockaddr_in a = address(at, true);
@@ -87,6 +111,33 @@ ReleaseListener::ReleaseListener(const std::string& endpoint) {
   ::setsockopt(listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || ::listen(listen_.get(), 8) < 0)
     failBadInput("cannot listen on ", at.host, ":", at.port, " (the release port, ", endpoint, " + 2): ", std::strerror(errno));
+  thread_ = std::make_unique<NamedThread>("releases", [this] { serve(); });
+}
+
+ReleaseListener::~ReleaseListener() {
+  stop_.signal();
+  thread_.reset();
+}
+
+void ReleaseListener::serve() {
+  for (;;) {
+    std::vector<pollfd> fds{{stop_.fd(), POLLIN, 0}, {listen_.get(), POLLIN, 0}};
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& c : connections_)
+        if (c.fd) fds.push_back({c.fd.get(), POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
+    if (fds[0].revents) return;
+    std::lock_guard lock(mutex_);
+    if (frozen_) return;
+    pump();
+  }
+}
+
+void ReleaseListener::freeze() {
+  std::lock_guard lock(mutex_);
+  frozen_ = true;
 }
 
 void ReleaseListener::pump() {
@@ -96,13 +147,20 @@ void ReleaseListener::pump() {
     connections_.push_back(Connection{Fd(fd), 0, {}, std::nullopt, false});
   }
   for (auto& c : connections_) {
+    if (!c.fd) continue;  // closed: what it released stays known
     uint8_t buffer[4096];
     for (;;) {
       ssize_t n = ::read(c.fd.get(), buffer, sizeof buffer);
-      if (n <= 0) break;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) {
+        c.fd.reset();
+        break;
+      }
       c.partial.insert(c.partial.end(), buffer, buffer + n);
     }
     size_t used = 0;
+    bool recorded = false;
     for (; c.partial.size() - used >= 8; used += 8) {
       uint64_t value;
       std::memcpy(&value, c.partial.data() + used, 8);
@@ -111,16 +169,19 @@ void ReleaseListener::pump() {
         c.sessionKnown = true;
       } else {
         c.highest = std::max(c.highest.value_or(0), value);
+        recorded = true;
       }
     }
     c.partial.erase(c.partial.begin(), c.partial.begin() + static_cast<long>(used));
+    // Recorded: the primary may show it now (8 bytes always fit an idle socket's buffer).
+    if (recorded && c.fd) [[maybe_unused]] auto sent = ::send(c.fd.get(), &*c.highest, 8, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   // Keep the most recent connections only: a primary opens one per session.
   if (connections_.size() > 16) connections_.erase(connections_.begin(), connections_.end() - 16);
 }
 
-std::optional<uint64_t> ReleaseListener::released(uint64_t session) {
-  pump();
+std::optional<uint64_t> ReleaseListener::released(uint64_t session) const {
+  std::lock_guard lock(mutex_);
   std::optional<uint64_t> highest;
   for (const auto& c : connections_)
     if (c.sessionKnown && c.session == session && c.highest) highest = std::max(highest.value_or(0), *c.highest);

@@ -1,20 +1,26 @@
 // ReleaseStream: a replicating primary's word to its standby that it is about to show the output
-// of epochs up to N. It travels on a plain TCP connection (the standby's port + 2), not ZeroMQ:
-// ReleaseSender::send() returns once the record is in this host's kernel, which delivers it even
-// when this process is killed the next instant, and the primary writes the output only after that.
-// A standby taking over therefore knows what the primary may have shown (never shows it twice),
-// and what it can only have missed is output of the microseconds between those two calls.
+// of epochs up to N, on a plain TCP connection (the standby's port + 2), not ZeroMQ. The standby
+// records it and answers with the epoch; only then does the primary show that output. A standby
+// that takes over stops recording first (freeze()), so the output of any epoch is shown by exactly
+// one side: by the primary if the standby recorded its release, else by the standby. A link cut
+// between the two cannot make both show it, and a killed primary loses at most what it had
+// recorded and not yet written out (microseconds).
 //
 // Records: the session id once (8 bytes), then one epoch per release (8 bytes, host order; both
-// ends are the same build on the same architecture, like the page bitmaps of postcopy).
+// ends are the same build on the same architecture, like the page bitmaps of postcopy); the
+// standby answers each with the highest epoch it recorded for the connection (8 bytes).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/fd.hpp"
+#include "base/thread.hpp"
 
 namespace tandem {
 
@@ -25,19 +31,27 @@ public:
   ReleaseSender(const std::string& endpoint, uint64_t session);
   // Error(Disconnected) when the standby is gone.
   void send(uint64_t epoch);
+  // Waits at most timeout for the standby's word that it recorded the release of epoch; false
+  // when it did not come (Error(Disconnected) when the connection broke).
+  bool waitRecorded(uint64_t epoch, std::chrono::milliseconds timeout);
 
 private:
   Fd socket_;
+  std::vector<uint8_t> partial_;
+  uint64_t recorded_ = 0;
 };
 
+// Records and answers releases on a thread of its own, at once.
 class ReleaseListener {
 public:
   // Listens on the release port of endpoint (tcp://HOST:PORT); Error(BadInput) when it cannot.
   explicit ReleaseListener(const std::string& endpoint);
+  ~ReleaseListener();
 
-  // Accepts new connections and reads what arrived, without waiting: the highest epoch released
-  // so far by `session` (connections of other sessions are read too, and remembered).
-  std::optional<uint64_t> released(uint64_t session);
+  // The highest epoch `session` released so far (connections of other sessions are remembered too).
+  std::optional<uint64_t> released(uint64_t session) const;
+  // From now on nothing more is recorded or answered (the standby takes over the guest).
+  void freeze();
 
 private:
   struct Connection {
@@ -47,10 +61,15 @@ private:
     std::optional<uint64_t> highest;
     bool sessionKnown = false;
   };
+  void serve();
   void pump();
 
   Fd listen_;
+  EventFd stop_;
+  mutable std::mutex mutex_;  // connections_ and frozen_, between serve() and the callers
+  bool frozen_ = false;
   std::vector<Connection> connections_;
+  std::unique_ptr<NamedThread> thread_;
 };
 
 // tcp://HOST:PORT -> tcp://HOST:PORT+2, the release port (Error BadInput when it is not such an address).
