@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "support/kv_workload.hpp"
+#include "support/linked_hosts.hpp"
 #include "support/snapshot_helpers.hpp"
 
 using namespace tandem::test;
@@ -25,7 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Endpoints for a chain of standbys: each uses PORT to PORT + 2 (30000-32500: other suites use
+// Endpoints for a chain of standbys: each uses PORT to PORT + 2 (30000-32399: other suites use
 // other ranges, and the kernel picks outgoing ports from 32768 up).
 struct Endpoints {
   int base = 30000 + 4 * ((::getpid() * 11) % 600);
@@ -178,6 +179,46 @@ BOOST_AUTO_TEST_CASE(a_primary_cut_off_shows_nothing_twice_and_stops_once_supers
     BOOST_TEST(!line.starts_with("tick "), "the old primary showed '" << line << "' after the takeover");
   BOOST_TEST(primary->stderrText().find("superseded") != std::string::npos);
   console.readFor(*backup, 200ms);
+}
+
+BOOST_AUTO_TEST_CASE(a_cut_link_shows_nothing_twice_and_the_old_primary_stops_once_it_learns_it_was_superseded) {
+  // Primary and standby on two hosts (namespaces) joined by one link; the link goes down.
+  LinkedHosts hosts;
+  TempDir tmp("chaoscut");
+  std::string at = std::string("tcp://") + LinkedHosts::kStandbyIp + ":" + std::to_string(Endpoints().base);
+  std::string socket = tmp / "p.sock";
+  ChildProcess backup(hosts.onStandby({kTandemBinary, "standby", "--listen", at}));
+  ChildProcess primary(hosts.onPrimary({kTandemBinary, "run", "--kernel", kTestGuest, "--memory", "64M", "--append",
+                                        "job=counter rate=50", "--control", socket, "--protect", at}));
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  TickStream console;
+  console.readFor(primary, 500ms);
+
+  hosts.cut();
+  // The primary hears nothing more: it holds its output and says it is unprotected. Everything it
+  // shows from now on must be what the standby does not show: nothing, once the standby took over.
+  nlohmann::json r;
+  for (auto until = Clock::now() + 5s; Clock::now() < until; std::this_thread::sleep_for(20ms)) {
+    r = replication(socket);
+    if (r.is_object() && r.value("protected", true) == false) break;
+  }
+  BOOST_TEST(r.value("protected", true) == false, "the cut-off primary says " << r.dump());
+  console.readFor(primary, 1s);
+  // The standby took over from its last committed epoch: the ticks go on where the primary's ended.
+  backup.continueConsoleOf(primary);
+  BOOST_REQUIRE(console.readUntilTick(backup, 10s));
+  console.readFor(backup, 500ms);
+
+  // The link comes back: the old primary learns it was superseded and stops for good, having shown
+  // nothing more (the ticks it did show and the standby's are one unbroken sequence above).
+  hosts.heal();
+  int status = primary.wait(20s);
+  BOOST_TEST(status != ChildProcess::kTimedOut);
+  std::vector<std::string> later;
+  while (auto line = primary.readLine(100ms)) later.push_back(*line);
+  for (const auto& line : later) BOOST_TEST(!line.starts_with("tick "), "the old primary showed '" << line << "' after the cut");
+  BOOST_TEST(primary.stderrText().find("superseded") != std::string::npos);
+  console.readFor(backup, 200ms);
 }
 
 BOOST_AUTO_TEST_CASE(a_planned_failover_hands_the_guest_over_with_every_tick_once) {
