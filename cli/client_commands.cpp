@@ -2,6 +2,7 @@
 
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "base/error.hpp"
 #include "cli/arguments.hpp"
@@ -25,6 +26,32 @@ nlohmann::json ask(const std::string& path, const nlohmann::json& request) {
   return reply;
 }
 
+// The replication block of a status reply, for people: a primary's epochs, or a standby's watch.
+std::string describeReplication(const nlohmann::json& r) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2);
+  auto num = [&](const char* key) { return r.value(key, 0.0); };
+  auto count = [&](const char* key) { return r.value(key, uint64_t{0}); };
+  if (r.value("role", "") == "primary") {
+    out << "replication: primary, " << r.value("state", "") << " (standby " << r.value("standby", "") << ", generation "
+        << count("generation") << ", " << count("sessions") << " sessions)" << (r.value("protected", false) ? "" : "; NOT PROTECTED")
+        << "\n  epoch " << count("epoch") << ", last acknowledged " << count("last_acked_epoch") << ", at most every "
+        << count("epoch_ms") << " ms; pause " << num("epoch_pause_ms") << " ms (p50 " << num("epoch_pause_p50_ms") << ", p99 "
+        << num("epoch_pause_p99_ms") << ")\n  dirty pages per epoch " << count("dirty_pages_per_epoch") << " (p50 "
+        << num("dirty_pages_p50") << "), disk writes " << count("disk_write_bytes_per_epoch") << " bytes per epoch, ack latency "
+        << num("ack_latency_ms") << " ms\n  held output " << count("held_output_bytes") << " bytes (oldest "
+        << num("held_output_oldest_ms") << " ms), released " << count("released_output_bytes") << " bytes; heartbeat heard "
+        << num("heartbeat_age_ms") << " ms ago"
+        << (r.value("paused_for_output", false) ? "; guest PAUSED: held output over its limit" : "");
+  } else {
+    out << "replication: standby, " << r.value("state", "") << " (generation " << count("generation") << ", " << count("sessions")
+        << " sessions)\n  committed epoch " << count("committed_epoch") << "; heartbeat heard " << num("heartbeat_age_ms")
+        << " ms ago, takes over after " << num("failover_after_ms") << " ms\n  discarded epochs " << count("discarded_epochs")
+        << ", ignored replays " << count("ignored_replays") << ", disk bytes applied " << count("disk_bytes_applied");
+  }
+  return out.str();
+}
+
 }  // namespace
 
 int statusCommand(const std::vector<std::string>& args) {
@@ -35,14 +62,17 @@ int statusCommand(const std::vector<std::string>& args) {
     std::cout << reply.dump() << "\n";
     return 0;
   }
-  std::cout << "state:    " << reply["state"].get<std::string>() << "\n"
-            << "uptime:   " << std::fixed << std::setprecision(1) << reply["uptime_s"].get<double>() << " s\n"
-            << "vcpus:    " << reply["vcpus"] << "\n"
-            << "memory:   " << reply["memory_mb"] << " MiB\n"
-            << "console:  " << reply["console"].get<std::string>() << "\n"
-            << "cmdline:  " << reply["cmdline"].get<std::string>() << "\n";
+  std::cout << "state:    " << reply.value("state", "") << "\n";
+  if (reply.contains("uptime_s"))  // a running guest (a waiting standby has none yet)
+    std::cout << "uptime:   " << std::fixed << std::setprecision(1) << reply["uptime_s"].get<double>() << " s\n"
+              << "vcpus:    " << reply["vcpus"] << "\n"
+              << "memory:   " << reply["memory_mb"] << " MiB\n"
+              << "console:  " << reply["console"].get<std::string>() << "\n"
+              << "cmdline:  " << reply["cmdline"].get<std::string>() << "\n";
   if (reply.contains("migration") && reply["migration"].is_object())
     std::cout << "migration: " << describeMigration(reply["migration"]) << "\n";
+  if (reply.contains("replication") && reply["replication"].is_object())
+    std::cout << describeReplication(reply["replication"]) << "\n";
   return 0;
 }
 

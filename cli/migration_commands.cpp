@@ -78,7 +78,7 @@ int standbyCommand(const std::vector<std::string>& args) {
       [&] {
         target.reportRunning();
         if (target.tookOver())
-          log::warn("failover: the guest runs here at generation ", target.generation(), ", started in ",
+          log::warn("failover: the guest's MAC announced and the guest running here at generation ", target.generation(), " in ",
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), " ms",
                     protect ? concat("; protecting it onward to ", protect->to) : std::string("; unprotected"));
       },

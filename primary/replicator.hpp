@@ -4,7 +4,8 @@
 //   connect   Hello{replicate, generation} to the standby, until one answers Welcome
 //   sync      precopy rounds while the guest runs, until what is left fits one epoch; each round
 //             also sends the disk chunks written since the last one (primary/disk_sender.hpp)
-//   epochs    every --epoch-ms: pause, take the dirty log and the disk writes, copy the dirty
+//   epochs    every --epoch-ms (sooner, from a fifth of it on, when the guest has output waiting):
+//             pause, take the dirty log and the disk writes, copy the dirty
 //             pages into the messages' staging, capture the MachineState, seal the output written
 //             so far as epoch N, resume; then encode and send Pages{N} and Commit{N} (with N's
 //             output and disk writes); on Ack{N}
@@ -80,8 +81,11 @@ private:
   };
   void initialSync(SessionParts& s);
   void runEpoch(SessionParts& s);
-  // Takes what the standby sent (acks, refusals) until `until`; throws when it is gone or refuses.
-  void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until);
+  // Takes what the standby sent (acks, refusals) until `until`, or from `earliest` on once output
+  // is waiting; throws when it is gone or refuses.
+  void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until,
+                    std::chrono::steady_clock::time_point earliest);
+  std::chrono::steady_clock::duration shortestEpoch() const;
   void holdGuestIfOutputFull();
   void releaseAcked(ReleaseSender& release);
   void handOver(SessionParts& s, ReleaseSender& release);
@@ -113,7 +117,7 @@ private:
   mutable std::mutex statusMutex_;
   struct Figures {
     std::string state = "connecting";
-    uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0;
+    uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0, diskBytes = 0;
     double pauseMs = 0, ackLatencyMs = 0;
     std::vector<double> recentPausesMs;  // the last 100
     std::vector<double> recentDirty;     // pages of the same epochs

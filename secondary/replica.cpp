@@ -231,6 +231,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           {
             std::lock_guard lock(statusMutex_);
             committedEpoch_ = c.getEpoch();
+            diskBytesApplied_ = disks_->bytesApplied();
             state_ = "protecting";
           }
           discardStaged();  // applied
@@ -277,8 +278,8 @@ std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {
       if (!c.machine->emitOutput(output)) log::warn("failover: output for channel ", output.channel, " has no sink here");
       bytes += output.bytes.size();
     }
-  log::info("failover: epoch ", c.epoch, " restored in ", msBetween(start, restored), " ms; ", bytes,
-            " bytes of output the primary had not shown emitted in ", msBetween(restored, Clock::now()), " ms");
+  log::warn("failover: epoch ", c.epoch, " restored in ", msBetween(start, restored), " ms (memory and state; its disks, taps and console are this standby's, attached when the session began); ",
+            bytes, " bytes of output the primary had not shown emitted in ", msBetween(restored, Clock::now()), " ms");
   {
     std::lock_guard lock(statusMutex_);
     state_ = "took over";
@@ -296,7 +297,8 @@ nlohmann::json Replica::status() const {
           {"failover_after_ms", std::chrono::duration<double, std::milli>(failoverAfter_).count()},
           {"sessions", sessions_},
           {"discarded_epochs", discardedEpochs_},
-          {"ignored_replays", ignoredReplays_}};
+          {"ignored_replays", ignoredReplays_},
+          {"disk_bytes_applied", diskBytesApplied_}};
 }
 
 }  // namespace tandem

@@ -90,7 +90,7 @@ private:
   std::vector<uint8_t> stagedBytes_;
   // What status() reports (from the control thread).
   mutable std::mutex statusMutex_;
-  uint64_t committedEpoch_ = 0, discardedEpochs_ = 0, ignoredReplays_ = 0, sessions_ = 0;
+  uint64_t committedEpoch_ = 0, discardedEpochs_ = 0, ignoredReplays_ = 0, sessions_ = 0, diskBytesApplied_ = 0;
   std::string state_ = "waiting for a primary";
 };
 

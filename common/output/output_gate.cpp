@@ -28,6 +28,11 @@ void OutputGate::write(OutputSink& sink, std::span<const uint8_t> bytes, bool fr
   releasedBytes_ += bytes.size();
 }
 
+bool OutputGate::openEpochHasOutput() const {
+  std::lock_guard lock(mutex_);
+  return !open_.pieces.empty();
+}
+
 void OutputGate::hold() {
   std::lock_guard lock(mutex_);
   held_ = true;

@@ -68,6 +68,8 @@ public:
   void release(uint64_t epoch);
 
   bool overLimit() const;
+  // Whether output is waiting in the open epoch (written since the last closeEpoch()).
+  bool openEpochHasOutput() const;
   OutputGateStats stats() const;
 
 private:
