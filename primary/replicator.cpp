@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -274,11 +275,24 @@ void Replicator::runEpoch(SessionParts& s) {
   machine_.pause();
   s.tracker.takeInto(dirty);
   s.disks.takeEpoch();
+  // A page copied midway and not written since keeps that copy; one written again is copied over
+  // it; the rest are copied into new messages. (Both lists are in increasing page order.)
   std::vector<uint64_t> pages;
   pages.reserve(dirty.count());
-  dirty.forEach([&](uint64_t page) { pages.push_back(page); });
+  const uint8_t* memory = machine_.memory().hostBase();
+  auto early = s.prestagedSlots.begin();
+  dirty.forEach([&](uint64_t page) {
+    while (early != s.prestagedSlots.end() && early->first < page) ++early;
+    if (early != s.prestagedSlots.end() && early->first == page)
+      std::memcpy(early->second, memory + page * kPageSize, kPageSize);
+    else
+      pages.push_back(page);
+  });
   std::fill(dirty.words.begin(), dirty.words.end(), 0);
-  std::vector<PageEncoder::Staged> staged;
+  std::vector<PageEncoder::Staged> staged = std::move(s.prestaged);
+  s.prestaged.clear();
+  uint64_t pageCount = s.prestagedSlots.size() + pages.size();
+  s.prestagedSlots.clear();
   for (size_t at = 0; at < pages.size(); at += PageEncoder::kPagesPerMessage)
     staged.push_back(encoder_->stage(std::span(pages).subspan(at, std::min(PageEncoder::kPagesPerMessage, pages.size() - at))));
   MachineState state = machine_.capture();
@@ -300,7 +314,7 @@ void Replicator::runEpoch(SessionParts& s) {
   capnp::MallocMessageBuilder message;
   auto commit = link.bulk->start(message).initCommit();
   commit.setEpoch(epoch);
-  commit.setPageCount(pages.size());
+  commit.setPageCount(pageCount);
   commit.setDigest(XXH3_64bits_digest(digest));
   auto encoded = encodeMachineState(state);
   commit.setState(capnp::Data::Reader(encoded.data(), encoded.size()));
@@ -320,14 +334,27 @@ void Replicator::runEpoch(SessionParts& s) {
 
   std::lock_guard lock(statusMutex_);
   figures_.pauseMs = pauseMs;
-  figures_.dirtyPages = pages.size();
+  figures_.dirtyPages = pageCount;
   figures_.diskBytes = diskBytes;
   if (figures_.recentPausesMs.size() >= 100) {
     figures_.recentPausesMs.erase(figures_.recentPausesMs.begin());
     figures_.recentDirty.erase(figures_.recentDirty.begin());
   }
   figures_.recentPausesMs.push_back(pauseMs);
-  figures_.recentDirty.push_back(static_cast<double>(pages.size()));
+  figures_.recentDirty.push_back(static_cast<double>(pageCount));
+}
+
+void Replicator::prestage(SessionParts& s) {
+  s.tracker.takeInto(s.dirty);
+  std::vector<uint64_t> pages;
+  s.dirty.forEach([&](uint64_t page) { pages.push_back(page); });
+  std::fill(s.dirty.words.begin(), s.dirty.words.end(), 0);
+  for (size_t at = 0; at < pages.size(); at += PageEncoder::kPagesPerMessage) {
+    auto part = std::span(pages).subspan(at, std::min(PageEncoder::kPagesPerMessage, pages.size() - at));
+    auto staged = encoder_->stage(part);
+    for (size_t i = 0; i < part.size(); ++i) s.prestagedSlots.emplace_back(part[i], staged.staging + i * kPageSize);
+    s.prestaged.push_back(std::move(staged));
+  }
 }
 
 void Replicator::switchover(std::chrono::milliseconds timeout) {
@@ -443,8 +470,11 @@ void Replicator::session() {
     log::info("replication: the guest is protected by ", options_.to, " (epochs of ", options_.epoch.count(), " ms)");
     for (;;) {
       if (switchoverPending_) return handOver(parts, release);
-      auto began = Clock::now();
+      auto began = Clock::now(), midway = began + options_.epoch / 2;
       runEpoch(parts);
+      serveStandby(link, release, midway, began + shortestEpoch());
+      if (Clock::now() < midway) continue;  // closed early: output is waiting
+      prestage(parts);
       serveStandby(link, release, began + options_.epoch, began + shortestEpoch());
     }
   } catch (...) {

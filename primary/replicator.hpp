@@ -5,8 +5,9 @@
 //   sync      precopy rounds while the guest runs, until what is left fits one epoch; each round
 //             also sends the disk chunks written since the last one (primary/disk_sender.hpp)
 //   epochs    every --epoch-ms (sooner, from a fifth of it on, when the guest has output waiting):
-//             pause, take the dirty log and the disk writes, copy the dirty
-//             pages into the messages' staging, capture the MachineState, seal the output written
+//             midway, the pages dirtied so far are copied into the messages' staging while the
+//             guest runs; then pause, take the dirty log and the disk writes, copy the pages
+//             dirtied since into staging, capture the MachineState, seal the output written
 //             so far as epoch N, resume; then encode and send Pages{N} and Commit{N} (with N's
 //             output and disk writes); on Ack{N}
 //             write a release record (transport/release_stream.hpp), then show epoch N's output.
@@ -78,8 +79,14 @@ private:
     DirtyTracker& tracker;
     DiskSender& disks;
     PageSet dirty;
+    // Pages of this epoch copied while the guest ran (prestage()), increasing, with their slots.
+    std::vector<PageEncoder::Staged> prestaged;
+    std::vector<std::pair<uint64_t, uint8_t*>> prestagedSlots;
   };
   void initialSync(SessionParts& s);
+  // Midway through an epoch, with the guest running: takes the dirty log and copies those pages
+  // into staging, so that the pause copies only the pages written after that (and those again).
+  void prestage(SessionParts& s);
   void runEpoch(SessionParts& s);
   // Takes what the standby sent (acks, refusals) until `until`, or from `earliest` on once output
   // is waiting; throws when it is gone or refuses.
