@@ -1,4 +1,5 @@
 """What the benchmark drivers share: processes, tandem's control socket, QEMU's QMP."""
+import array
 import json
 import os
 import select
@@ -73,9 +74,14 @@ class Qmp:
             if "event" not in msg:
                 return msg
 
-    def execute(self, command, **arguments):
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        self.file.flush()
+    def execute(self, command, fd=None, **arguments):
+        """Runs command; fd (for getfd) goes along with it as SCM_RIGHTS."""
+        data = json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n"
+        if fd is None:
+            self.file.write(data)
+            self.file.flush()
+        else:
+            self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
         reply = self._read()
         if "error" in reply:
             raise RuntimeError(f"QMP {command}: {reply['error']}")

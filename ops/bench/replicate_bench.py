@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import stop, unix_request, wait_until  # noqa: E402
+from colo_qemu import measure_colo  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 GUEST_IP, PORT, MAC = "10.77.0.2", 7777, "52:54:00:77:00:02"
@@ -187,15 +188,27 @@ def throughput():
 
 
 def pauses():
-    print("epoch pause against dirty pages per epoch (25 ms epochs, last 100 epochs):")
+    """tandem's epoch pause against QEMU COLO's checkpoint pause, same guest, same dirty rates, 25 ms."""
+    print("epoch pause against dirty pages per epoch, 25 ms epochs (tandem: last 100 epochs; QEMU 7.2 COLO,\n"
+          "x-checkpoint-delay 25, from its own trace: with its stock sockets and with TCP_NODELAY added):")
     for rate in (1, 4000, 20000, 40000):
-        rows = []
+        rows, colo = [], {"tcp": [], "tcp-nodelay": []}
         for run in range(RUNS):
             with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
                 _, r = dirty_case(tmp, 25, rate)
             rows.append((r["dirty_pages_p50"], r["epoch_pause_p50_ms"], r["epoch_pause_p99_ms"]))
-        print(f"  guest writing {rate:5d} pages/s: {med(x[0] for x in rows):6.0f} dirty pages per epoch, "
-              f"pause median {med(x[1] for x in rows):.3f} ms, p99 {med(x[2] for x in rows):.3f} ms", flush=True)
+            for transport in colo:
+                with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                    c = measure_colo(GUEST, tmp, seconds=MEASURE_S, checkpoint_ms=25,
+                                     append=f"job=dirty mib=64 rate={rate}", transport=transport)
+                colo[transport].append((c["dirty_pages_p50"], c["pause_p50_ms"], c["pause_p99_ms"]))
+        t50, t99 = med(x[1] for x in rows), med(x[2] for x in rows)
+        print(f"  guest writing {rate:5d} pages/s:\n"
+              f"    tandem           {med(x[0] for x in rows):5.0f} dirty pages per epoch, pause median {t50:7.3f} ms, p99 {t99:7.3f} ms")
+        for transport, label in (("tcp", "COLO stock tcp  "), ("tcp-nodelay", "COLO tcp nodelay")):
+            c50, c99 = med(x[1] for x in colo[transport]), med(x[2] for x in colo[transport])
+            print(f"    QEMU {label}{med(x[0] for x in colo[transport]):5.0f} pages per checkpoint, pause median {c50:7.3f} ms, "
+                  f"p99 {c99:7.3f} ms  (QEMU/tandem: median {c50 / t50:.1f}x, p99 {c99 / t99:.1f}x)", flush=True)
 
 
 def failover():
