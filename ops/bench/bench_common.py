@@ -4,6 +4,7 @@ import json
 import os
 import select
 import socket
+import threading
 import time
 
 
@@ -99,3 +100,55 @@ def wait_until(check, timeout=120, step=0.002):
             return result
         time.sleep(step)
     raise RuntimeError("timed out")
+
+
+class Console:
+    """Reads a process's stdout on its own thread: every complete line with the time it arrived,
+    and the unfinished rest."""
+
+    def __init__(self, proc, clock=time.monotonic):
+        self.proc = proc
+        self.clock = clock  # what stamps the lines (time.time to compare with other processes' logs)
+        self.lines = []
+        self.partial = b""
+        self.eof = False
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            now = self.clock()
+            with self.cond:
+                if not chunk:
+                    self.eof = True
+                    self.cond.notify_all()
+                    return
+                *complete, self.partial = (self.partial + chunk).split(b"\n")
+                self.lines += [(now, line.decode(errors="replace").rstrip("\r")) for line in complete]
+                self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout, after=0):
+        """The first line from index `after` on that contains `pattern`: (index, time, text)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = after
+            while True:
+                while i < len(self.lines):
+                    if pattern in self.lines[i][1]:
+                        return i, self.lines[i][0], self.lines[i][1]
+                    i += 1
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    raise RuntimeError(f"no '{pattern}' from {os.path.basename(self.proc.args[0])} "
+                                       f"({'it exited' if self.eof else f'{timeout} s'})")
+                self.cond.wait(left)
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.lines), self.partial.decode(errors="replace")

@@ -42,11 +42,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Qmp  # noqa: E402
+from bench_common import Console, Qmp  # noqa: E402
 
 PORTS = range(18000, 18100)
 COUNTER = "job=counter rate=100"
@@ -63,54 +62,6 @@ COLO_TIMEOUT_S = 120  # the first migration plus the first (full) checkpoint
 
 class ColoError(RuntimeError):
     """COLO did not come up or did not last; the message ends with both QEMUs' last stderr lines."""
-
-
-class Console:
-    """The primary's stdout (the guest's serial console), each line stamped when it arrives here."""
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.lines = []
-        self.partial = b""
-        self.eof = False
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        fd = self.proc.stdout.fileno()
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                chunk = b""
-            now = time.time()
-            with self.cond:
-                if not chunk:
-                    self.eof = True
-                    self.cond.notify_all()
-                    return
-                *complete, self.partial = (self.partial + chunk).split(b"\n")
-                self.lines += [(now, line.decode(errors="replace").strip("\r")) for line in complete]
-                self.cond.notify_all()
-
-    def wait_for(self, needle, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            i = 0
-            while True:
-                while i < len(self.lines):
-                    if needle in self.lines[i][1]:
-                        return
-                    i += 1
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    raise RuntimeError(f"no '{needle}' from the primary's guest "
-                                       f"({'QEMU exited' if self.eof else f'within {timeout} s'})")
-                self.cond.wait(left)
-
-    def snapshot(self):
-        with self.cond:
-            return list(self.lines)
 
 
 def quantile(values, q):
@@ -259,7 +210,7 @@ def _measure(work, started, guest_elf, seconds, checkpoint_ms, append, transport
             primary = subprocess.Popen(qemu("primary", "stdio,id=con,signal=off", []),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         procs.append(primary)
-        console = Console(primary)
+        console = Console(primary, clock=time.time)  # stamps comparable with QEMU's trace
 
         def failed(what):
             return ColoError(f"{what} [primary: {tail(path('primary.err'))}] "
@@ -301,7 +252,7 @@ def _measure(work, started, guest_elf, seconds, checkpoint_ms, append, transport
             raise
         except Exception as e:
             raise failed(str(e)) from e
-        lines = console.snapshot()
+        lines, _ = console.snapshot()
     finally:
         for q in qmps:
             q.close()

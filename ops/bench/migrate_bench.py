@@ -19,11 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Qmp, stop, unix_request  # noqa: E402
+from bench_common import Console, Qmp, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT = 23456  # the standby also listens on PORT + 1 (its urgent channel)
@@ -62,57 +61,6 @@ TICK = re.compile(r"tick (\d+)")
 STATS = re.compile(r"stats job=dirty pages=\d+ written=(\d+)")
 
 procs = []  # every process started, killed at the end whatever happens
-
-
-class Console:
-    """Reads a process's stdout on its own thread: every complete line with the time it arrived,
-    and the unfinished rest."""
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.lines = []
-        self.partial = b""
-        self.eof = False
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        fd = self.proc.stdout.fileno()
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                chunk = b""
-            now = time.monotonic()
-            with self.cond:
-                if not chunk:
-                    self.eof = True
-                    self.cond.notify_all()
-                    return
-                *complete, self.partial = (self.partial + chunk).split(b"\n")
-                self.lines += [(now, line.decode(errors="replace")) for line in complete]
-                self.cond.notify_all()
-
-    def wait_for(self, pattern, timeout, after=0):
-        """The first line from index `after` on that contains `pattern`: (index, time, text)."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            i = after
-            while True:
-                while i < len(self.lines):
-                    if pattern in self.lines[i][1]:
-                        return i, self.lines[i][0], self.lines[i][1]
-                    i += 1
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    raise RuntimeError(f"no '{pattern}' from {os.path.basename(self.proc.args[0])} "
-                                       f"({'it exited' if self.eof else f'{timeout} s'})")
-                self.cond.wait(left)
-
-    def snapshot(self):
-        with self.cond:
-            return list(self.lines), self.partial.decode(errors="replace")
 
 
 def start(args, tmp, name, stdin=subprocess.DEVNULL):
