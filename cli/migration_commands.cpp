@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "metrics/names.hpp"
 #include "cli/arguments.hpp"
 #include "cli/device_options.hpp"
 #include "cli/protect_options.hpp"
@@ -23,8 +24,10 @@ namespace tandem::cli {
 
 const char* const kStandbyUsage =
     "usage: tandem standby --listen tcp://HOST:PORT [--disk PATH[,readonly]]... [--net tap=NAME[,mac=MAC]]...\n"
-    "                      [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
-    "  waits for tandem migrate from a source, then runs the guest here\n";
+    "                      [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH] [--metrics ADDR:PORT]\n"
+    "                      [--protect tcp://HOST:PORT ...]\n"
+    "  waits for tandem migrate from a source, or for a protected primary (tandem run --protect) whose\n"
+    "  guest it runs when the primary falls silent (and then protects onward with --protect)\n";
 
 const char* const kMigrateUsage =
     "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
@@ -43,7 +46,7 @@ const char* const kMigrateUsage =
     "  half the rate the link carries it, and says so.\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
-  std::set<std::string> known = {"listen", "disk", "net", "console", "control"};
+  std::set<std::string> known = {"listen", "disk", "net", "console", "control", "metrics"};
   known.insert(kProtectOptions.begin(), kProtectOptions.end());
   Arguments options(args, "standby", known);
   auto listen = options.value("listen");
@@ -57,6 +60,11 @@ int standbyCommand(const std::vector<std::string>& args) {
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
   MigrationTarget target(*listen, base, *console);
+  std::optional<metrics::Server> metricsServer;  // (after target: it goes first)
+  if (auto address = options.value("metrics")) {
+    metricsServer.emplace(*address);
+    metricsServer->addSource([&target](metrics::Families& out) { target.collectMetrics(out); });
+  }
   log::info("standby listening on ", *listen);
   std::unique_ptr<Machine> machine;
   {
@@ -72,6 +80,12 @@ int standbyCommand(const std::vector<std::string>& args) {
     machine = target.receive();
   }
   if (target.tookOver() && protect) protect->generation = target.generation();
+  if (metricsServer) {  // from here on the guest's figures (a protecting primary's, with --protect)
+    metricsServer->removeSources();
+    metricsServer->addSource([tookOver = target.tookOver()](metrics::Families& out) {
+      out.counter(metrics::names::kFailovers, "Takeovers by this tandem", tookOver ? 1 : 0);
+    });
+  }
   auto started = std::chrono::steady_clock::now();
   int code = serveMachine(
       *machine, signals, options.value("control"), console->describe(),
@@ -82,7 +96,7 @@ int standbyCommand(const std::vector<std::string>& args) {
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), " ms",
                     protect ? concat("; protecting it onward to ", protect->to) : std::string("; unprotected"));
       },
-      target.tookOver() ? protect : std::nullopt);
+      target.tookOver() ? protect : std::nullopt, metricsServer ? &*metricsServer : nullptr);
   return code;
 }
 

@@ -15,6 +15,7 @@ namespace tandem::cli {
 const char* const kRunUsage =
     "usage: tandem run [--kernel PATH] [--append STR] [--memory SIZE] [--cpus N]\n"
     "                  [--disk PATH[,readonly]]... [--net tap=NAME[,mac=MAC]]... [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH]\n"
+    "                  [--metrics ADDR:PORT]\n"
     "                  [--protect tcp://HOST:PORT [--epoch-ms 25] [--heartbeat-ms 20] [--failover-after-ms 200]]\n"
     "  --kernel   guest ELF (default: the test guest built with tandem)\n"
     "  --append   guest command line, e.g. 'job=counter rate=10' or 'job=dirty mib=64 rate=1000'\n"
@@ -24,6 +25,7 @@ const char* const kRunUsage =
     "  --disk     PATH[,readonly]: a raw file as a virtio-blk disk (repeatable)\n"
     "  --net      tap=NAME[,mac=MAC]: an existing tap device as a virtio-net NIC (repeatable)\n"
     "  --control  Unix socket for tandem status, pause, resume, snapshot\n"
+    "  --metrics  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
     "  --protect  replicate the guest to the tandem standby listening there: every --epoch-ms the\n"
     "             guest pauses briefly and what changed goes to the standby; console output is shown\n"
     "             only once the standby has the state that produced it. The standby takes over after\n"
@@ -47,7 +49,7 @@ std::string defaultKernel(const std::string& self) {
 }  // namespace
 
 int runCommand(const std::vector<std::string>& args, const std::string& self) {
-  std::set<std::string> known = {"kernel", "append", "memory", "cpus", "console", "control", "disk", "net"};
+  std::set<std::string> known = {"kernel", "append", "memory", "cpus", "console", "control", "disk", "net", "metrics"};
   known.insert(kProtectOptions.begin(), kProtectOptions.end());
   Arguments options(args, "run", known);
   MachineConfig config;
@@ -63,7 +65,10 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
   Machine machine(config, *console);
-  return serveMachine(machine, signals, options.value("control"), console->describe(), {}, protect);
+  std::optional<metrics::Server> metricsServer;
+  if (auto address = options.value("metrics")) metricsServer.emplace(*address);
+  return serveMachine(machine, signals, options.value("control"), console->describe(), {}, protect,
+                      metricsServer ? &*metricsServer : nullptr);
 }
 
 }  // namespace tandem::cli

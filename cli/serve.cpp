@@ -26,12 +26,13 @@ Fd blockStopSignals() {
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
                  const std::string& consoleDescription, const std::function<void()>& onStarted,
-                 const std::optional<ReplicationOptions>& protect) {
+                 const std::optional<ReplicationOptions>& protect, metrics::Server* metrics) {
   MachineControl control(machine, consoleDescription);
   std::unique_ptr<Replicator> replicator;
   if (protect) {
     replicator = std::make_unique<Replicator>(machine, *protect);  // holds the output from here on
     control.setReplicator(replicator.get());
+    if (metrics) metrics->addSource([r = replicator.get()](metrics::Families& out) { r->collectMetrics(out); });
   }
   std::unique_ptr<ControlServer> server;
   if (controlPath)
@@ -53,6 +54,7 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
     }
   }
   server.reset();  // no request may reach a machine that is ending
+  if (metrics) metrics->removeSources();
   replicator.reset();
   MachineExit exit = machine.wait();
   switch (exit.kind) {

@@ -7,6 +7,7 @@
 
 #include "base/fd.hpp"
 #include "machine/machine.hpp"
+#include "metrics/metrics.hpp"
 #include "primary/replicator.hpp"
 
 namespace tandem::cli {
@@ -18,9 +19,10 @@ Fd blockStopSignals();
 // Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
 // guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.
 // onStarted runs once the vCPUs run (a migration target reports to its source there). With
-// protect, a Replicator keeps the guest protected by that standby (its output held from the start).
+// protect, a Replicator keeps the guest protected by that standby (its output held from the start);
+// with metrics, it shows its figures there.
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
                  const std::string& consoleDescription, const std::function<void()>& onStarted = {},
-                 const std::optional<ReplicationOptions>& protect = std::nullopt);
+                 const std::optional<ReplicationOptions>& protect = std::nullopt, metrics::Server* metrics = nullptr);
 
 }  // namespace tandem::cli

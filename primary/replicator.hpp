@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/thread.hpp"
+#include "metrics/metrics.hpp"
 #include "machine/machine.hpp"
 #include "primary/page_encoder.hpp"
 
@@ -64,6 +65,8 @@ public:
   void switchover(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // role, protection, epoch numbers, pause and dirty figures, ack latency, held output, heartbeat age.
   nlohmann::json status() const;
+  // The same, and the histograms behind them, for Prometheus (metrics/names.hpp).
+  void collectMetrics(metrics::Families& out) const;
 
 private:
   struct InFlight {
@@ -128,6 +131,11 @@ private:
     double pauseMs = 0, ackLatencyMs = 0;
     std::vector<double> recentPausesMs;  // the last 100
     std::vector<double> recentDirty;     // pages of the same epochs
+    uint64_t sentBytes = 0;              // every session's, on the bulk channel
+    EncodingCounts encodings;            // of initial syncs, and of epochs of sessions that ended
+    EncodingCounts sessionEncodings;     // of this session's epochs
+    metrics::Histogram pauseSeconds{metrics::secondsBuckets()}, epochBytes{metrics::sizeBuckets()},
+        dirtyPerEpoch{metrics::sizeBuckets()}, ackSeconds{metrics::secondsBuckets()};
   } figures_;
   std::unique_ptr<NamedThread> thread_;
 };

@@ -45,6 +45,7 @@ public:
   // The generation the guest runs at here after a takeover (the primary's + 1).
   uint64_t generation() const { return replica_.generation() + 1; }
   nlohmann::json status() const { return replica_.status(); }
+  void collectMetrics(metrics::Families& out) const { replica_.collectMetrics(out); }
 
 private:
   std::unique_ptr<Machine> receiveFrom(class Incoming& hello);

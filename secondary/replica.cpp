@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "metrics/names.hpp"
 #include "secondary/machine_shape.hpp"
 #include "secondary/received_page.hpp"
 #include "secondary/replica_disks.hpp"
@@ -78,7 +79,10 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
     disks_->apply(commit.getDiskWrites());
   } catch (const Error& e) {
     // Its disks no longer match any epoch: this standby cannot take over until a new sync.
-    if (!syncing) committed_.reset();
+    if (!syncing) {
+      committed_.reset();
+      standing_ = false;
+    }
     throw Error(ErrorKind::Failed, concat("this standby could not apply epoch ", epoch, " to its disks: ", e.what()));
   }
   for (size_t i = 0; i < stagedPages_.size(); ++i)
@@ -89,6 +93,7 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
     // carries all output the primary still holds).
     committed_.reset();
     committed_.emplace(Committed{std::move(syncing), std::move(state), epoch, session, {}});
+    standing_ = true;
   } else {
     committed_->state = std::move(state);
     committed_->epoch = epoch;
@@ -103,8 +108,11 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   MachineConfig config = machineForHello(base_, hello, "primary");
   if (!disks_) disks_ = std::make_unique<ReplicaDisks>(base_.disks);
   disks_->checkShape(hello.getDiskSizes());
-  heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
-  failoverAfter_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getFailoverAfterMs()));
+  {
+    std::lock_guard lock(statusMutex_);  // (status() reads them)
+    heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
+    failoverAfter_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getFailoverAfterMs()));
+  }
   heard();
   {
     std::lock_guard lock(statusMutex_);
@@ -135,6 +143,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
       log::error("replication: the standby's disks could not be put back to the committed epoch (", e.what(),
                  "); it has nothing it could run until a primary syncs it again");
       committed_.reset();
+      standing_ = false;
     }
   };
   auto endSession = [&](const std::string& why) {
@@ -177,6 +186,8 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     if (r.kind == Received::Kind::Refused) {
       // Another session, another version, or bytes that are no message: never applied.
       log::warn("replication: refused a message: ", r.problem);
+      std::lock_guard lock(statusMutex_);
+      ++refused_[r.problem.starts_with("protocol version") ? "version" : r.problem.find("session") != std::string::npos ? "session" : "malformed"];
       continue;
     }
     heard();
@@ -270,6 +281,7 @@ std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {
   dropReleased(releases);
   Committed c = std::move(*committed_);
   committed_.reset();
+  standing_ = false;
   c.machine->restore(c.state);
   auto restored = Clock::now();
   uint64_t bytes = 0;
@@ -299,6 +311,25 @@ nlohmann::json Replica::status() const {
           {"discarded_epochs", discardedEpochs_},
           {"ignored_replays", ignoredReplays_},
           {"disk_bytes_applied", diskBytesApplied_}};
+}
+
+void Replica::collectMetrics(metrics::Families& out) const {
+  namespace n = metrics::names;
+  std::lock_guard lock(statusMutex_);
+  out.gauge(n::kRole, "This tandem's role in replication", 1, {{"role", "standby"}});
+  out.gauge(n::kProtected, "1 while this standby holds a committed epoch it could run", standing_ ? 1 : 0);
+  out.gauge(n::kGeneration, "Replication generation of the guest (+1 at every failover)", static_cast<double>(generation_));
+  out.counter(n::kSessions, "Replication sessions begun with a primary", static_cast<double>(sessions_));
+  out.gauge(n::kCommittedEpoch, "The last epoch committed here", static_cast<double>(committedEpoch_));
+  out.counter(n::kDiscardedEpochs, "Epochs refused whole (out of order, not matching their Commit)", static_cast<double>(discardedEpochs_));
+  out.counter(n::kIgnoredReplays, "Commits of epochs already committed, ignored", static_cast<double>(ignoredReplays_));
+  for (const char* reason : {"version", "session", "malformed"}) {
+    auto it = refused_.find(reason);
+    out.counter(n::kRefusedMessages, "Messages refused unread, by reason", it == refused_.end() ? 0 : static_cast<double>(it->second),
+                {{"reason", reason}});
+  }
+  out.gauge(n::kHeartbeatAge, "Time since the peer was last heard", msBetween(lastHeard(), Clock::now()) / 1000);
+  out.gauge(n::kFailoverAfter, "Silence after which this standby takes over", std::chrono::duration<double>(failoverAfter_).count());
 }
 
 }  // namespace tandem

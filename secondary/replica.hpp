@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "machine/machine.hpp"
+#include "metrics/metrics.hpp"
 #include "transport/link.hpp"
 #include "transport/release_stream.hpp"
 
@@ -56,6 +58,7 @@ public:
   // The committed epoch, restored and ready to start.
   std::unique_ptr<Machine> takeOver(ReleaseListener& releases);
   nlohmann::json status() const;
+  void collectMetrics(metrics::Families& out) const;
 
 private:
   struct Committed {
@@ -91,6 +94,8 @@ private:
   // What status() reports (from the control thread).
   mutable std::mutex statusMutex_;
   uint64_t committedEpoch_ = 0, discardedEpochs_ = 0, ignoredReplays_ = 0, sessions_ = 0, diskBytesApplied_ = 0;
+  std::atomic<bool> standing_{false};  // committed_ holds an epoch (for other threads)
+  std::map<std::string, uint64_t> refused_;  // messages refused unread, by reason (version, session, malformed)
   std::string state_ = "waiting for a primary";
 };
 

@@ -28,4 +28,19 @@ private:
   std::thread thread_;
 };
 
+// While it lives, the calling thread runs under SCHED_FIFO (priority 1): nothing of normal
+// priority preempts it. For short stretches whose length matters more than anything else (a
+// released epoch's output written out right after the standby's answer). Where real-time
+// scheduling is not allowed, it changes nothing (and says so once).
+class RealtimeScope {
+public:
+  RealtimeScope();
+  ~RealtimeScope();
+  RealtimeScope(const RealtimeScope&) = delete;
+  RealtimeScope& operator=(const RealtimeScope&) = delete;
+
+private:
+  bool raised_ = false;
+};
+
 }  // namespace tandem

@@ -1,0 +1,36 @@
+// Every metric tandem exports, in one place (Prometheus conventions: tandem_ prefix, base units,
+// _total for counters, _seconds and _bytes for units). ops/grafana and ops/prometheus use only these.
+#pragma once
+
+namespace tandem::metrics::names {
+
+// Any tandem with a guest or a standby role.
+inline constexpr const char* kRole = "tandem_role";  // gauge 1, label role=primary|standby
+inline constexpr const char* kProtected = "tandem_protected";  // 1 while a standby holds every epoch
+inline constexpr const char* kGeneration = "tandem_generation";
+
+// A replicating primary.
+inline constexpr const char* kEpochs = "tandem_epochs_total";
+inline constexpr const char* kLastAckedEpoch = "tandem_last_acked_epoch";
+inline constexpr const char* kEpochPause = "tandem_epoch_pause_seconds";       // histogram
+inline constexpr const char* kEpochSize = "tandem_epoch_size_bytes";           // histogram, on the wire
+inline constexpr const char* kEpochDirtyPages = "tandem_epoch_dirty_pages";    // histogram
+inline constexpr const char* kAckLatency = "tandem_ack_latency_seconds";       // histogram
+inline constexpr const char* kPagesSent = "tandem_pages_sent_total";           // label encoding
+inline constexpr const char* kSentBytes = "tandem_sent_bytes_total";
+inline constexpr const char* kHeldOutput = "tandem_held_output_bytes";
+inline constexpr const char* kHeldOutputAge = "tandem_held_output_oldest_seconds";
+inline constexpr const char* kReleasedOutput = "tandem_released_output_bytes_total";
+inline constexpr const char* kHeartbeatAge = "tandem_heartbeat_age_seconds";   // either role
+inline constexpr const char* kSessions = "tandem_replication_sessions_total";  // either role
+inline constexpr const char* kPausedForOutput = "tandem_paused_for_output";
+
+// A standby.
+inline constexpr const char* kCommittedEpoch = "tandem_committed_epoch";
+inline constexpr const char* kDiscardedEpochs = "tandem_discarded_epochs_total";
+inline constexpr const char* kIgnoredReplays = "tandem_ignored_replays_total";
+inline constexpr const char* kRefusedMessages = "tandem_refused_messages_total";  // label reason
+inline constexpr const char* kFailoverAfter = "tandem_failover_after_seconds";
+inline constexpr const char* kFailovers = "tandem_failovers_total";  // takeovers by this process
+
+}  // namespace tandem::metrics::names
