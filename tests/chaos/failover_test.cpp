@@ -11,6 +11,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -41,19 +42,27 @@ struct TickStream {
   uint64_t count = 0;
   std::string problem;  // the first tick or record out of place ("" while all are in order)
   std::vector<std::string> verdicts;  // "verify ok records=N" or "verify bad record=K"
+  std::deque<std::string> recent;     // the last lines seen, for the message when one is out of place
   void feed(const std::string& line) {
+    recent.push_back(line);
+    if (recent.size() > 12) recent.pop_front();
     if (line.starts_with("verify ok") || line.starts_with("verify bad")) verdicts.push_back(line);
     if (line.starts_with("disk: wrote record ")) {
       uint64_t k = std::stoull(line.substr(19));
       if (lastRecord && k != *lastRecord + 1 && problem.empty())
-        problem = "disk record " + std::to_string(k) + " came after record " + std::to_string(*lastRecord);
+        problem = "disk record " + std::to_string(k) + " came after record " + std::to_string(*lastRecord) + lastLines();
       lastRecord = k;
     }
     if (!line.starts_with("tick ")) return;
     uint64_t n = tickNumber(line);
-    if (last && n != *last + 1 && problem.empty()) problem = "tick " + std::to_string(n) + " came after tick " + std::to_string(*last);
+    if (last && n != *last + 1 && problem.empty()) problem = "tick " + std::to_string(n) + " came after tick " + std::to_string(*last) + lastLines();
     last = n;
     ++count;
+  }
+  std::string lastLines() const {
+    std::string text = " (the last lines:";
+    for (const auto& l : recent) text += " [" + l + "]";
+    return text + ")";
   }
   // Reads what child shows for `duration` (or until its output ends).
   void readFor(ChildProcess& child, std::chrono::milliseconds duration) {

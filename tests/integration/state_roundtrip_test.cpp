@@ -118,7 +118,9 @@ BOOST_AUTO_TEST_CASE(every_component_saves_restores_and_saves_the_same) {
   std::this_thread::sleep_for(300ms);
   second.pause();
   std::string continued = secondPipes.drain();
-  BOOST_TEST(continued.starts_with("tick " + std::to_string(last + 1) + "\r\n"), "restored output: " << continued);
+  // (the pause may have come in the middle of a line: its rest comes from the restored machine)
+  std::string partial = printed.substr(printed.rfind('\n') + 1);
+  BOOST_TEST((partial + continued).starts_with("tick " + std::to_string(last + 1) + "\r\n"), "restored output: " << partial << continued);
   second.stop();
   second.wait();
   first.stop();

@@ -1,0 +1,115 @@
+// --metrics on a protected pair: Prometheus text with every metric of metrics/names.hpp, values
+// that make sense and move (epochs counting up, a pause histogram filling), and a failover counted.
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "metrics/names.hpp"
+#include "support/http_get.hpp"
+#include "support/snapshot_helpers.hpp"
+
+using namespace tandem::test;
+namespace names = tandem::metrics::names;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// 18200-18999: replication on BASE..BASE+2, the primary's metrics on BASE+3, the standby's on BASE+4.
+const int kBase = 18200 + 8 * (::getpid() % 100);
+
+// "name{labels}" -> value, from one scrape.
+std::map<std::string, double> scrape(int port) {
+  std::map<std::string, double> values;
+  std::istringstream text(httpGet(static_cast<uint16_t>(port), "/metrics"));
+  for (std::string line; std::getline(text, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    auto space = line.rfind(' ');
+    try {
+      values[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    } catch (const std::exception&) {
+      values[line.substr(0, space)] = -1;  // NaN and the like
+    }
+  }
+  return values;
+}
+
+double value(const std::map<std::string, double>& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? -1 : it->second;
+}
+
+bool has(const std::map<std::string, double>& m, const std::string& name) {
+  for (const auto& [key, v] : m)
+    if (key == name || key.starts_with(name + "{") || key.starts_with(name + "_")) return true;
+  return false;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(metrics)
+
+BOOST_AUTO_TEST_CASE(a_protected_pair_shows_every_metric_with_values_that_move) {
+  TempDir tmp("metrics");
+  std::string at = "tcp://127.0.0.1:" + std::to_string(kBase);
+  std::string socket = tmp / "p.sock";
+  auto standby = startTandem({"standby", "--listen", at, "--metrics", "127.0.0.1:" + std::to_string(kBase + 4)});
+  auto primary = startTandemRun({"--memory", "64M", "--append", "job=counter rate=50", "--control", socket, "--metrics",
+                                 "127.0.0.1:" + std::to_string(kBase + 3), "--protect", at});
+  std::map<std::string, double> p;
+  for (auto until = Clock::now() + 30s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    p = scrape(kBase + 3);
+    if (value(p, names::kProtected) == 1 && value(p, std::string(names::kEpochs)) > 20) break;
+  }
+  BOOST_REQUIRE_MESSAGE(value(p, names::kProtected) == 1, "the primary's metrics never said protected");
+  auto s = scrape(kBase + 4);
+
+  BOOST_TEST(value(p, std::string(names::kRole) + "{role=\"primary\"}") == 1);
+  BOOST_TEST(value(s, std::string(names::kRole) + "{role=\"standby\"}") == 1);
+  BOOST_TEST(value(s, names::kProtected) == 1);
+  BOOST_TEST(value(p, names::kGeneration) == 1);
+  std::string pause = names::kEpochPause;
+  BOOST_TEST(value(p, pause + "_count") > 20);
+  BOOST_TEST(value(p, pause + "_sum") > 0);
+  BOOST_TEST(value(p, pause + "_sum") < value(p, pause + "_count") * 0.05);  // under 50 ms an epoch on average
+  BOOST_TEST(value(p, pause + "_bucket{le=\"+Inf\"}") == value(p, pause + "_count"));
+  BOOST_TEST(value(p, std::string(names::kAckLatency) + "_count") > 0);
+  BOOST_TEST(value(p, std::string(names::kEpochSize) + "_sum") > 0);
+  BOOST_TEST(value(p, std::string(names::kPagesSent) + "{encoding=\"zero\"}") > 0);  // the initial sync's
+  BOOST_TEST(value(p, names::kHeartbeatAge) >= 0);
+  BOOST_TEST(value(p, names::kHeartbeatAge) < 0.2);
+  BOOST_TEST(value(p, names::kReleasedOutput) > 0);  // ticks shown
+  BOOST_TEST(value(s, names::kCommittedEpoch) > 20);
+  BOOST_TEST(value(s, std::string(names::kRefusedMessages) + "{reason=\"malformed\"}") == 0);
+
+  // Every name of metrics/names.hpp shows up on one side or the other (failovers after the kill).
+  for (const char* name : {names::kRole, names::kProtected, names::kGeneration, names::kEpochs, names::kLastAckedEpoch,
+                           names::kEpochPause, names::kEpochSize, names::kEpochDirtyPages, names::kAckLatency,
+                           names::kPagesSent, names::kSentBytes, names::kHeldOutput, names::kHeldOutputAge,
+                           names::kReleasedOutput, names::kHeartbeatAge, names::kSessions, names::kPausedForOutput,
+                           names::kCommittedEpoch, names::kDiscardedEpochs, names::kIgnoredReplays, names::kRefusedMessages,
+                           names::kFailoverAfter})
+    BOOST_TEST((has(p, name) || has(s, name)), name << " is not exported");
+
+  // They move: a second later more epochs, more pauses observed.
+  std::this_thread::sleep_for(1s);
+  auto later = scrape(kBase + 3);
+  BOOST_TEST(value(later, names::kEpochs) > value(p, names::kEpochs) + 10);
+  BOOST_TEST(value(later, pause + "_count") > value(p, pause + "_count"));
+
+  // The primary dies: the standby takes over and counts it.
+  primary->kill(SIGKILL);
+  std::map<std::string, double> after;
+  for (auto until = Clock::now() + 10s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    after = scrape(kBase + 4);
+    if (value(after, names::kFailovers) == 1) break;
+  }
+  BOOST_TEST(value(after, names::kFailovers) == 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
