@@ -3,6 +3,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "machine/machine_snapshot.hpp"
+#include "metrics/names.hpp"
 #include "primary/migration_source.hpp"
 #include "state/snapshot_file.hpp"
 
@@ -55,6 +56,25 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     return {{"ok", true}};
   }
   return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, failover, quit)")}};
+}
+
+void MachineControl::collectMetrics(metrics::Families& out) const {
+  namespace n = metrics::names;
+  std::optional<MigrationProgress> progress;
+  {
+    std::lock_guard lock(migrationMutex_);
+    if (migration_) progress = migration_->read();
+  }
+  std::string phase = progress ? progress->phase : "none";
+  for (const char* p : {"none", "setup", "precopy", "stop-and-copy", "postcopy", "completed", "failed"})
+    out.gauge(n::kMigrationPhase, "1 for the phase the last migration of this guest is in (none: never migrated)",
+              phase == p ? 1 : 0, {{"phase", p}});
+  if (!progress) return;
+  out.gauge(n::kMigrationProgress, "Share of this round's pages sent", progress->percentSent() / 100);
+  out.gauge(n::kMigrationRound, "Precopy round under way", progress->round);
+  out.gauge(n::kMigrationSentBytes, "Bytes the migration has sent", static_cast<double>(progress->bytes));
+  out.gauge(n::kMigrationRemaining, "Estimated time to the end of the migration", progress->leftMs / 1000);
+  out.gauge(n::kMigrationExpectedDowntime, "Downtime if the guest stopped now", progress->expectedDowntimeMs / 1000);
 }
 
 nlohmann::json MachineControl::status() const {

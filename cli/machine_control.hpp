@@ -11,6 +11,7 @@
 
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
+#include "metrics/metrics.hpp"
 #include "primary/replicator.hpp"
 
 namespace tandem::cli {
@@ -26,6 +27,8 @@ public:
   // A protected guest: status shows the replication; pause, resume, snapshot and migrate are
   // refused (the epoch loop pauses and resumes the guest itself).
   void setReplicator(Replicator* replicator) { replicator_ = replicator; }
+  // The last migration's phase and progress, for Prometheus (any thread).
+  void collectMetrics(metrics::Families& out) const;
 
 private:
   nlohmann::json status() const;

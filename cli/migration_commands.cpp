@@ -10,7 +10,6 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "metrics/names.hpp"
 #include "cli/arguments.hpp"
 #include "cli/device_options.hpp"
 #include "cli/protect_options.hpp"
@@ -82,9 +81,7 @@ int standbyCommand(const std::vector<std::string>& args) {
   if (target.tookOver() && protect) protect->generation = target.generation();
   if (metricsServer) {  // from here on the guest's figures (a protecting primary's, with --protect)
     metricsServer->removeSources();
-    metricsServer->addSource([tookOver = target.tookOver()](metrics::Families& out) {
-      out.counter(metrics::names::kFailovers, "Takeovers by this tandem", tookOver ? 1 : 0);
-    });
+    metricsServer->addSource([&target](metrics::Families& out) { target.collectRunningMetrics(out); });
   }
   auto started = std::chrono::steady_clock::now();
   int code = serveMachine(

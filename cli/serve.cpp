@@ -34,6 +34,7 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
     control.setReplicator(replicator.get());
     if (metrics) metrics->addSource([r = replicator.get()](metrics::Families& out) { r->collectMetrics(out); });
   }
+  if (metrics) metrics->addSource([&control](metrics::Families& out) { control.collectMetrics(out); });
   std::unique_ptr<ControlServer> server;
   if (controlPath)
     server = std::make_unique<ControlServer>(

@@ -166,19 +166,16 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
 
 // Shows the output of acknowledged epochs, in order, within our lease only (see the heartbeat
 // thread in session()): a primary frozen past the failover time and thawed must not show what the
-// standby may have shown since it took over. The standby records the release before any of the
-// output is shown (transport/release_stream.hpp), so that, taking over, it never shows it again.
+// standby may have shown since it took over. The release record is in this kernel before any of
+// the output is shown (transport/release_stream.hpp), so that a standby taking over knows what it
+// must not show again.
 void Replicator::releaseAcked(ReleaseSender& release) {
   if (acked_.empty() || std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) < options_.failoverAfter / 4) return;
   uint64_t epoch = acked_.back();
   acked_.clear();
-  // From the standby's record to our write a kill loses this output: nothing may come between.
+  // Between the record and our write a kill loses this output: nothing may come between.
   RealtimeScope urgent;
   release.send(epoch);
-  // Shown only once the standby recorded it: then it never shows this output itself. (Given up
-  // only when the standby is silent: a session dropped here would leave the output recorded there
-  // and shown nowhere if this primary died before the next session committed.)
-  while (!release.waitRecorded(epoch, std::chrono::milliseconds(5))) checkStandbyAlive();
   machine_.outputGate().release(epoch);
   if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
     machine_.resume();

@@ -39,12 +39,11 @@
 #   Pages{epoch N}* ; Commit{N, pages, digest, state, output, disk writes} -->   staged; applied whole on
 #                      <----------------------- Ack{N}     Commit, then acknowledged
 #   release N  on the release port (PORT + 2, plain TCP, transport/release_stream.hpp): "I show
-#              the output of epochs <= N now"; the standby records it and answers N, and only
-#              then does the primary show that output.
-#   The standby keeps the output of committed epochs beyond the last release it recorded, stops
-#   recording when it takes over, and then shows exactly that: output is never shown twice (also
-#   not when the link is cut), and the one way to miss some is a primary killed between the
-#   answer to its release and its write to the console (microseconds).
+#              the output of epochs <= N now"; written to the kernel before the output is shown.
+#   The standby keeps the output of committed epochs beyond the last release it got, stops reading
+#   releases when it takes over, and then shows exactly that: output is shown once, but for two
+#   windows of microseconds (a primary killed between its release record and its write: lost;
+#   the link cut while a record is on the wire: shown twice).
 #   ... every --epoch-ms, forever. Epoch 1 closes the initial sync: before its Commit the standby
 #   has nothing it could run, and a new session never overwrites a committed one until it has
 #   committed itself. An epoch that is replayed, out of order, or whose pages do not match its

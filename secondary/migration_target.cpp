@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "metrics/names.hpp"
 #include "secondary/machine_shape.hpp"
 #include "secondary/postcopy_target.hpp"
 #include "secondary/received_page.hpp"
@@ -187,6 +188,13 @@ void MigrationTarget::reportRunning() {
   capnp::MallocMessageBuilder message;
   link_->bulk->start(message).setRunning();
   link_->bulk->send(message);
+}
+
+void MigrationTarget::collectMetrics(metrics::Families& out) const { replica_.collectMetrics(out); }
+
+void MigrationTarget::collectRunningMetrics(metrics::Families& out) const {
+  out.counter(metrics::names::kFailovers, "Takeovers by this tandem", tookOver_ ? 1 : 0);
+  if (postcopy_) postcopy_->collectMetrics(out);
 }
 
 }  // namespace tandem

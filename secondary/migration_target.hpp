@@ -45,7 +45,9 @@ public:
   // The generation the guest runs at here after a takeover (the primary's + 1).
   uint64_t generation() const { return replica_.generation() + 1; }
   nlohmann::json status() const { return replica_.status(); }
-  void collectMetrics(metrics::Families& out) const { replica_.collectMetrics(out); }
+  // While waiting: the replica's figures. Once the guest runs here: failovers and postcopy faults.
+  void collectMetrics(metrics::Families& out) const;
+  void collectRunningMetrics(metrics::Families& out) const;
 
 private:
   std::unique_ptr<Machine> receiveFrom(class Incoming& hello);

@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "base/log.hpp"
+#include "metrics/names.hpp"
 #include "secondary/received_page.hpp"
 
 namespace tandem {
@@ -45,6 +46,7 @@ PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed, Me
       userfault_(memory),
       heartbeat_(*link.urgent) {
   log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");
+  owedForMetrics_ = owedCount_;
   thread_ = std::make_unique<NamedThread>("postcopy", [this] { loop(); });
 }
 
@@ -94,7 +96,11 @@ void PostcopyTarget::serveFaults() {
   for (uint64_t page : userfault_.takeFaults()) {
     if (!owed_.test(page)) {
       // Never the source's (or installed a moment ago, and then this only wakes the faulter).
-      if (userfault_.installZero(page)) ++zeroFaults_;
+      if (userfault_.installZero(page)) {
+        ++zeroFaults_;
+        std::lock_guard lock(metricsMutex_);
+        zeroFaultsForMetrics_ = zeroFaults_;
+      }
       continue;
     }
     if (waiting_.emplace(page, now).second) frames.push_back(memory_.gpaOfPage(page).value / kPageSize);
@@ -135,10 +141,21 @@ void PostcopyTarget::install(uint64_t page, const uint8_t* bytes) {
   userfault_.install(page, bytes);
   owed_.clear(page);
   --owedCount_;
+  std::lock_guard lock(metricsMutex_);
+  owedForMetrics_ = owedCount_;
   if (auto it = waiting_.find(page); it != waiting_.end()) {
     serviceUs_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - it->second).count());
+    faultSeconds_.observe(serviceUs_.back() / 1e6);
     waiting_.erase(it);
   }
+}
+
+void PostcopyTarget::collectMetrics(metrics::Families& out) const {
+  namespace n = metrics::names;
+  std::lock_guard lock(metricsMutex_);
+  out.histogram(n::kPostcopyFault, "From a fault on a page still at the source to the page installed", faultSeconds_);
+  out.counter(n::kPostcopyZeroFaults, "Faults on pages the source never had (zeros at once)", static_cast<double>(zeroFaultsForMetrics_));
+  out.gauge(n::kPostcopyOwedPages, "Pages still to come from the source", static_cast<double>(owedForMetrics_));
 }
 
 void PostcopyTarget::finish() {

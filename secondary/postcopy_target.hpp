@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "base/thread.hpp"
 #include "memory/dirty_tracker.hpp"
 #include "memory/userfault.hpp"
+#include "metrics/metrics.hpp"
 #include "transport/heartbeat.hpp"
 #include "transport/link.hpp"
 
@@ -35,6 +37,8 @@ public:
 
   // The guest started: Running goes to the source (from the postcopy thread, which owns the link).
   void reportRunning();
+  // Fault service times, zero faults, pages still owed (any thread).
+  void collectMetrics(metrics::Families& out) const;
 
 private:
   void loop();
@@ -58,6 +62,9 @@ private:
   std::vector<uint64_t> unsent_;  // page requests the urgent queue had no room for yet
   uint64_t zeroFaults_ = 0;
   Heartbeat heartbeat_;
+  mutable std::mutex metricsMutex_;  // the copies below, for collectMetrics()
+  metrics::Histogram faultSeconds_{metrics::secondsBuckets()};
+  uint64_t zeroFaultsForMetrics_ = 0, owedForMetrics_ = 0;
   std::unique_ptr<NamedThread> thread_;
 };
 

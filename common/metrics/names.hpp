@@ -33,4 +33,15 @@ inline constexpr const char* kRefusedMessages = "tandem_refused_messages_total";
 inline constexpr const char* kFailoverAfter = "tandem_failover_after_seconds";
 inline constexpr const char* kFailovers = "tandem_failovers_total";  // takeovers by this process
 
+// Live migration: the source's progress, the target's postcopy faults.
+inline constexpr const char* kMigrationPhase = "tandem_migration_phase";  // gauge 1, label phase
+inline constexpr const char* kMigrationProgress = "tandem_migration_progress_ratio";  // of this round
+inline constexpr const char* kMigrationRound = "tandem_migration_round";
+inline constexpr const char* kMigrationSentBytes = "tandem_migration_sent_bytes";
+inline constexpr const char* kMigrationRemaining = "tandem_migration_remaining_seconds";
+inline constexpr const char* kMigrationExpectedDowntime = "tandem_migration_expected_downtime_seconds";
+inline constexpr const char* kPostcopyFault = "tandem_postcopy_fault_seconds";  // histogram
+inline constexpr const char* kPostcopyZeroFaults = "tandem_postcopy_zero_faults_total";
+inline constexpr const char* kPostcopyOwedPages = "tandem_postcopy_owed_pages";
+
 }  // namespace tandem::metrics::names

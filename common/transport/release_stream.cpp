@@ -63,8 +63,6 @@ void writeAll(int fd, const void* data, size_t n) {
   }
 }
 
-constexpr auto kSpinFor = std::chrono::microseconds(500);
-
 }  // namespace
 
 uint16_t releasePort(const std::string& endpoint) { return parse(endpoint).port; }
@@ -80,38 +78,6 @@ ReleaseSender::ReleaseSender(const std::string& endpoint, uint64_t session) {
 }
 
 void ReleaseSender::send(uint64_t epoch) { writeAll(socket_.get(), &epoch, sizeof epoch); }
-
-bool ReleaseSender::waitRecorded(uint64_t epoch, std::chrono::milliseconds timeout) {
-  auto start = std::chrono::steady_clock::now(), until = start + timeout;
-  while (recorded_ < epoch) {
-    // Between the standby's record and our write of the output, a kill loses that output: the
-    // answer is looked for without sleeping for a while (a wakeup costs 0.1 ms here, far more on a
-    // busy machine), then with poll().
-    auto now = std::chrono::steady_clock::now();
-    if (now - start > kSpinFor) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
-      pollfd p{socket_.get(), POLLIN, 0};
-      int ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) return false;
-    } else if (now > until) {
-      return false;
-    }
-    uint8_t buffer[256];
-    ssize_t n = ::recv(socket_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) throw Error(ErrorKind::Disconnected, "the standby closed its release connection");
-    partial_.insert(partial_.end(), buffer, buffer + n);
-    size_t used = 0;
-    for (; partial_.size() - used >= 8; used += 8) {
-      uint64_t value;
-      std::memcpy(&value, partial_.data() + used, 8);
-      recorded_ = std::max(recorded_, value);
-    }
-    partial_.erase(partial_.begin(), partial_.begin() + static_cast<long>(used));
-  }
-  return true;
-}
 
 ReleaseListener::ReleaseListener(const std::string& endpoint) {
   HostPort at = parse(endpoint);
@@ -170,7 +136,6 @@ void ReleaseListener::pump() {
       c.partial.insert(c.partial.end(), buffer, buffer + n);
     }
     size_t used = 0;
-    bool recorded = false;
     for (; c.partial.size() - used >= 8; used += 8) {
       uint64_t value;
       std::memcpy(&value, c.partial.data() + used, 8);
@@ -179,12 +144,9 @@ void ReleaseListener::pump() {
         c.sessionKnown = true;
       } else {
         c.highest = std::max(c.highest.value_or(0), value);
-        recorded = true;
       }
     }
     c.partial.erase(c.partial.begin(), c.partial.begin() + static_cast<long>(used));
-    // Recorded: the primary may show it now (8 bytes always fit an idle socket's buffer).
-    if (recorded && c.fd) [[maybe_unused]] auto sent = ::send(c.fd.get(), &*c.highest, 8, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   // Keep the most recent connections only: a primary opens one per session.
   if (connections_.size() > 16) connections_.erase(connections_.begin(), connections_.end() - 16);
