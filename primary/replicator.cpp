@@ -561,6 +561,7 @@ void Replicator::collectMetrics(metrics::Families& out) const {
   out.gauge(n::kHeartbeatAge, "Time since the peer was last heard",
             lastHeardNs_.load() ? static_cast<double>(nowNs() - lastHeardNs_.load()) / 1e9 : -1);
   out.gauge(n::kPausedForOutput, "1 while the guest is paused because its held output is over the limit", pausedForOutput_ ? 1 : 0);
+  out.gauge(n::kFailoverAfter, "Silence after which the standby takes over", std::chrono::duration<double>(options_.failoverAfter).count());
 }
 
 }  // namespace tandem

@@ -30,7 +30,7 @@ inline constexpr const char* kCommittedEpoch = "tandem_committed_epoch";
 inline constexpr const char* kDiscardedEpochs = "tandem_discarded_epochs_total";
 inline constexpr const char* kIgnoredReplays = "tandem_ignored_replays_total";
 inline constexpr const char* kRefusedMessages = "tandem_refused_messages_total";  // label reason
-inline constexpr const char* kFailoverAfter = "tandem_failover_after_seconds";
+inline constexpr const char* kFailoverAfter = "tandem_failover_after_seconds";  // either role
 inline constexpr const char* kFailovers = "tandem_failovers_total";  // takeovers by this process
 
 // Live migration: the source's progress, the target's postcopy faults.
