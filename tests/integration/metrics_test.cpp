@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -110,6 +111,47 @@ BOOST_AUTO_TEST_CASE(a_protected_pair_shows_every_metric_with_values_that_move) 
     if (value(after, names::kFailovers) == 1) break;
   }
   BOOST_TEST(value(after, names::kFailovers) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_migration_shows_its_phase_and_progress_and_postcopy_its_fault_times) {
+  // A guest dirtying memory, migrated with hybrid (precopy rounds, then postcopy) under a bandwidth
+  // cap, so that the source's phases last long enough to be seen at 20 ms a scrape.
+  TempDir tmp("metricsmig");
+  std::string at = "tcp://127.0.0.1:" + std::to_string(kBase);
+  std::string socket = tmp / "src.sock";
+  auto target = startTandem({"standby", "--listen", at, "--metrics", "127.0.0.1:" + std::to_string(kBase + 4)});
+  auto source = startTandemRun({"--memory", "256M", "--append", "job=dirty mib=64 rate=2000", "--control", socket, "--metrics",
+                                "127.0.0.1:" + std::to_string(kBase + 3)});
+  BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
+  auto before = scrape(kBase + 3);
+  BOOST_TEST(value(before, std::string(names::kMigrationPhase) + "{phase=\"none\"}") == 1);
+
+  auto migration = startTandem({"migrate", "--control", socket, "--to", at, "--mode", "hybrid", "--max-bandwidth", "32M",
+                                "--max-rounds", "2"});
+  std::set<std::string> phases;
+  double progress = -1;
+  for (auto until = Clock::now() + 60s; Clock::now() < until && migration->wait(0ms) == ChildProcess::kTimedOut;) {
+    for (const auto& [key, v] : scrape(kBase + 3))
+      if (key.starts_with(std::string(names::kMigrationPhase) + "{") && v == 1) phases.insert(key);
+      else if (key == names::kMigrationProgress) progress = std::max(progress, v);
+    std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST(migration->wait(60s) == 0);
+  BOOST_TEST(phases.count(std::string(names::kMigrationPhase) + "{phase=\"precopy\"}") == 1u, "phases seen: " << phases.size());
+  BOOST_TEST(progress > 0);
+  BOOST_TEST(progress <= 1);
+
+  // The target runs the guest; its postcopy fault times are there once the owed pages arrived.
+  std::map<std::string, double> t;
+  for (auto until = Clock::now() + 30s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    t = scrape(kBase + 4);
+    if (value(t, names::kPostcopyOwedPages) == 0) break;
+  }
+  BOOST_TEST(value(t, names::kPostcopyOwedPages) == 0);
+  BOOST_TEST(value(t, std::string(names::kPostcopyFault) + "_count") >= 0);
+  BOOST_TEST(value(t, std::string(names::kPostcopyFault) + "_bucket{le=\"+Inf\"}") == value(t, std::string(names::kPostcopyFault) + "_count"));
+  BOOST_TEST(has(t, names::kPostcopyZeroFaults));
+  BOOST_TEST(value(t, names::kFailovers) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
