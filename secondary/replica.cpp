@@ -32,6 +32,15 @@ void Replica::stage(GuestMemory& memory, schema::Pages::Reader pages) {
   });
 }
 
+void Replica::countReceived(schema::Pages::Reader pages) {
+  std::lock_guard lock(statusMutex_);
+  receivedBytes_ += pages.getBlob().size();
+  for (auto p : pages.getPages()) {
+    auto e = p.getEncoding();
+    (e == schema::Encoding::ZERO ? received_.zero : e == schema::Encoding::LZ4 ? received_.lz4 : e == schema::Encoding::XBZRLE ? received_.xbzrle : received_.raw)++;
+  }
+}
+
 void Replica::discardStaged() {
   stagedPages_.clear();
   stagedBytes_.clear();
@@ -196,6 +205,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
       switch (envelope.which()) {
         case schema::Envelope::PAGES: {
           auto pages = envelope.getPages();
+          countReceived(pages);
           if (expected == 0 && pages.getEpoch() == 0) {  // the sync: straight into the fresh machine
             if (!syncing) return endSession("the primary sent sync pages after its first commit");
             decodeReceivedPages(syncing->memory(), pages, Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
@@ -328,6 +338,9 @@ void Replica::collectMetrics(metrics::Families& out) const {
     out.counter(n::kRefusedMessages, "Messages refused unread, by reason", it == refused_.end() ? 0 : static_cast<double>(it->second),
                 {{"reason", reason}});
   }
+  for (auto [encoding, count] : {std::pair{"zero", received_.zero}, {"raw", received_.raw}, {"lz4", received_.lz4}, {"xbzrle", received_.xbzrle}})
+    out.counter(n::kPagesReceived, "Pages received from primaries, by encoding", static_cast<double>(count), {{"encoding", encoding}});
+  out.counter(n::kReceivedBytes, "Bytes of pages received from primaries (encoded)", static_cast<double>(receivedBytes_));
   out.gauge(n::kHeartbeatAge, "Time since the peer was last heard", msBetween(lastHeard(), Clock::now()) / 1000);
   out.gauge(n::kFailoverAfter, "Silence after which this standby takes over", std::chrono::duration<double>(failoverAfter_).count());
 }

@@ -72,6 +72,7 @@ private:
   // Decodes one epoch's pages into staging; throws Error(Failed) when they cannot be.
   void stage(GuestMemory& memory, schema::Pages::Reader pages);
   void discardStaged();
+  void countReceived(schema::Pages::Reader pages);
   Clock::time_point lastHeard() const { return Clock::time_point(Clock::duration(lastHeardTicks_.load())); }
   void heard() { lastHeardTicks_ = Clock::now().time_since_epoch().count(); }
   // Checks and applies the epoch; the refusal's reason when it does not check.
@@ -95,6 +96,10 @@ private:
   mutable std::mutex statusMutex_;
   uint64_t committedEpoch_ = 0, discardedEpochs_ = 0, ignoredReplays_ = 0, sessions_ = 0, diskBytesApplied_ = 0;
   std::atomic<bool> standing_{false};  // committed_ holds an epoch (for other threads)
+  struct {
+    uint64_t zero = 0, raw = 0, lz4 = 0, xbzrle = 0;
+  } received_;  // pages, by encoding
+  uint64_t receivedBytes_ = 0;
   std::map<std::string, uint64_t> refused_;  // messages refused unread, by reason (version, session, malformed)
   std::string state_ = "waiting for a primary";
 };

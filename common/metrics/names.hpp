@@ -27,6 +27,8 @@ inline constexpr const char* kPausedForOutput = "tandem_paused_for_output";
 
 // A standby.
 inline constexpr const char* kCommittedEpoch = "tandem_committed_epoch";
+inline constexpr const char* kPagesReceived = "tandem_pages_received_total";  // label encoding
+inline constexpr const char* kReceivedBytes = "tandem_received_bytes_total";
 inline constexpr const char* kDiscardedEpochs = "tandem_discarded_epochs_total";
 inline constexpr const char* kIgnoredReplays = "tandem_ignored_replays_total";
 inline constexpr const char* kRefusedMessages = "tandem_refused_messages_total";  // label reason

@@ -86,6 +86,8 @@ BOOST_AUTO_TEST_CASE(a_protected_pair_shows_every_metric_with_values_that_move) 
   BOOST_TEST(value(p, names::kHeartbeatAge) < 0.2);
   BOOST_TEST(value(p, names::kReleasedOutput) > 0);  // ticks shown
   BOOST_TEST(value(s, names::kCommittedEpoch) > 20);
+  BOOST_TEST(value(s, std::string(names::kPagesReceived) + "{encoding=\"zero\"}") > 0);
+  BOOST_TEST(value(s, names::kReceivedBytes) > 0);
   BOOST_TEST(value(s, std::string(names::kRefusedMessages) + "{reason=\"malformed\"}") == 0);
 
   // Every name of metrics/names.hpp shows up on one side or the other (failovers after the kill).
@@ -93,7 +95,7 @@ BOOST_AUTO_TEST_CASE(a_protected_pair_shows_every_metric_with_values_that_move) 
                            names::kEpochPause, names::kEpochSize, names::kEpochDirtyPages, names::kAckLatency,
                            names::kPagesSent, names::kSentBytes, names::kHeldOutput, names::kHeldOutputAge,
                            names::kReleasedOutput, names::kHeartbeatAge, names::kSessions, names::kPausedForOutput,
-                           names::kCommittedEpoch, names::kDiscardedEpochs, names::kIgnoredReplays, names::kRefusedMessages,
+                           names::kCommittedEpoch, names::kPagesReceived, names::kReceivedBytes, names::kDiscardedEpochs, names::kIgnoredReplays, names::kRefusedMessages,
                            names::kFailoverAfter})
     BOOST_TEST((has(p, name) || has(s, name)), name << " is not exported");
 
