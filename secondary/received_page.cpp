@@ -11,16 +11,6 @@ namespace tandem {
 
 namespace {
 
-bool toCodec(schema::Encoding e, codec::Encoding& out) {
-  switch (e) {
-    case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
-    case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
-    case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
-    case schema::Encoding::XBZRLE: out = codec::Encoding::Xbzrle; return true;
-    default: return false;
-  }
-}
-
 uint64_t decodeOne(const GuestMemory& memory, schema::Page::Reader page, capnp::Data::Reader blob, uint8_t* out,
                    Deltas deltas) {
   auto number = memory.pageOfFrame(page.getFrame());
@@ -36,12 +26,22 @@ uint64_t decodeOne(const GuestMemory& memory, schema::Page::Reader page, capnp::
                                             " where only whole pages may come"));
     std::memcpy(out, memory.hostBase() + *number * kPageSize, kPageSize);
   }
-  if (!toCodec(page.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), out))
+  if (!codecEncoding(page.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), out))
     throw Error(ErrorKind::Failed, concat("the source sent a page that does not decode (frame ", page.getFrame(), ")"));
   return *number;
 }
 
 }  // namespace
+
+bool codecEncoding(schema::Encoding e, codec::Encoding& out) {
+  switch (e) {
+    case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
+    case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
+    case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
+    case schema::Encoding::XBZRLE: out = codec::Encoding::Xbzrle; return true;
+    default: return false;
+  }
+}
 
 void decodeReceivedPages(const GuestMemory& memory, schema::Pages::Reader pages, Deltas deltas,
                          const std::function<void(uint64_t page, const uint8_t* bytes)>& take) {

@@ -8,12 +8,16 @@
 #include <cstdint>
 #include <functional>
 
+#include "codec/page_codec.hpp"
 #include "memory/guest_memory.hpp"
 #include "protocol.capnp.h"
 
 namespace tandem {
 
 enum class Deltas { Allowed, Refused };
+
+// The wire's name of an encoding as the codec's; false for one the codec does not know.
+bool codecEncoding(schema::Encoding e, codec::Encoding& out);
 
 // Decodes each page of pages in turn into a 4 KiB buffer and hands it to take(page number, bytes).
 // A message Cap'n Proto cannot read (a bad pointer deep inside) is an Error(Failed) too.

@@ -11,21 +11,13 @@
 #include "base/log.hpp"
 #include "codec/page_codec.hpp"
 #include "devices/disk_write_log.hpp"
+#include "secondary/received_page.hpp"
 
 namespace tandem {
 
 namespace {
 
 constexpr uint64_t kChunk = dev::DiskWriteLog::kChunkBytes;
-
-bool toCodec(schema::Encoding e, codec::Encoding& out) {
-  switch (e) {
-    case schema::Encoding::ZERO: out = codec::Encoding::Zero; return true;
-    case schema::Encoding::RAW: out = codec::Encoding::Raw; return true;
-    case schema::Encoding::LZ4: out = codec::Encoding::Lz4; return true;
-    default: return false;
-  }
-}
 
 void readAll(int fd, uint64_t offset, uint8_t* bytes, uint64_t length) {
   while (length) {
@@ -110,11 +102,10 @@ void ReplicaDisks::writeChunk(schema::DiskChunk::Reader chunk) {
   codec::Encoding encoding;
   auto bytes = chunk.getBytes();
   chunk_.resize(length);
-  if (!toCodec(chunk.getEncoding(), encoding) || !codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), chunk_))
+  if (!codecEncoding(chunk.getEncoding(), encoding) || !codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), chunk_))
     throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
   saveOld(disk, offset, length);
   writeAll(disk.fd.get(), disk.path, offset, chunk_.data(), length);
-  ++chunksReceived_;
 }
 
 void ReplicaDisks::keepSync() {

@@ -46,7 +46,6 @@ public:
   // Throws Error(Failed) when a file cannot be written.
   void apply(capnp::List<schema::DiskWrite>::Reader writes);
 
-  uint64_t chunksReceived() const { return chunksReceived_; }
   uint64_t bytesApplied() const { return bytesApplied_; }
 
 private:
@@ -70,7 +69,7 @@ private:
   std::vector<Disk> disks_;
   bool keepOld_ = false;
   std::vector<uint8_t> chunk_;
-  uint64_t chunksReceived_ = 0, bytesApplied_ = 0;
+  uint64_t bytesApplied_ = 0;
 };
 
 }  // namespace tandem
