@@ -173,10 +173,10 @@ void Replicator::releaseAcked(ReleaseSender& release) {
   if (acked_.empty() || std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) < options_.failoverAfter / 4) return;
   uint64_t epoch = acked_.back();
   acked_.clear();
-  // Between the record and our write a kill loses this output: nothing may come between.
+  // Between the record and our write a kill loses this output: nothing may come between, neither
+  // another thread (SCHED_FIFO) nor a lock a preempted vCPU thread holds (the gate's, taken before).
   RealtimeScope urgent;
-  release.send(epoch);
-  machine_.outputGate().release(epoch);
+  machine_.outputGate().release(epoch, [&] { release.send(epoch); });
   if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
     machine_.resume();
     pausedForOutput_ = false;

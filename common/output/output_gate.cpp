@@ -74,17 +74,31 @@ std::vector<HeldOutput> OutputGate::sealedOutput() const {
   return copy;
 }
 
-void OutputGate::release(uint64_t epoch) {
+void OutputGate::release(uint64_t epoch, const std::function<void()>& beforeShowing) {
   std::lock_guard emitting(emitMutex_);
-  std::vector<Piece> pieces;
+  std::deque<Epoch> taken;
+  uint64_t releasedBefore;
   {
     std::lock_guard lock(mutex_);
     while (!sealed_.empty() && sealed_.front().number <= epoch) {
-      for (auto& piece : sealed_.front().pieces) pieces.push_back(std::move(piece));
+      taken.push_back(std::move(sealed_.front()));
       sealed_.pop_front();
     }
-    lastReleased_ = std::max(lastReleased_, epoch);
+    releasedBefore = std::exchange(lastReleased_, std::max(lastReleased_, epoch));
   }
+  if (beforeShowing) {
+    try {
+      beforeShowing();
+    } catch (...) {  // nothing shown: the epochs are held again, as they were
+      std::lock_guard lock(mutex_);
+      for (auto it = taken.rbegin(); it != taken.rend(); ++it) sealed_.push_front(std::move(*it));
+      lastReleased_ = releasedBefore;
+      throw;
+    }
+  }
+  std::vector<Piece> pieces;
+  for (auto& e : taken)
+    for (auto& piece : e.pieces) pieces.push_back(std::move(piece));
   emitAll(pieces);
 }
 

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <vector>
@@ -65,7 +66,9 @@ public:
   // Copies of every sealed epoch still held, in order (what a new standby must be sent).
   std::vector<HeldOutput> sealedOutput() const;
   // Emits, in order, every sealed epoch up to and including `epoch`. Each byte exactly once.
-  void release(uint64_t epoch);
+  // beforeShowing runs once those bytes are out of the gate and before the first is emitted: the
+  // two then follow each other with no lock between them that a guest thread could be holding.
+  void release(uint64_t epoch, const std::function<void()>& beforeShowing = {});
 
   bool overLimit() const;
   // Whether output is waiting in the open epoch (written since the last closeEpoch()).

@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,27 @@ BOOST_AUTO_TEST_CASE(held_output_shows_epoch_by_epoch_on_release_and_only_once) 
   BOOST_TEST(console.all() == "tick 1\ntick 2\n");
   BOOST_TEST(gate.stats().heldBytes == 7u);
   BOOST_TEST(gate.stats().lastReleasedEpoch == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(the_announcement_comes_before_any_byte_and_a_failed_one_shows_nothing) {
+  OutputGate gate;
+  Recorder console(0);
+  gate.hold();
+  gate.write(console, bytes("tick 1\n"));
+  gate.closeEpoch(1);
+  gate.write(console, bytes("tick 2\n"));
+  gate.closeEpoch(2);
+  BOOST_CHECK_THROW(gate.release(2, [] { throw std::runtime_error("the release record did not go"); }), std::runtime_error);
+  BOOST_TEST(console.all().empty());
+  BOOST_TEST(gate.stats().heldBytes == 14u);
+  BOOST_TEST(gate.stats().lastReleasedEpoch == 0u);
+  BOOST_TEST(gate.sealedOutput().size() == 2u);  // still held, for the next standby
+  std::string seenBefore = "-";
+  gate.release(1, [&] { seenBefore = console.all(); });
+  BOOST_TEST(seenBefore == "");
+  BOOST_TEST(console.all() == "tick 1\n");
+  gate.release(2);
+  BOOST_TEST(console.all() == "tick 1\ntick 2\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_later_release_shows_every_earlier_epoch_in_order) {
