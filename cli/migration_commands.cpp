@@ -24,9 +24,12 @@ namespace tandem::cli {
 const char* const kStandbyUsage =
     "usage: tandem standby --listen tcp://HOST:PORT [--disk PATH[,readonly]]... [--net tap=NAME[,mac=MAC]]...\n"
     "                      [--console stdio|tcp:ADDR:PORT|file:PATH] [--control PATH] [--metrics ADDR:PORT]\n"
-    "                      [--protect tcp://HOST:PORT ...]\n"
+    "                      [--prealloc SIZE] [--protect tcp://HOST:PORT ...]\n"
     "  waits for tandem migrate from a source, or for a protected primary (tandem run --protect) whose\n"
-    "  guest it runs when the primary falls silent (and then protects onward with --protect)\n";
+    "  guest it runs when the primary falls silent (and then protects onward with --protect)\n"
+    "  --prealloc: allocate SIZE of guest memory and have the host back it before any source connects\n"
+    "  (as QEMU's -mem-prealloc): a guest of that size is received into it, faster; another size\n"
+    "  into new memory\n";
 
 const char* const kMigrateUsage =
     "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
@@ -45,7 +48,7 @@ const char* const kMigrateUsage =
     "  half the rate the link carries it, and says so.\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
-  std::set<std::string> known = {"listen", "disk", "net", "console", "control", "metrics"};
+  std::set<std::string> known = {"listen", "disk", "net", "console", "control", "metrics", "prealloc"};
   known.insert(kProtectOptions.begin(), kProtectOptions.end());
   Arguments options(args, "standby", known);
   auto listen = options.value("listen");
@@ -53,12 +56,21 @@ int standbyCommand(const std::vector<std::string>& args) {
   MachineConfig base;
   addDeviceOptions(options, base);
   auto protect = protectOptions(options);  // onward, after a takeover
+  uint64_t preallocate = 0;
+  if (auto size = options.value("prealloc")) {
+    preallocate = parseSize(*size, "prealloc");
+    if (preallocate < GuestMemory::kMinimumSize || preallocate % (2 * kMiB) || preallocate > hostAvailableMemory())
+      failBadInput("--prealloc ", *size, " is not a guest memory size this host can give: a multiple of 2M from 16M to ",
+                   hostAvailableMemory() / kMiB, "M");
+  }
   for (const auto& disk : base.disks) dev::virtio::Blk probe(disk.path, disk.readonly);
   for (const auto& net : base.nets) dev::Tap probe(net.tap);
 
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));
-  MigrationTarget target(*listen, base, *console);
+  PreparedMemory prepared(preallocate);
+  prepared.prepare();  // before it listens: a source that connects finds it ready
+  MigrationTarget target(*listen, base, *console, prepared);
   std::optional<metrics::Server> metricsServer;  // (after target: it goes first)
   if (auto address = options.value("metrics")) {
     metricsServer.emplace(*address);

@@ -63,6 +63,23 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeInPlace(uint64_t page, ui
   return {encoding, best};
 }
 
+std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot) {
+  if (cache_) cache_->erase(page);
+  if (codec::isZeroPage(live)) {
+    ++counts_.zero;
+    return {schema::Encoding::ZERO, 0};
+  }
+  if (compression_ != Compression::None) {
+    if (size_t n = codec::compressLz4Into(live, slot, kPageSize - 1)) {
+      ++counts_.lz4;
+      return {schema::Encoding::LZ4, n};
+    }
+  }
+  std::memcpy(slot, live, kPageSize);
+  ++counts_.raw;
+  return {schema::Encoding::RAW, kPageSize};
+}
+
 std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint32_t round,
                                                     std::span<const uint64_t> pages) {
   require(pages.size() <= kPagesPerMessage, pages.size(), " pages in one message");
@@ -73,8 +90,11 @@ std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint
   auto list = out.initPages(static_cast<unsigned>(pages.size()));
   size_t used = 0;
   for (unsigned i = 0; i < pages.size(); ++i) {
-    std::memcpy(staging + used, memory_.hostBase() + pages[i] * kPageSize, kPageSize);
-    auto [encoding, length] = encodeInPlace(pages[i], staging + used);
+    const uint8_t* live = memory_.hostBase() + pages[i] * kPageSize;
+    auto [encoding, length] = round == 0 ? encodeLive(pages[i], live, staging + used) : [&] {
+      std::memcpy(staging + used, live, kPageSize);
+      return encodeInPlace(pages[i], staging + used);
+    }();
     list[i].setFrame(memory_.gpaOfPage(pages[i]).value / kPageSize);
     list[i].setEncoding(encoding);
     list[i].setOffset(static_cast<uint32_t>(used));

@@ -9,6 +9,12 @@
 //   Compression::Lz4   zero, lz4 or raw
 //   Compression::None  zero or raw
 //
+// Round 0 sends every page the guest has once, and is most of a migration's work: its pages are
+// encoded straight from guest memory (zero, lz4 or raw, written into the staging buffer: no copy
+// of the page first) and not cached (copying each into the cache cost a third of round 0's time
+// here, and most are never sent again). A page the guest writes meanwhile may go torn: it is
+// dirty again, and a later round sends it whole. A page sent again (later rounds, epochs) is
+// copied first and cached, so that its next send can be a difference from exactly what went.
 // The XBZRLE cache holds what the target was sent, so only an encoder whose every page reaches
 // the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
@@ -67,6 +73,8 @@ public:
 private:
   // Encodes the page staged in slot (4 KiB) over itself; returns the encoding and its length.
   std::pair<schema::Encoding, size_t> encodeInPlace(uint64_t page, uint8_t* slot);
+  // Encodes the page at live (guest memory, maybe being written) into slot, uncached (round 0).
+  std::pair<schema::Encoding, size_t> encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot);
 
   const GuestMemory& memory_;
   Compression compression_;

@@ -20,12 +20,13 @@ constexpr auto kSilence = std::chrono::seconds(30);
 
 }  // namespace
 
-MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Console& console)
+MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Console& console, PreparedMemory& prepared)
     : listen_(std::move(listen)),
       base_(std::move(base)),
       console_(console),
       link_(std::make_unique<Link>(Link::listen(listen_))),
-      replica_(base_, console_),
+      prepared_(prepared),
+      replica_(base_, console_, prepared_),
       releases_(listen_) {}
 
 MigrationTarget::~MigrationTarget() {
@@ -43,6 +44,7 @@ void MigrationTarget::refuse(const std::string& reason) {
 
 std::unique_ptr<Machine> MigrationTarget::receive() {
   for (;;) {
+    prepared_.prepare();  // (again, after a guest that took it was dropped)
     link_->setSession(0);
     auto wait = std::chrono::milliseconds(std::chrono::hours(24));
     if (replica_.hasCommitted()) {
@@ -96,9 +98,10 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   if (mode != schema::Mode::PRECOPY && mode != schema::Mode::POSTCOPY && mode != schema::Mode::HYBRID)
     failBadInput("the source asks for a mode this standby does not serve (precopy, postcopy, hybrid)");
   MachineConfig config = machineForHello(base_, hello, "source");
-  // Small pages: filled page by page from the network while the source sends (see GuestMemory).
-  auto machine = std::make_unique<Machine>(config, console_, Machine::ForRestore{GuestMemory::Pages::Small});
+  auto machine = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
   GuestMemory& memory = machine->memory();
+  // Prepared memory holds zeros in pages the host backed: postcopy must drop the owed ones.
+  bool memoryBacked = prepared_.tookPrepared();
 
   capnp::MallocMessageBuilder welcome;
   link_->bulk->start(welcome).setWelcome();
@@ -115,9 +118,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
     switch (envelope.which()) {
       case schema::Envelope::PAGES:
         pagesArrived = true;
-        decodeReceivedPages(memory, envelope.getPages(), Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
-          memory.write(memory.gpaOfPage(number), std::span(bytes, kPageSize));
-        });
+        writeReceivedPages(memory, envelope.getPages(), Deltas::Allowed);  // (a failed migration drops memory)
         break;
       case schema::Envelope::ROUND_END: {
         // The source waits for this during precopy rounds; for the final round it does not, and
@@ -147,7 +148,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         if (owed)
           postcopy_ = std::make_unique<PostcopyTarget>(
               memory, *link_, std::move(*owed),
-              pagesArrived ? PostcopyTarget::Memory::HasStaleCopies : PostcopyTarget::Memory::Untouched);
+              pagesArrived || memoryBacked ? PostcopyTarget::Memory::HasStaleCopies : PostcopyTarget::Memory::Untouched);
         try {
           machine->restore(*state);
         } catch (...) {

@@ -3,7 +3,7 @@
 // it answers any primary's Hello with "superseded". For a one-shot migration: Listens (bulk on PORT, urgent on
 // PORT+1), checks the source's Hello against what this standby was given (protocol version,
 // number of disks and NICs), builds an empty machine of the source's shape, writes pages as they
-// come, and on Done restores the MachineState. For postcopy, a PostcopyTarget then fetches the
+// come (into memory prepared beforehand with --prealloc, when the size fits), and on Done restores the MachineState. For postcopy, a PostcopyTarget then fetches the
 // owed pages while the guest runs. Nothing it receives is applied unless it decodes whole. A
 // source that says Bye, goes silent for 30 s or sends something unusable is dropped with what it
 // sent, and the standby waits for the next one; only a source this standby does not fit (other
@@ -20,6 +20,7 @@
 
 #include "base/thread.hpp"
 #include "machine/machine.hpp"
+#include "secondary/prepared_memory.hpp"
 #include "secondary/replica.hpp"
 
 namespace tandem {
@@ -30,7 +31,9 @@ class PostcopyTarget;
 class MigrationTarget {
 public:
   // base: the standby's devices and console (memory and vCPUs come from the source).
-  MigrationTarget(std::string listen, MachineConfig base, dev::Console& console);
+  // prepared: memory to receive a guest into when it fits (prepared again, when a guest that took
+  // it was dropped, before the next wait for a source).
+  MigrationTarget(std::string listen, MachineConfig base, dev::Console& console, PreparedMemory& prepared);
   ~MigrationTarget();
 
   // Blocks until a migration has arrived or a replicated primary died; returns the machine,
@@ -58,6 +61,7 @@ private:
   dev::Console& console_;
   std::unique_ptr<Link> link_;
   std::unique_ptr<PostcopyTarget> postcopy_;  // while owed pages are fetched
+  PreparedMemory& prepared_;
   Replica replica_;
   ReleaseListener releases_;
   bool tookOver_ = false, handedOver_ = false;

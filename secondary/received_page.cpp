@@ -11,6 +11,7 @@ namespace tandem {
 
 namespace {
 
+// Decodes page into out, or into the page itself in guest memory when out is nullptr.
 uint64_t decodeOne(const GuestMemory& memory, schema::Page::Reader page, capnp::Data::Reader blob, uint8_t* out,
                    Deltas deltas) {
   auto number = memory.pageOfFrame(page.getFrame());
@@ -24,8 +25,9 @@ uint64_t decodeOne(const GuestMemory& memory, schema::Page::Reader page, capnp::
     if (deltas == Deltas::Refused)
       throw Error(ErrorKind::Failed, concat("the source sent a difference (xbzrle) for frame ", page.getFrame(),
                                             " where only whole pages may come"));
-    std::memcpy(out, memory.hostBase() + *number * kPageSize, kPageSize);
+    if (out) std::memcpy(out, memory.hostBase() + *number * kPageSize, kPageSize);
   }
+  if (!out) out = memory.hostBase() + *number * kPageSize;
   if (!codecEncoding(page.getEncoding(), encoding) || !codec::decodePage(encoding, std::span(bytes.begin(), bytes.size()), out))
     throw Error(ErrorKind::Failed, concat("the source sent a page that does not decode (frame ", page.getFrame(), ")"));
   return *number;
@@ -49,6 +51,15 @@ void decodeReceivedPages(const GuestMemory& memory, schema::Pages::Reader pages,
   try {
     auto blob = pages.getBlob();
     for (auto p : pages.getPages()) take(decodeOne(memory, p, blob, buffer, deltas), buffer);
+  } catch (const kj::Exception& e) {
+    throw Error(ErrorKind::Failed, concat("the source sent a malformed message: ", e.getDescription().cStr()));
+  }
+}
+
+void writeReceivedPages(GuestMemory& memory, schema::Pages::Reader pages, Deltas deltas) {
+  try {
+    auto blob = pages.getBlob();
+    for (auto p : pages.getPages()) decodeOne(memory, p, blob, nullptr, deltas);
   } catch (const kj::Exception& e) {
     throw Error(ErrorKind::Failed, concat("the source sent a malformed message: ", e.getDescription().cStr()));
   }

@@ -22,7 +22,8 @@ double msBetween(Replica::Clock::time_point a, Replica::Clock::time_point b) {
 
 }  // namespace
 
-Replica::Replica(MachineConfig base, dev::Console& console) : base_(std::move(base)), console_(console) {}
+Replica::Replica(MachineConfig base, dev::Console& console, PreparedMemory& prepared)
+    : base_(std::move(base)), console_(console), prepared_(prepared) {}
 Replica::~Replica() = default;
 
 void Replica::stage(GuestMemory& memory, schema::Pages::Reader pages) {
@@ -132,7 +133,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
 
   // A fresh machine for the sync: a committed epoch of an earlier session stays ready to run
   // until this session has committed one of its own.
-  auto syncing = std::make_unique<Machine>(config, console_, Machine::ForRestore{GuestMemory::Pages::Small});
+  auto syncing = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
   disks_->beginSync(committed_.has_value());
   capnp::MallocMessageBuilder welcome;
   link.bulk->start(welcome).setWelcome();
@@ -208,9 +209,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           countReceived(pages);
           if (expected == 0 && pages.getEpoch() == 0) {  // the sync: straight into the fresh machine
             if (!syncing) return endSession("the primary sent sync pages after its first commit");
-            decodeReceivedPages(syncing->memory(), pages, Deltas::Allowed, [&](uint64_t number, const uint8_t* bytes) {
-              std::memcpy(syncing->memory().hostBase() + number * kPageSize, bytes, kPageSize);
-            });
+            writeReceivedPages(syncing->memory(), pages, Deltas::Allowed);  // (a failed sync drops it)
           } else {
             stage(syncing ? syncing->memory() : committed_->machine->memory(), pages);
           }

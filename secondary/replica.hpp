@@ -30,6 +30,7 @@
 
 #include "machine/machine.hpp"
 #include "metrics/metrics.hpp"
+#include "secondary/prepared_memory.hpp"
 #include "transport/link.hpp"
 #include "transport/release_stream.hpp"
 
@@ -42,8 +43,9 @@ public:
   using Clock = std::chrono::steady_clock;
   enum class Outcome { SessionEnded, PrimaryDead, HandedOver };
 
-  // base: the standby's devices and console (memory and vCPUs come from the primary).
-  Replica(MachineConfig base, dev::Console& console);
+  // base: the standby's devices and console (memory and vCPUs come from the primary); a sync
+  // receives into prepared memory when it is ready and fits.
+  Replica(MachineConfig base, dev::Console& console, PreparedMemory& prepared);
   ~Replica();
 
   // Serves the session that `hello` opened on link (its session id already adopted) until it ends.
@@ -83,6 +85,7 @@ private:
 
   MachineConfig base_;
   dev::Console& console_;
+  PreparedMemory& prepared_;
   std::unique_ptr<ReplicaDisks> disks_;  // opened by the first session
   std::optional<Committed> committed_;
   uint64_t generation_ = 0;

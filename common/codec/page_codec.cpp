@@ -22,6 +22,12 @@ size_t compressLz4(const uint8_t* page, uint8_t* out) {
   return n > 0 && static_cast<uint64_t>(n) < kPageSize ? static_cast<size_t>(n) : 0;
 }
 
+size_t compressLz4Into(const uint8_t* page, uint8_t* out, size_t room) {
+  int n = LZ4_compress_default(reinterpret_cast<const char*>(page), reinterpret_cast<char*>(out), kPageSize,
+                               static_cast<int>(room));
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
 Encoding encodePage(const uint8_t* page, std::vector<uint8_t>& out) {
   out.clear();
   if (isZeroPage(page)) return Encoding::Zero;

@@ -18,6 +18,9 @@ bool isZeroPage(const uint8_t* page);
 // be smaller than the page.
 constexpr size_t kLz4Bound = 4096 + 4096 / 255 + 16;
 size_t compressLz4(const uint8_t* page, uint8_t* out);
+// The same into room bytes at out; 0 when the block would not fit. page may change meanwhile (a
+// guest writing it): the block then decodes to some page, not necessarily any it held.
+size_t compressLz4Into(const uint8_t* page, uint8_t* out, size_t room);
 // Decodes into page (4 KiB); false if bytes are not a valid encoding of one page. For Xbzrle, page
 // must hold the old copy the difference applies to.
 bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page);

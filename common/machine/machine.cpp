@@ -57,7 +57,7 @@ uint64_t hostAvailableMemory() {
 }
 
 Machine::Machine(const MachineConfig& config, dev::Console& console)
-    : Machine(config, console, checkMachineConfig(config, kvm::System()), GuestMemory::Pages::Huge) {
+    : Machine(config, console, checkMachineConfig(config, kvm::System()), std::nullopt, GuestMemory::Pages::Huge) {
   image_->loadInto(memory_, boot::kKernelLowest);
   boot::writeStartInfo(memory_, guestCmdline());
   boot::writeLongModeTables(memory_);
@@ -73,15 +73,20 @@ Machine::Machine(const MachineConfig& config, dev::Console& console)
 }
 
 Machine::Machine(const MachineConfig& config, dev::Console& console, ForRestore restore)
-    : Machine(config, console, std::nullopt, restore.pages) {}
+    : Machine(config, console, std::nullopt, std::nullopt, restore.pages) {}
+
+Machine::Machine(const MachineConfig& config, dev::Console& console, GuestMemory memory)
+    : Machine(config, console, std::nullopt, std::move(memory), GuestMemory::Pages::Huge) {
+  require(memory_.size() == config.memory, "prepared memory of ", memory_.size(), " bytes for a guest of ", config.memory);
+}
 
 Machine::Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image,
-                 GuestMemory::Pages pages)
+                 std::optional<GuestMemory> memory, GuestMemory::Pages pages)
     : config_(config),
       console_(console),
       image_(std::move(image)),
       vm_(system_),
-      memory_(config.memory, pages),
+      memory_(memory ? std::move(*memory) : GuestMemory(config.memory, pages)),
       serial_(gatedConsole_, [this](bool level) { vm_.setIrqLine(dev::Serial::kIrq, level); }, [this] { idlePort_.wake(); }),
       exitPort_([this](uint8_t status) {
         finish(MachineExit{MachineExit::Kind::PowerOff, status, concat("the guest powered off with status ", int(status))});

@@ -84,6 +84,8 @@ public:
     GuestMemory::Pages pages = GuestMemory::Pages::Huge;
   };
   Machine(const MachineConfig& config, dev::Console& console, ForRestore restore);
+  // The same, into memory the caller made (of config.memory bytes): memory a standby prepared.
+  Machine(const MachineConfig& config, dev::Console& console, GuestMemory memory);
   ~Machine();
 
   const MachineConfig& config() const { return config_; }
@@ -133,8 +135,10 @@ public:
   int exitFd() const { return exitSignal_.fd(); }
 
 private:
-  // Both public constructors end here: image is the kernel to boot, or nullopt to restore.
-  Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image, GuestMemory::Pages pages);
+  // The public constructors end here: image is the kernel to boot, or nullopt to restore; memory
+  // the caller made, or nullopt for new memory backed as pages says.
+  Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image,
+          std::optional<GuestMemory> memory, GuestMemory::Pages pages);
   void createVcpusAndDevices();
   bool handleExit(kvm::Vcpu& vcpu);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop

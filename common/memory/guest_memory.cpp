@@ -30,6 +30,10 @@ GuestMemory::GuestMemory(uint64_t size, Pages pages)
   ::madvise(mapping_.data(), mapping_.size(), pages == Pages::Huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
+void GuestMemory::populate() {
+  checkSys(::madvise(mapping_.data(), mapping_.size(), MADV_POPULATE_WRITE), "madvise(MADV_POPULATE_WRITE)");
+}
+
 uint8_t* GuestMemory::hostAddress(Gpa gpa, uint64_t length) const {
   for (const auto& r : regions_) {
     if (gpa >= r.start && gpa.value - r.start.value <= r.size && length <= r.size - (gpa.value - r.start.value))
