@@ -17,7 +17,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kAnswerTimeout = std::chrono::seconds(10);
-constexpr double kGoodEnoughDowntimeMs = 2;
+constexpr double kGoodEnoughDowntimeMs = 0.5;
 
 double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
@@ -105,10 +105,10 @@ void MigrationSource::handshake() {
   expect(*link_->bulk, schema::Envelope::WELCOME, options_.to, "its Welcome");
 }
 
-void MigrationSource::sendRound(const PageSet& pages, uint32_t round) {
+void MigrationSource::sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading) {
   Channel& bulk = *link_->bulk;
   try {
-    rounds_->send(bulk, pages, round, *limit_, [&](size_t sent) {
+    rounds_->send(bulk, pages, round, reading, *limit_, [&](size_t sent) {
       progress_.update([&](MigrationProgress& p) {
         p.pagesSent += sent;
         p.bytes = link_->bytesSent();
@@ -149,7 +149,8 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
     });
     auto roundStart = Clock::now();
     uint64_t before = link_->bulk->bytesSent();
-    sendRound(pages, round);
+    // Round 0 reads each page once, live; later rounds copy and cache what they send (XBZRLE).
+    sendRound(pages, round, round == 0 ? PageEncoder::Reading::Live : PageEncoder::Reading::Copied);
     awaitAck(round);
     ++stats_.rounds;
     double seconds = std::max(1e-3, msSince(roundStart) / 1000);
@@ -169,7 +170,7 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
       p.leftMs = expectedMs <= options_.maxDowntimeMs ? expectedMs : seconds * 1000 + expectedMs;
     });
     // Within the budget, one more round is still worth it while rounds halve the dirty set: the
-    // downtime shrinks with it, for little more total time. Below 2 ms, pausing now is best.
+    // downtime shrinks with it, for little more total time. Below half a millisecond, pausing now is best.
     bool shrinking = pages.count() * 2 < sent && expectedMs > kGoodEnoughDowntimeMs && round + 1 < options_.maxRounds;
     if (expectedMs <= options_.maxDowntimeMs && !shrinking) return true;
     if (expectedMs <= options_.maxDowntimeMs) continue;
@@ -229,7 +230,7 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     tracker.takeInto(pages);
     // No acknowledgement for the last round: Done follows it on the same ordered channel, and
     // Running answers for all of it (one round trip less inside the downtime).
-    sendRound(pages, stats_.rounds);
+    sendRound(pages, stats_.rounds, PageEncoder::Reading::Live);  // (the guest is paused: no copy)
     ++stats_.rounds;
     stats_.finalPagesMs = msSince(part);
     part = Clock::now();

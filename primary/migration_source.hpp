@@ -82,7 +82,7 @@ private:
   // Precopy rounds while the guest runs; true when the dirty set left fits the downtime budget.
   bool precopyRounds(DirtyTracker& tracker, PageSet& dirty);
   void autoConverge(double dirtyPerSecond, double sentPerSecond);
-  void sendRound(const PageSet& pages, uint32_t round);
+  void sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading);
   void awaitAck(uint32_t round);
   void stopAndCopy(DirtyTracker& tracker, PageSet pages);
   // owed: what the target does not have yet; the pages dirtied since the tracker's last take() are added.

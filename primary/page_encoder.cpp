@@ -81,7 +81,7 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const
 }
 
 std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint32_t round,
-                                                    std::span<const uint64_t> pages) {
+                                                    std::span<const uint64_t> pages, Reading reading) {
   require(pages.size() <= kPagesPerMessage, pages.size(), " pages in one message");
   auto message = std::make_unique<OutgoingMessage>();
   uint8_t* staging = message->staging(pages.size() * kPageSize);
@@ -91,7 +91,7 @@ std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint
   size_t used = 0;
   for (unsigned i = 0; i < pages.size(); ++i) {
     const uint8_t* live = memory_.hostBase() + pages[i] * kPageSize;
-    auto [encoding, length] = round == 0 ? encodeLive(pages[i], live, staging + used) : [&] {
+    auto [encoding, length] = reading == Reading::Live ? encodeLive(pages[i], live, staging + used) : [&] {
       std::memcpy(staging + used, live, kPageSize);
       return encodeInPlace(pages[i], staging + used);
     }();

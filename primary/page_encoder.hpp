@@ -9,12 +9,14 @@
 //   Compression::Lz4   zero, lz4 or raw
 //   Compression::None  zero or raw
 //
-// Round 0 sends every page the guest has once, and is most of a migration's work: its pages are
-// encoded straight from guest memory (zero, lz4 or raw, written into the staging buffer: no copy
-// of the page first) and not cached (copying each into the cache cost a third of round 0's time
-// here, and most are never sent again). A page the guest writes meanwhile may go torn: it is
-// dirty again, and a later round sends it whole. A page sent again (later rounds, epochs) is
-// copied first and cached, so that its next send can be a difference from exactly what went.
+// Reading::Live encodes pages straight from guest memory (zero, lz4 or raw, written into the
+// staging buffer: no copy of the page first) and does not cache them: for round 0, which sends
+// every page once and is most of a migration's work (copying each page into the cache cost a
+// third of its time here, and most are never sent again; a page the guest writes meanwhile may
+// go torn, but it is dirty again and a later round sends it whole), and for pages that cannot
+// change and will not be sent again (the final round, with the guest paused; postcopy).
+// Reading::Copied copies each page first and caches it, so that its next send can be a
+// difference from exactly what went (the rounds in between, epochs).
 // The XBZRLE cache holds what the target was sent, so only an encoder whose every page reaches
 // the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
@@ -52,8 +54,10 @@ public:
   // xbzrleCacheBytes: 0 for none (only Compression::Auto uses one).
   PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes = 0);
 
+  enum class Reading { Copied, Live };
   // A message for channel holding pages (GuestMemory numbers, at most kPagesPerMessage) of round.
-  std::unique_ptr<OutgoingMessage> build(const Channel& channel, uint32_t round, std::span<const uint64_t> pages);
+  std::unique_ptr<OutgoingMessage> build(const Channel& channel, uint32_t round, std::span<const uint64_t> pages,
+                                         Reading reading);
 
   // Epochs, in two steps: inside the pause, stage() only copies the pages into the message's
   // staging buffer (a memcpy a page); once the guest runs again, finishStaged() encodes them in
@@ -73,7 +77,7 @@ public:
 private:
   // Encodes the page staged in slot (4 KiB) over itself; returns the encoding and its length.
   std::pair<schema::Encoding, size_t> encodeInPlace(uint64_t page, uint8_t* slot);
-  // Encodes the page at live (guest memory, maybe being written) into slot, uncached (round 0).
+  // Encodes the page at live (guest memory, maybe being written) into slot, uncached.
   std::pair<schema::Encoding, size_t> encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot);
 
   const GuestMemory& memory_;

@@ -40,8 +40,8 @@ EncodingCounts RoundSender::counts() const {
   return total;
 }
 
-void RoundSender::send(Channel& channel, const PageSet& pages, uint32_t round, BandwidthLimit& limit,
-                       const std::function<void(size_t)>& afterSend) {
+void RoundSender::send(Channel& channel, const PageSet& pages, uint32_t round, PageEncoder::Reading reading,
+                       BandwidthLimit& limit, const std::function<void(size_t)>& afterSend) {
   unsigned shares = static_cast<unsigned>(encoders_.size());
   auto sendOne = [&](Encoded encoded) {
     limit.pace();
@@ -55,7 +55,7 @@ void RoundSender::send(Channel& channel, const PageSet& pages, uint32_t round, B
     std::vector<uint64_t> batch;
     bool going = true;
     auto flush = [&] {
-      going = deliver(Encoded{encoders_[share]->build(channel, round, batch), batch.size()});
+      going = deliver(Encoded{encoders_[share]->build(channel, round, batch, reading), batch.size()});
       batch.clear();
     };
     forEachPage(pages, share, shares, kPagesPerShare, [&](uint64_t page) {

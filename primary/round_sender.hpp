@@ -21,9 +21,9 @@ class RoundSender {
 public:
   RoundSender(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes, unsigned threads);
 
-  // Sends pages of round; afterSend(pages in the message) runs after each message. Throws Error
-  // when the channel stops taking messages.
-  void send(Channel& channel, const PageSet& pages, uint32_t round, BandwidthLimit& limit,
+  // Sends pages of round, read as `reading` says (see PageEncoder); afterSend(pages in the message)
+  // runs after each message. Throws Error when the channel stops taking messages.
+  void send(Channel& channel, const PageSet& pages, uint32_t round, PageEncoder::Reading reading, BandwidthLimit& limit,
             const std::function<void(size_t)>& afterSend);
   EncodingCounts counts() const;
 

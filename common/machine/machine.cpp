@@ -191,16 +191,31 @@ Machine::~Machine() {
   }
 }
 
-void Machine::start() {
-  require(!started_, "machine started twice");
-  started_ = true;
+void Machine::createThreads(VcpuRunner::Start how) {
   for (auto& vcpu : vcpus_)
     runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, [this](kvm::Vcpu& v) { return handleExit(v); }));
   io_.start();
+  if (how == VcpuRunner::Start::Parked) io_.pause();
+  for (auto& r : runners_) r->start(how);
+}
+
+void Machine::prepareThreads() {
+  require(!started_ && runners_.empty(), "threads prepared for a machine that has them");
+  createThreads(VcpuRunner::Start::Parked);
+}
+
+void Machine::start() {
+  require(!started_, "machine started twice");
+  started_ = true;
   // A restored guest (snapshot, migration) may sit behind another tap now: tell the network.
   if (!image_)
     for (auto& net : nets_) net->announce();
-  for (auto& r : runners_) r->start();
+  if (runners_.empty()) {
+    createThreads(VcpuRunner::Start::Running);
+  } else {  // prepared
+    io_.resume();
+    for (auto& r : runners_) r->resume();
+  }
   console_.startInput([this](std::span<const uint8_t> bytes) { return serial_.receive(bytes); });
 }
 

@@ -97,6 +97,11 @@ public:
   dev::virtio::Blk& disk(size_t index) { return *disks_.at(index); }
 
   void start();
+  // Optional, before start(): creates the threads start() would, the vCPUs parked before their
+  // first run and devices not yet served, so that start() only lets them go (a migration target
+  // does this while pages arrive: creating threads is then not part of the downtime). Nothing is
+  // announced to the network before start().
+  void prepareThreads();
   // Parks every vCPU and returns once all are parked. Idempotent.
   void pause();
   void resume();
@@ -140,6 +145,7 @@ private:
   Machine(const MachineConfig& config, dev::Console& console, std::optional<ElfImage> image,
           std::optional<GuestMemory> memory, GuestMemory::Pages pages);
   void createVcpusAndDevices();
+  void createThreads(VcpuRunner::Start how);
   bool handleExit(kvm::Vcpu& vcpu);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
 

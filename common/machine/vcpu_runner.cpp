@@ -37,8 +37,12 @@ VcpuRunner::~VcpuRunner() {
   join();
 }
 
-void VcpuRunner::start() {
+void VcpuRunner::start(Start how) {
   require(!thread_, "vcpu ", vcpu_.index(), " started twice");
+  if (how == Start::Parked) {
+    std::lock_guard lock(mutex_);
+    pauseRequested_ = true;
+  }
   thread_ = std::make_unique<NamedThread>(concat("vcpu", vcpu_.index()), [this] {
     try {
       loop();
@@ -97,6 +101,16 @@ void VcpuRunner::join() {
 
 void VcpuRunner::loop() {
   kvm_run& run = vcpu_.runPage();
+  {
+    std::unique_lock lock(mutex_);
+    if (pauseRequested_) {  // started parked
+      parked_ = true;
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_; });
+      parked_ = false;
+    }
+    if (stopRequested_) return;
+  }
   for (;;) {
     if (vcpu_.run() == kvm::Vcpu::RunResult::Exited) {
       if (!handleExit_(vcpu_)) return;

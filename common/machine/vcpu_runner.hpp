@@ -1,5 +1,6 @@
 // VcpuRunner: the thread that runs one vCPU, and the state machine other threads drive it with.
 //
+//   (start(Parked): parked before the first KVM_RUN) --resume()--> running
 //   running --requestPause()--> (kick) --> parked --resume()--> running
 //   running --requestNap(t)-->  (kick) --> asleep for t (a pause or stop ends it) --> running
 //   any     --requestStop()-->  (kick) --> finished
@@ -29,7 +30,10 @@ public:
   VcpuRunner(kvm::Vcpu& vcpu, ExitHandler handleExit);
   ~VcpuRunner();  // stops and joins
 
-  void start();
+  // Parked: the thread waits for resume() before it first enters the guest (thread creation is
+  // then out of the way when the guest has to start quickly).
+  enum class Start { Running, Parked };
+  void start(Start how = Start::Running);
   // Asks the vCPU to park; returns at once. waitParked() waits until it has (or has finished).
   void requestPause();
   void waitParked();

@@ -2,10 +2,28 @@
 import array
 import json
 import os
+import re
 import select
 import socket
 import threading
 import time
+
+TRACE_LINE = re.compile(r"(\d+)@(\d+)\.(\d{6}):(\S+) ?(.*)")
+
+
+def read_trace(path):
+    """[(time s, event, arguments)] from a QEMU log-backend trace file written with -msg timestamp=on
+    (each line stamped with gettimeofday() in microseconds)."""
+    events = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = TRACE_LINE.match(line.strip())
+                if m:
+                    events.append((int(m.group(2)) + int(m.group(3)) / 1e6, m.group(4), m.group(5)))
+    except OSError:
+        pass
+    return events
 
 
 def wait_for_line(proc, needle, timeout=120):

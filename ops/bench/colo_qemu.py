@@ -45,7 +45,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp  # noqa: E402
+from bench_common import Console, Qmp, read_trace  # noqa: E402
 
 PORTS = range(18000, 18100)
 COUNTER = "job=counter rate=100"
@@ -53,7 +53,6 @@ READY = "tandem-guest: ready"
 FILLED = "dirty: working set filled"
 TRACE_EVENTS = ["vm_state_notify", "colo_vm_state_change", "colo_send_message", "colo_receive_message",
                 "colo_flush_ram_cache_begin", "colo_flush_ram_cache_end"]
-TRACE_LINE = re.compile(r"(\d+)@(\d+)\.(\d{6}):(\S+) ?(.*)")
 TICK = re.compile(r"tick (\d+)")
 RUNSTATE_COLO = "reason 15 (colo)"
 BOOT_TIMEOUT_S = 300  # job=dirty fills its working set first: slow on software virtualization
@@ -103,20 +102,6 @@ def connected_pair():
             s.settimeout(None)
         return port, client, server
     raise RuntimeError("no free port in 18000-18099 on 127.0.0.1")
-
-
-def read_trace(path):
-    """[(time s, event, arguments)] from a QEMU log-backend trace file written with -msg timestamp=on."""
-    events = []
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                m = TRACE_LINE.match(line.strip())
-                if m:
-                    events.append((int(m.group(2)) + int(m.group(3)) / 1e6, m.group(4), m.group(5)))
-    except OSError:
-        pass
-    return events
 
 
 def checkpoints(events):

@@ -228,8 +228,8 @@ BOOST_AUTO_TEST_CASE(the_target_killed_during_precopy_leaves_the_source_running)
     std::this_thread::sleep_for(300ms);
     target->kill(SIGKILL);
   });
-  // A budget it cannot meet at this dirty rate keeps it in rounds until the target is gone.
-  auto [status, out] = migrate(socket, endpoint, {"--max-downtime-ms", "1", "--max-rounds", "1000"});
+  // A link capped far below what round 0 needs (about 5 MiB here) keeps it sending until the target is gone.
+  auto [status, out] = migrate(socket, endpoint, {"--max-bandwidth", "1M", "--max-downtime-ms", "1", "--max-rounds", "1000"});
   killer.join();
   BOOST_TEST(status == 1);
   BOOST_TEST(out.find("the guest runs on here") != std::string::npos, out);
