@@ -149,8 +149,9 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
     });
     auto roundStart = Clock::now();
     uint64_t before = link_->bulk->bytesSent();
-    // Round 0 reads each page once, live; later rounds copy and cache what they send (XBZRLE).
-    sendRound(pages, round, round == 0 ? PageEncoder::Reading::Live : PageEncoder::Reading::Copied);
+    // Round 0 reads each page once, live, for a target that holds zeros; later rounds copy and
+    // cache what they send (XBZRLE).
+    sendRound(pages, round, round == 0 ? PageEncoder::Reading::LiveOntoZeros : PageEncoder::Reading::Copied);
     awaitAck(round);
     ++stats_.rounds;
     double seconds = std::max(1e-3, msSince(roundStart) / 1000);
@@ -230,7 +231,7 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     tracker.takeInto(pages);
     // No acknowledgement for the last round: Done follows it on the same ordered channel, and
     // Running answers for all of it (one round trip less inside the downtime).
-    sendRound(pages, stats_.rounds, PageEncoder::Reading::Live);  // (the guest is paused: no copy)
+    sendRound(pages, stats_.rounds, PageEncoder::Reading::Paused);  // (no copy: nothing writes it now)
     ++stats_.rounds;
     stats_.finalPagesMs = msSince(part);
     part = Clock::now();

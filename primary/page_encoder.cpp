@@ -63,12 +63,32 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeInPlace(uint64_t page, ui
   return {encoding, best};
 }
 
-std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot) {
-  if (cache_) cache_->erase(page);
-  if (codec::isZeroPage(live)) {
+std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot,
+                                                            Reading reading) {
+  auto take = [&](schema::Encoding encoding, const std::vector<uint8_t>& bytes) {
+    std::memcpy(slot, bytes.data(), bytes.size());
+    ++(encoding == schema::Encoding::XBZRLE ? counts_.xbzrle : counts_.lz4);
+    return std::pair{encoding, bytes.size()};
+  };
+  const uint8_t* cached = nullptr;
+  if (cache_) {
+    if (reading == Reading::Paused) cached = cache_->find(page);
+    else cache_->erase(page);  // what the target will hold is not known exactly
+  }
+  if (reading == Reading::LiveOntoZeros && compression_ == Compression::Auto) {
+    if (codec::encodeXbzrleFromZero(live, delta_, kGoodDelta)) {
+      if (delta_.empty()) {
+        ++counts_.zero;
+        return {schema::Encoding::ZERO, 0};
+      }
+      return take(schema::Encoding::XBZRLE, delta_);
+    }
+    // (not sparse, so not zero either)
+  } else if (codec::isZeroPage(live)) {
     ++counts_.zero;
     return {schema::Encoding::ZERO, 0};
   }
+  if (cached && codec::encodeXbzrle(cached, live, delta_, kGoodDelta)) return take(schema::Encoding::XBZRLE, delta_);
   if (compression_ != Compression::None) {
     if (size_t n = codec::compressLz4Into(live, slot, kPageSize - 1)) {
       ++counts_.lz4;
@@ -91,10 +111,12 @@ std::unique_ptr<OutgoingMessage> PageEncoder::build(const Channel& channel, uint
   size_t used = 0;
   for (unsigned i = 0; i < pages.size(); ++i) {
     const uint8_t* live = memory_.hostBase() + pages[i] * kPageSize;
-    auto [encoding, length] = reading == Reading::Live ? encodeLive(pages[i], live, staging + used) : [&] {
-      std::memcpy(staging + used, live, kPageSize);
-      return encodeInPlace(pages[i], staging + used);
-    }();
+    auto [encoding, length] = reading != Reading::Copied
+                                  ? encodeLive(pages[i], live, staging + used, reading)
+                                  : [&] {
+                                      std::memcpy(staging + used, live, kPageSize);
+                                      return encodeInPlace(pages[i], staging + used);
+                                    }();
     list[i].setFrame(memory_.gpaOfPage(pages[i]).value / kPageSize);
     list[i].setEncoding(encoding);
     list[i].setOffset(static_cast<uint32_t>(used));

@@ -9,14 +9,21 @@
 //   Compression::Lz4   zero, lz4 or raw
 //   Compression::None  zero or raw
 //
-// Reading::Live encodes pages straight from guest memory (zero, lz4 or raw, written into the
-// staging buffer: no copy of the page first) and does not cache them: for round 0, which sends
-// every page once and is most of a migration's work (copying each page into the cache cost a
-// third of its time here, and most are never sent again; a page the guest writes meanwhile may
-// go torn, but it is dirty again and a later round sends it whole), and for pages that cannot
-// change and will not be sent again (the final round, with the guest paused; postcopy).
-// Reading::Copied copies each page first and caches it, so that its next send can be a
-// difference from exactly what went (the rounds in between, epochs).
+// How a message reads its pages:
+//   Copied         each page is copied into the staging buffer first and encoded there, and kept
+//                  in the XBZRLE cache, so that its next send can be a difference from exactly
+//                  what went (precopy rounds after the first, epochs).
+//   LiveOntoZeros  straight from guest memory that the guest may be writing (no copy: a page
+//                  written meanwhile may go torn, but it is dirty again and a later round sends it
+//                  whole), for a target that holds zeros there (round 0: its memory is new). It is
+//                  most of a migration's work: with Compression::Auto a sparse page goes as its
+//                  difference from zeros (one read of it here; only its non-zero words written
+//                  there, where an lz4 block writes all 4 KiB); nothing is cached (most pages are
+//                  never sent again, and copying each into the cache cost a third of the time).
+//   Live           the same, for a target whose copy is unknown: zero, lz4 or raw.
+//   Paused         straight from memory nothing writes (the guest paused: the final round,
+//                  postcopy): the difference from the cached copy when it is small, else as Live;
+//                  nothing is cached (these pages are not sent again).
 // The XBZRLE cache holds what the target was sent, so only an encoder whose every page reaches
 // the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
@@ -54,7 +61,7 @@ public:
   // xbzrleCacheBytes: 0 for none (only Compression::Auto uses one).
   PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes = 0);
 
-  enum class Reading { Copied, Live };
+  enum class Reading { Copied, LiveOntoZeros, Live, Paused };
   // A message for channel holding pages (GuestMemory numbers, at most kPagesPerMessage) of round.
   std::unique_ptr<OutgoingMessage> build(const Channel& channel, uint32_t round, std::span<const uint64_t> pages,
                                          Reading reading);
@@ -77,8 +84,8 @@ public:
 private:
   // Encodes the page staged in slot (4 KiB) over itself; returns the encoding and its length.
   std::pair<schema::Encoding, size_t> encodeInPlace(uint64_t page, uint8_t* slot);
-  // Encodes the page at live (guest memory, maybe being written) into slot, uncached.
-  std::pair<schema::Encoding, size_t> encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot);
+  // Encodes the page at live (guest memory) into slot without copying it first, as reading says.
+  std::pair<schema::Encoding, size_t> encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot, Reading reading);
 
   const GuestMemory& memory_;
   Compression compression_;

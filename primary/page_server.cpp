@@ -101,7 +101,7 @@ void PageServer::answerRequest(const capnp::List<uint64_t>::Reader& frames) {
   // Always sent, even if a background batch carried it already: that batch may still be queued.
   for (size_t i = 0; i < pages.size(); i += PageEncoder::kPagesPerMessage) {
     auto n = std::min(PageEncoder::kPagesPerMessage, pages.size() - i);
-    if (!link_.urgent->send(urgent_.build(*link_.urgent, 0, std::span(pages).subspan(i, n), PageEncoder::Reading::Live))) throw Error(ErrorKind::Disconnected, concat(to_, " stopped taking pages"));
+    if (!link_.urgent->send(urgent_.build(*link_.urgent, 0, std::span(pages).subspan(i, n), PageEncoder::Reading::Paused))) throw Error(ErrorKind::Disconnected, concat(to_, " stopped taking pages"));
   }
 }
 
@@ -127,7 +127,7 @@ bool PageServer::pushBackground() {
       --owedCount_;
     }
     cursor_ = pendingPages_.empty() ? cursor_ : pendingPages_.back() + 1;
-    pendingBatch_ = background_.build(*link_.bulk, 0, pendingPages_, PageEncoder::Reading::Live);
+    pendingBatch_ = background_.build(*link_.bulk, 0, pendingPages_, PageEncoder::Reading::Paused);
   }
   uint64_t before = link_.bulk->bytesSent();
   if (!link_.bulk->trySend(pendingBatch_)) return false;

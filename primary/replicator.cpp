@@ -239,7 +239,7 @@ void Replicator::initialSync(SessionParts& s) {
   for (uint32_t round = 0;; ++round) {
     uint64_t sent = s.dirty.count();
     try {
-      rounds.send(*s.link.bulk, s.dirty, round, round == 0 ? PageEncoder::Reading::Live : PageEncoder::Reading::Copied,
+      rounds.send(*s.link.bulk, s.dirty, round, round == 0 ? PageEncoder::Reading::LiveOntoZeros : PageEncoder::Reading::Copied,
                   unlimited, [](size_t) {});
     } catch (const Error&) {
       throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");

@@ -44,7 +44,9 @@ void MigrationTarget::refuse(const std::string& reason) {
 
 std::unique_ptr<Machine> MigrationTarget::receive() {
   for (;;) {
-    prepared_.prepare();  // (again, after a guest that took it was dropped)
+    // Again, after a guest that took it was dropped; not while a committed epoch is watched over
+    // (preparing takes up to seconds, and the primary's silence counts meanwhile).
+    if (!replica_.hasCommitted()) prepared_.prepare();
     link_->setSession(0);
     auto wait = std::chrono::milliseconds(std::chrono::hours(24));
     if (replica_.hasCommitted()) {

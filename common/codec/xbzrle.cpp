@@ -124,6 +124,49 @@ bool encodeXbzrle(const uint8_t* old, const uint8_t* now, std::vector<uint8_t>& 
   return true;
 }
 
+bool encodeXbzrleFromZero(const uint8_t* now, std::vector<uint8_t>& out, size_t limit) {
+  constexpr size_t kWords = kPageSize / 8;
+  uint8_t buffer[kXbzrleMaxDelta];
+  uint8_t* const room = buffer + std::min(limit, sizeof buffer);
+  uint8_t* p = buffer;
+  const auto* words = reinterpret_cast<const uint64_t*>(now);
+  auto load = [&](size_t w) { return __atomic_load_n(&words[w], __ATOMIC_RELAXED); };
+  size_t offset = 0;  // bytes the records so far cover
+  size_t w = 0;
+  uint64_t word = kWords ? load(0) : 0;
+  while (w < kWords) {
+    if (word == 0) {  // (each word is loaded once: a zero one ends a run and is skipped here)
+      if (++w < kWords) word = load(w);
+      continue;
+    }
+    // A data run of whole words, sent as read. Its header has room for two-byte varints; a
+    // one-byte dataRun varint closes the gap afterwards. Every run after the first follows at
+    // least one zero word, which pays for its header (see kXbzrleMaxDelta).
+    size_t zeroRun = w * 8 - offset;
+    if (room - p < static_cast<ptrdiff_t>(varintSize(zeroRun) + 2 + 8)) return false;
+    uint8_t* header = p;
+    uint8_t* data = p + varintSize(zeroRun) + 2;
+    p = data;
+    for (;;) {
+      if (room - p < 8) return false;
+      std::memcpy(p, &word, 8);
+      p += 8;
+      if (++w == kWords) break;
+      word = load(w);
+      if (word == 0) break;
+    }
+    size_t dataRun = static_cast<size_t>(p - data);
+    uint8_t* q = putVarint(putVarint(header, zeroRun), dataRun);
+    if (q != data) {
+      std::memmove(q, data, dataRun);
+      p = q + dataRun;
+    }
+    offset = w * 8;
+  }
+  out.assign(buffer, p);
+  return true;
+}
+
 bool decodeXbzrle(std::span<const uint8_t> delta, uint8_t* page) {
   if (!forEachRecord(delta, [](int, const uint8_t*, int) {})) return false;
   forEachRecord(delta, [page](int offset, const uint8_t* bytes, int length) {

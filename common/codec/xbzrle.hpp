@@ -35,6 +35,12 @@ constexpr size_t kXbzrleMaxDelta = kPageSize + 3;
 // Both pages must stay unchanged during the call: encode from a staged copy, not live guest RAM.
 bool encodeXbzrle(const uint8_t* old, const uint8_t* now, std::vector<uint8_t>& out, size_t limit);
 
+// Encodes `now` as its difference from a page of zeros, for a receiver known to hold zeros there
+// (a migration's round 0), reading each 8-byte word of `now` once: `now` may be guest memory that
+// changes meanwhile (the delta is then valid and canonical, of some page). Runs are whole words.
+// Returns false when the delta would be longer than `limit`; an all-zero page is the empty delta.
+bool encodeXbzrleFromZero(const uint8_t* now, std::vector<uint8_t>& out, size_t limit);
+
 // Applies `delta` to `page` (4 KiB holding the old content). The whole delta is validated before
 // the first byte is written, so on false (any malformed or non-canonical input) `page` is
 // untouched, and nothing outside its 4096 bytes is ever written.

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "base/error.hpp"
@@ -13,6 +14,8 @@ namespace tandem {
 namespace {
 
 int kickSignal() { return SIGRTMIN; }
+
+constexpr auto kParkSpin = std::chrono::microseconds(200);
 
 // The kick signal only has to interrupt KVM_RUN; its handler does nothing (and takes no lock).
 void installKickHandler() {
@@ -70,6 +73,10 @@ void VcpuRunner::requestPause() {
 }
 
 void VcpuRunner::waitParked() {
+  // The guest's pause waits for this: look for a while before sleeping (being woken across cores
+  // costs tens of microseconds on this nested host); yielding lets a vCPU thread on this core park.
+  auto until = std::chrono::steady_clock::now() + kParkSpin;
+  while (!parked_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) std::this_thread::yield();
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return parked_ || finished_ || !thread_; });
 }

@@ -11,6 +11,7 @@
 // result lands in RAX on the next entry), so a parked vCPU's registers are always complete.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -54,7 +55,7 @@ private:
   std::condition_variable changed_;
   bool pauseRequested_ = false;
   bool stopRequested_ = false;
-  bool parked_ = false;
+  std::atomic<bool> parked_{false};  // written under mutex_; read without it by waitParked()'s spin
   bool finished_ = false;
   std::chrono::microseconds nap_{0};
   std::unique_ptr<NamedThread> thread_;

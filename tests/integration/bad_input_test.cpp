@@ -84,6 +84,10 @@ BOOST_AUTO_TEST_CASE(failover_sooner_than_a_heartbeat) {
                 {"--failover-after-ms", "--heartbeat-ms"});
 }
 
+BOOST_AUTO_TEST_CASE(standby_preallocating_no_guest_size) {
+  expectRefused({"standby", "--listen", "tcp://127.0.0.1:7000", "--prealloc", "3M"}, {"--prealloc 3M", "multiple of 2M"});
+}
+
 BOOST_AUTO_TEST_CASE(protect_with_a_missing_disk) {
   expectRefused({"run", "--kernel", kTestGuest, "--protect", "tcp://127.0.0.1:7000", "--disk", "/nonexistent/vm.img"},
                 {"/nonexistent/vm.img", "No such file"});
