@@ -117,6 +117,7 @@ void MigrationSource::sendRound(const PageSet& pages, uint32_t round, PageEncode
   } catch (const Error& e) {
     throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
   }
+  if (reading == PageEncoder::Reading::Paused) return;  // the final round: State and Done follow
   capnp::MallocMessageBuilder end;
   bulk.start(end).setRoundEnd(round);
   if (!bulk.send(end)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
@@ -229,8 +230,9 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     // The guest waits: the last pages go as fast as the link takes them (as QEMU does too).
     limit_ = std::make_unique<BandwidthLimit>(0);
     tracker.takeInto(pages);
-    // No acknowledgement for the last round: Done follows it on the same ordered channel, and
-    // Running answers for all of it (one round trip less inside the downtime).
+    // No RoundEnd and no acknowledgement for the last round: State and Done follow it on the same
+    // ordered channel, and Running answers for all of it (the target does not stop to answer a
+    // RoundEnd inside the downtime).
     sendRound(pages, stats_.rounds, PageEncoder::Reading::Paused);  // (no copy: nothing writes it now)
     ++stats_.rounds;
     stats_.finalPagesMs = msSince(part);

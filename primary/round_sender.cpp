@@ -1,5 +1,6 @@
 #include "primary/round_sender.hpp"
 
+#include <algorithm>
 #include <atomic>
 
 #include "base/bounded_queue.hpp"
@@ -10,14 +11,18 @@ namespace tandem {
 
 namespace {
 
-// Calls f(page) for each page of set that belongs to share `share` of `shares`, in order.
+// Calls f(page) for each page of set that belongs to share `share` of `shares`, in order. Walks
+// the share's own blocks of words, with no division per word: the final round runs this over the
+// whole of memory inside the downtime (a division per word cost 100 us on a 4 GiB guest).
 template <typename F>
 void forEachPage(const PageSet& set, unsigned share, unsigned shares, uint64_t pagesPerShare, F&& f) {
-  for (uint64_t w = 0; w < set.words.size(); ++w) {
-    uint64_t first = w * 64;
-    if ((first / pagesPerShare) % shares != share) continue;  // a word never straddles two shares
-    for (uint64_t bits = set.words[w]; bits; bits &= bits - 1) f(first + static_cast<uint64_t>(__builtin_ctzll(bits)));
-  }
+  const uint64_t wordsPerShare = pagesPerShare / 64;  // a word never straddles two shares
+  const uint64_t words = set.words.size();
+  for (uint64_t block = share * wordsPerShare; block < words; block += shares * wordsPerShare)
+    for (uint64_t w = block; w < std::min(words, block + wordsPerShare); ++w) {
+      uint64_t first = w * 64;
+      for (uint64_t bits = set.words[w]; bits; bits &= bits - 1) f(first + static_cast<uint64_t>(__builtin_ctzll(bits)));
+    }
 }
 
 struct Encoded {
