@@ -28,8 +28,8 @@ prefix=$("$root/ops/netns/two-hosts" create "$name")
 # (ip netns exec execs its command: $! is the pid of the process itself, ended by pid at the end)
 mac=52:54:00:77:00:02
 
-say "host-b: a standby for the guest, listening on the hosts' link (10.78.0.2:7000)"
-ip netns exec "$prefix-host-b" "$tandem" standby --listen tcp://10.78.0.2:7000 --net tap=tap0,mac=$mac --control "$tmp/b.sock" \
+say "host-b: a standby for the guest, its 256 MiB of memory prepared, listening on the hosts' link (10.78.0.2:7000)"
+ip netns exec "$prefix-host-b" "$tandem" standby --listen tcp://10.78.0.2:7000 --prealloc 256M --net tap=tap0,mac=$mac --control "$tmp/b.sock" \
   --console "file:$tmp/b.console" 2>"$tmp/b.log" &
 pids+=($!)
 say "host-a: the guest (kv on 10.77.0.2), protected by host-b: 25 ms epochs, failover after 200 ms of silence"
