@@ -73,7 +73,7 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const
   const uint8_t* cached = nullptr;
   if (cache_) {
     if (reading == Reading::Paused) cached = cache_->find(page);
-    else cache_->erase(page);  // what the target will hold is not known exactly
+    else cache_->erase(page);  // (the target's copy of a live page is not known exactly)
   }
   if (reading == Reading::LiveOntoZeros && compression_ == Compression::Auto) {
     if (codec::encodeXbzrleFromZero(live, delta_, kGoodDelta)) {

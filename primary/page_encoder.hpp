@@ -20,10 +20,9 @@
 //                  difference from zeros (one read of it here; only its non-zero words written
 //                  there, where an lz4 block writes all 4 KiB); nothing is cached (most pages are
 //                  never sent again, and copying each into the cache cost a third of the time).
-//   Live           the same, for a target whose copy is unknown: zero, lz4 or raw.
 //   Paused         straight from memory nothing writes (the guest paused: the final round,
-//                  postcopy): the difference from the cached copy when it is small, else as Live;
-//                  nothing is cached (these pages are not sent again).
+//                  postcopy): the difference from the cached copy when it is small, else zero,
+//                  lz4 or raw; nothing is cached (these pages are not sent again).
 // The XBZRLE cache holds what the target was sent, so only an encoder whose every page reaches
 // the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
@@ -61,7 +60,7 @@ public:
   // xbzrleCacheBytes: 0 for none (only Compression::Auto uses one).
   PageEncoder(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes = 0);
 
-  enum class Reading { Copied, LiveOntoZeros, Live, Paused };
+  enum class Reading { Copied, LiveOntoZeros, Paused };
   // A message for channel holding pages (GuestMemory numbers, at most kPagesPerMessage) of round.
   std::unique_ptr<OutgoingMessage> build(const Channel& channel, uint32_t round, std::span<const uint64_t> pages,
                                          Reading reading);

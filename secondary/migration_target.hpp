@@ -1,13 +1,14 @@
 // MigrationTarget: the standby. For a replicating primary (Hello mode replicate) it hands the
 // session to its Replica and returns the committed machine when the primary has died; after that
-// it answers any primary's Hello with "superseded". For a one-shot migration: Listens (bulk on PORT, urgent on
-// PORT+1), checks the source's Hello against what this standby was given (protocol version,
-// number of disks and NICs), builds an empty machine of the source's shape, writes pages as they
-// come (into memory prepared beforehand with --prealloc, when the size fits), and on Done restores the MachineState. For postcopy, a PostcopyTarget then fetches the
-// owed pages while the guest runs. Nothing it receives is applied unless it decodes whole. A
-// source that says Bye, goes silent for 30 s or sends something unusable is dropped with what it
-// sent, and the standby waits for the next one; only a source this standby does not fit (other
-// devices, too much memory) ends it, with exit code 2.
+// it answers any primary's Hello with "superseded". For a one-shot migration: listens (bulk on
+// PORT, urgent on PORT+1), checks the source's Hello against what this standby was given
+// (protocol version, number of disks and NICs), builds an empty machine of the source's shape
+// (into memory prepared beforehand with --prealloc, when the size fits; its threads created and
+// parked), writes pages as they come, and on Done restores the MachineState. For postcopy, a
+// PostcopyTarget then fetches the owed pages while the guest runs. A source that says Bye, goes
+// silent for 30 s or sends something that does not decode is dropped with all it sent, and the
+// standby waits for the next one; only a source this standby does not fit (other devices, too
+// much memory) ends it, with exit code 2.
 #pragma once
 
 #include <functional>
