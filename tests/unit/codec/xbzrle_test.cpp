@@ -59,6 +59,27 @@ std::pair<bool, Page> decodeGuarded(const std::vector<uint8_t>& delta, const Pag
 
 Page filled(uint8_t value) { return Page(kPageSize, value); }
 
+// encode(out, limit) turns `now` into a delta from `old`. Without a limit it must succeed, fit in
+// kXbzrleMaxDelta and decode onto old as now; at `limit` it gives the same delta or, only when
+// that is longer than limit, refuses. Counts the outcome at the limit in encoded or refused.
+template <typename Encode>
+void checkDelta(Encode encode, const Page& old, const Page& now, size_t limit, int& encoded, int& refused) {
+  std::vector<uint8_t> delta, unlimited;
+  BOOST_TEST_REQUIRE(encode(unlimited, kNoLimit));
+  BOOST_TEST_REQUIRE(unlimited.size() <= kXbzrleMaxDelta);
+  auto [ok, back] = decodeGuarded(unlimited, old);
+  BOOST_TEST_REQUIRE(ok);
+  BOOST_TEST_REQUIRE((back == now));
+  if (encode(delta, limit)) {
+    BOOST_TEST_REQUIRE((delta == unlimited));
+    BOOST_TEST_REQUIRE(delta.size() <= limit);
+    ++encoded;
+  } else {
+    BOOST_TEST_REQUIRE(unlimited.size() > limit);
+    ++refused;
+  }
+}
+
 // find()s page (so it counts, and makes page recently used) and checks every byte is value.
 bool holds(XbzrleCache& cache, uint64_t page, uint8_t value) {
   const uint8_t* bytes = cache.find(page);
@@ -108,7 +129,7 @@ BOOST_AUTO_TEST_CASE(every_byte_changed_does_not_fit_in_a_page) {
 
 BOOST_AUTO_TEST_CASE(random_changes_round_trip_or_exceed_the_limit) {
   std::mt19937 rng(3);
-  std::vector<uint8_t> delta, unlimited;
+  std::vector<uint8_t> unlimited;
   int encoded = 0, refused = 0;
   for (int iteration = 0; iteration < 600; ++iteration) {
     Page old = iteration % 5 == 0 ? Page(kPageSize, 0) : randomPage(rng);
@@ -132,21 +153,10 @@ BOOST_AUTO_TEST_CASE(random_changes_round_trip_or_exceed_the_limit) {
           if (i % period < changed) now[i] ^= 0xff;
         break;
     }
-    BOOST_TEST_REQUIRE(encodeXbzrle(old.data(), now.data(), unlimited, kNoLimit));
-    BOOST_TEST_REQUIRE(unlimited.size() <= kXbzrleMaxDelta);
-    auto [ok, back] = decodeGuarded(unlimited, old);
-    BOOST_TEST_REQUIRE(ok);
-    BOOST_TEST_REQUIRE((back == now));
-
-    size_t limit = rng() % 2 ? rng() % (kXbzrleMaxDelta + 1) : unlimited.size() - rng() % 2;
-    if (encodeXbzrle(old.data(), now.data(), delta, limit)) {
-      BOOST_TEST_REQUIRE((delta == unlimited));
-      BOOST_TEST_REQUIRE(delta.size() <= limit);
-      ++encoded;
-    } else {
-      BOOST_TEST_REQUIRE(unlimited.size() > limit);
-      ++refused;
-    }
+    auto encode = [&](std::vector<uint8_t>& out, size_t limit) { return encodeXbzrle(old.data(), now.data(), out, limit); };
+    BOOST_TEST_REQUIRE(encode(unlimited, kNoLimit));
+    size_t limit = rng() % 2 ? rng() % (kXbzrleMaxDelta + 1) : unlimited.size() - rng() % 2;  // (often right at it)
+    checkDelta(encode, old, now, limit, encoded, refused);
   }
   BOOST_TEST(encoded > 100);
   BOOST_TEST(refused > 100);
@@ -170,26 +180,14 @@ BOOST_AUTO_TEST_CASE(a_sparse_page_from_zero_is_a_small_delta_and_a_zero_page_th
 BOOST_AUTO_TEST_CASE(pages_from_zero_round_trip_or_exceed_the_limit) {
   std::mt19937 rng(7);
   Page zeros(kPageSize, 0);
-  std::vector<uint8_t> delta, unlimited;
   int encoded = 0, refused = 0;
   for (int iteration = 0; iteration < 600; ++iteration) {
     Page now = zeros;
     unsigned percent = rng() % 101;  // words written: from none to all
     for (size_t w = 0; w < kPageSize / 8; ++w)
       if (rng() % 100 < percent) now[w * 8 + rng() % 8] = static_cast<uint8_t>(rng() | 1);
-    BOOST_TEST_REQUIRE(encodeXbzrleFromZero(now.data(), unlimited, kNoLimit));
-    BOOST_TEST_REQUIRE(unlimited.size() <= kXbzrleMaxDelta);
-    auto [ok, back] = decodeGuarded(unlimited, zeros);
-    BOOST_TEST_REQUIRE(ok);
-    BOOST_TEST_REQUIRE((back == now));
-    size_t limit = rng() % (kXbzrleMaxDelta + 1);
-    if (encodeXbzrleFromZero(now.data(), delta, limit)) {
-      BOOST_TEST_REQUIRE((delta == unlimited));
-      ++encoded;
-    } else {
-      BOOST_TEST_REQUIRE(unlimited.size() > limit);
-      ++refused;
-    }
+    auto encode = [&](std::vector<uint8_t>& out, size_t limit) { return encodeXbzrleFromZero(now.data(), out, limit); };
+    checkDelta(encode, zeros, now, rng() % (kXbzrleMaxDelta + 1), encoded, refused);
   }
   BOOST_TEST(encoded > 100);
   BOOST_TEST(refused > 100);
