@@ -42,6 +42,16 @@ std::pair<int, std::string> migrate(const std::string& socket, const std::string
   return {status, out};
 }
 
+// The process's resident memory (VmRSS), in MiB.
+uint64_t residentMiB(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  uint64_t kib = 0;
+  while (status >> key)
+    if (key == "VmRSS:" && status >> kib) return kib / 1024;
+  return 0;
+}
+
 // Asks the guest to check its working set: "verify ok pages=N" is the only good answer.
 void expectVerified(ChildProcess& guest, uint64_t pages) {
   guest.send("verify\n");
@@ -122,6 +132,8 @@ BOOST_DATA_TEST_CASE(a_preallocated_standby_receives_the_guest_intact, kModes, m
   expectVerified(*target, 16384);
   std::string log = target->stderrText();
   BOOST_TEST(log.find("prepared (--prealloc)") == std::string::npos, log);  // no "another size" warning
+  // Received into the prepared 256 MiB, not beside them (new memory would add the 64 MiB written).
+  BOOST_TEST(residentMiB(target->pid()) < 256u + 48u);
 }
 
 BOOST_AUTO_TEST_CASE(a_guest_of_another_size_than_the_standby_prepared_arrives_in_new_memory) {
