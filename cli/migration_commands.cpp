@@ -88,6 +88,7 @@ int standbyCommand(const std::vector<std::string>& args) {
           return {{"ok", true}, {"state", "standby"}, {"replication", target.status()}};
         return {{"ok", false}, {"error", "this standby runs no guest yet: only status is available"}};
       });
+    StopWhileWaiting stopWhileWaiting(signals);
     machine = target.receive();
   }
   if (target.tookOver() && protect) protect->generation = target.generation();

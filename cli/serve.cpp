@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 
 #include "base/error.hpp"
@@ -22,6 +23,23 @@ Fd blockStopSignals() {
   sigaddset(&set, SIGHUP);
   checkSys(::pthread_sigmask(SIG_BLOCK, &set, nullptr), "pthread_sigmask");
   return Fd(checkSys(::signalfd(-1, &set, SFD_CLOEXEC), "signalfd"));
+}
+
+StopWhileWaiting::StopWhileWaiting(const Fd& stopSignals) {
+  watcher_ = std::make_unique<NamedThread>("stop-watch", [this, fd = stopSignals.get()] {
+    pollfd p[2] = {{fd, POLLIN, 0}, {done_.fd(), POLLIN, 0}};
+    while (::poll(p, 2, -1) < 0 && errno == EINTR) {}
+    if (!(p[0].revents & POLLIN)) return;
+    signalfd_siginfo info{};
+    [[maybe_unused]] auto n = ::read(fd, &info, sizeof info);
+    log::warn("signal ", info.ssi_signo, ": no guest runs here yet; the standby stops");
+    std::_Exit(0);
+  });
+}
+
+StopWhileWaiting::~StopWhileWaiting() {
+  done_.signal();
+  watcher_.reset();
 }
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,

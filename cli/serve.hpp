@@ -2,10 +2,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "base/fd.hpp"
+#include "base/thread.hpp"
 #include "machine/machine.hpp"
 #include "metrics/metrics.hpp"
 #include "primary/replicator.hpp"
@@ -15,6 +17,21 @@ namespace tandem::cli {
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread made after; returns a
 // signalfd for them. Call before building anything that starts threads.
 Fd blockStopSignals();
+
+// While it lives, a stop signal ends the process at once, with exit code 0: for a standby that
+// runs no guest yet, whose waits (for a source, in a replication session) do not look at signals.
+// There is no guest of its own to stop; a primary's committed epoch goes with it (the primary
+// notices), and a source waiting for Running resumes its guest. Once it is gone, signals wait in
+// stopSignals for serveMachine.
+class StopWhileWaiting {
+public:
+  explicit StopWhileWaiting(const Fd& stopSignals);
+  ~StopWhileWaiting();
+
+private:
+  EventFd done_;
+  std::unique_ptr<NamedThread> watcher_;
+};
 
 // Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
 // guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.

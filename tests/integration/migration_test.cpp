@@ -136,6 +136,19 @@ BOOST_DATA_TEST_CASE(a_preallocated_standby_receives_the_guest_intact, kModes, m
   BOOST_TEST(residentMiB(target->pid()) < 256u + 48u);
 }
 
+// systemctl stop: a standby that runs no guest yet ends at SIGTERM, at once and cleanly.
+BOOST_AUTO_TEST_CASE(a_waiting_standby_stops_at_sigterm) {
+  TempDir tmp("migstop");
+  std::string socket = tmp / "standby.sock";
+  auto standby = startStandby(freeEndpoint(), {"--control", socket});
+  for (int i = 0; i < 100 && !std::filesystem::exists(socket); ++i) std::this_thread::sleep_for(50ms);
+  BOOST_REQUIRE(std::filesystem::exists(socket));
+  auto sent = std::chrono::steady_clock::now();
+  standby->kill(SIGTERM);
+  BOOST_TEST(standby->wait(5s) == 0);
+  BOOST_TEST((std::chrono::steady_clock::now() - sent < 2s));
+}
+
 BOOST_AUTO_TEST_CASE(a_guest_of_another_size_than_the_standby_prepared_arrives_in_new_memory) {
   Pair pair("migprealloc2", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000"}, "dirty: working set filled",
             {"--prealloc", "64M"});
