@@ -65,10 +65,10 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeInPlace(uint64_t page, ui
 
 std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const uint8_t* live, uint8_t* slot,
                                                             Reading reading) {
-  auto take = [&](schema::Encoding encoding, const std::vector<uint8_t>& bytes) {
-    std::memcpy(slot, bytes.data(), bytes.size());
-    ++(encoding == schema::Encoding::XBZRLE ? counts_.xbzrle : counts_.lz4);
-    return std::pair{encoding, bytes.size()};
+  auto takeDelta = [&] {
+    std::memcpy(slot, delta_.data(), delta_.size());
+    ++counts_.xbzrle;
+    return std::pair{schema::Encoding::XBZRLE, delta_.size()};
   };
   const uint8_t* cached = nullptr;
   if (cache_) {
@@ -81,14 +81,14 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const
         ++counts_.zero;
         return {schema::Encoding::ZERO, 0};
       }
-      return take(schema::Encoding::XBZRLE, delta_);
+      return takeDelta();
     }
     // (not sparse, so not zero either)
   } else if (codec::isZeroPage(live)) {
     ++counts_.zero;
     return {schema::Encoding::ZERO, 0};
   }
-  if (cached && codec::encodeXbzrle(cached, live, delta_, kGoodDelta)) return take(schema::Encoding::XBZRLE, delta_);
+  if (cached && codec::encodeXbzrle(cached, live, delta_, kGoodDelta)) return takeDelta();
   if (compression_ != Compression::None) {
     if (size_t n = codec::compressLz4Into(live, slot, kPageSize - 1)) {
       ++counts_.lz4;

@@ -16,11 +16,7 @@ bool isZeroPage(const uint8_t* page) {
   return true;
 }
 
-size_t compressLz4(const uint8_t* page, uint8_t* out) {
-  int n = LZ4_compress_default(reinterpret_cast<const char*>(page), reinterpret_cast<char*>(out), kPageSize,
-                               static_cast<int>(kLz4Bound));
-  return n > 0 && static_cast<uint64_t>(n) < kPageSize ? static_cast<size_t>(n) : 0;
-}
+size_t compressLz4(const uint8_t* page, uint8_t* out) { return compressLz4Into(page, out, kPageSize - 1); }
 
 size_t compressLz4Into(const uint8_t* page, uint8_t* out, size_t room) {
   int n = LZ4_compress_default(reinterpret_cast<const char*>(page), reinterpret_cast<char*>(out), kPageSize,

@@ -51,6 +51,16 @@ bool has(const std::map<std::string, double>& m, const std::string& name) {
   return false;
 }
 
+// Both tests: a standby at `at` with its metrics on kBase + 4, and a tandem run with `args`, its
+// control socket and its metrics on kBase + 3.
+std::unique_ptr<ChildProcess> standbyWithMetrics(const std::string& at) {
+  return startTandem({"standby", "--listen", at, "--metrics", "127.0.0.1:" + std::to_string(kBase + 4)});
+}
+std::unique_ptr<ChildProcess> runWithMetrics(std::vector<std::string> args, const std::string& socket) {
+  args.insert(args.end(), {"--control", socket, "--metrics", "127.0.0.1:" + std::to_string(kBase + 3)});
+  return startTandemRun(args);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(metrics)
@@ -59,9 +69,8 @@ BOOST_AUTO_TEST_CASE(a_protected_pair_shows_every_metric_with_values_that_move) 
   TempDir tmp("metrics");
   std::string at = "tcp://127.0.0.1:" + std::to_string(kBase);
   std::string socket = tmp / "p.sock";
-  auto standby = startTandem({"standby", "--listen", at, "--metrics", "127.0.0.1:" + std::to_string(kBase + 4)});
-  auto primary = startTandemRun({"--memory", "64M", "--append", "job=counter rate=50", "--control", socket, "--metrics",
-                                 "127.0.0.1:" + std::to_string(kBase + 3), "--protect", at});
+  auto standby = standbyWithMetrics(at);
+  auto primary = runWithMetrics({"--memory", "64M", "--append", "job=counter rate=50", "--protect", at}, socket);
   std::map<std::string, double> p;
   for (auto until = Clock::now() + 30s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
     p = scrape(kBase + 3);
@@ -121,9 +130,8 @@ BOOST_AUTO_TEST_CASE(a_migration_shows_its_phase_and_progress_and_postcopy_its_f
   TempDir tmp("metricsmig");
   std::string at = "tcp://127.0.0.1:" + std::to_string(kBase);
   std::string socket = tmp / "src.sock";
-  auto target = startTandem({"standby", "--listen", at, "--metrics", "127.0.0.1:" + std::to_string(kBase + 4)});
-  auto source = startTandemRun({"--memory", "256M", "--append", "job=dirty mib=64 rate=2000", "--control", socket, "--metrics",
-                                "127.0.0.1:" + std::to_string(kBase + 3)});
+  auto target = standbyWithMetrics(at);
+  auto source = runWithMetrics({"--memory", "256M", "--append", "job=dirty mib=64 rate=2000"}, socket);
   BOOST_REQUIRE(source->waitForLine("dirty: working set filled", 60s));
   auto before = scrape(kBase + 3);
   BOOST_TEST(value(before, std::string(names::kMigrationPhase) + "{phase=\"none\"}") == 1);
