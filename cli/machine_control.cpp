@@ -150,7 +150,8 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
     auto stats = MigrationSource(machine_, options, board.get()).run();
     reply = stats.toJson();
     reply["ok"] = true;
-    log::info("migrated to ", options.to, " in ", stats.totalMs, " ms, downtime ", stats.downtimeMs, " ms");
+    log::info("migrated to ", options.to, " in ", stats.totalMs, " ms, downtime ", stats.downtimeMs,
+              " ms; the guest's vCPUs stopped here at ", log::utcTime(stats.pausedAt));
   } catch (const Error& e) {
     reply = {{"ok", false}, {"error", concat("migration to ", options.to, " failed: ", e.what())}};
     board->update([&](MigrationProgress& p) {

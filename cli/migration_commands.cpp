@@ -77,20 +77,19 @@ int standbyCommand(const std::vector<std::string>& args) {
     metricsServer->addSource([&target](metrics::Families& out) { target.collectMetrics(out); });
   }
   log::info("standby listening on ", *listen);
-  std::unique_ptr<Machine> machine;
-  {
-    // While it waits, the control socket tells how the standby stands (role, committed epoch...).
-    auto control = options.value("control");
-    std::unique_ptr<ControlServer> server;
-    if (control)
-      server = std::make_unique<ControlServer>(*control, [&](const nlohmann::json& request) -> nlohmann::json {
-        if (request.is_object() && request.value("cmd", "") == "status")
-          return {{"ok", true}, {"state", "standby"}, {"replication", target.status()}};
-        return {{"ok", false}, {"error", "this standby runs no guest yet: only status is available"}};
-      });
-    StopWhileWaiting stopWhileWaiting(signals);
-    machine = target.receive();
-  }
+  // While it waits, the control socket tells how the standby stands (role, committed epoch...).
+  // Both it and the stop-signal watcher go once the guest runs: their threads are not joined
+  // inside a migration's downtime.
+  std::unique_ptr<ControlServer> waitingControl;
+  if (auto control = options.value("control"))
+    waitingControl = std::make_unique<ControlServer>(*control, [&](const nlohmann::json& request) -> nlohmann::json {
+      if (request.is_object() && request.value("cmd", "") == "status")
+        return {{"ok", true}, {"state", "standby"}, {"replication", target.status()}};
+      return {{"ok", false}, {"error", "this standby runs no guest yet: only status is available"}};
+    });
+  auto stopWhileWaiting = std::make_unique<StopWhileWaiting>(signals);
+  std::unique_ptr<Machine> machine = target.receive();
+  stopWhileWaiting->handOver();
   if (target.tookOver() && protect) protect->generation = target.generation();
   if (metricsServer) {  // from here on the guest's figures (a protecting primary's, with --protect)
     metricsServer->removeSources();
@@ -101,10 +100,13 @@ int standbyCommand(const std::vector<std::string>& args) {
       *machine, signals, options.value("control"), console->describe(),
       [&] {
         target.reportRunning();
+        if (!target.tookOver()) log::info("the migrated guest's vCPUs run here since ", log::utcTime(machine->startedAt()));
         if (target.tookOver())
           log::warn("failover: the guest's MAC announced and the guest running here at generation ", target.generation(), " in ",
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), " ms",
                     protect ? concat("; protecting it onward to ", protect->to) : std::string("; unprotected"));
+        waitingControl.reset();  // (serveMachine opens the control socket anew after this)
+        stopWhileWaiting.reset();
       },
       target.tookOver() ? protect : std::nullopt, metricsServer ? &*metricsServer : nullptr);
   return code;

@@ -29,17 +29,29 @@ StopWhileWaiting::StopWhileWaiting(const Fd& stopSignals) {
   watcher_ = std::make_unique<NamedThread>("stop-watch", [this, fd = stopSignals.get()] {
     pollfd p[2] = {{fd, POLLIN, 0}, {done_.fd(), POLLIN, 0}};
     while (::poll(p, 2, -1) < 0 && errno == EINTR) {}
-    if (!(p[0].revents & POLLIN)) return;
+    if (p[1].revents || !(p[0].revents & POLLIN)) return;
     signalfd_siginfo info{};
-    [[maybe_unused]] auto n = ::read(fd, &info, sizeof info);
+    if (::read(fd, &info, sizeof info) != sizeof info) return;
+    std::lock_guard lock(mutex_);
+    if (handedOver_) {  // too late to stop here: serveMachine takes it
+      ::kill(::getpid(), static_cast<int>(info.ssi_signo));
+      return;
+    }
     log::warn("signal ", info.ssi_signo, ": no guest runs here yet; the standby stops");
     std::_Exit(0);
   });
 }
 
 StopWhileWaiting::~StopWhileWaiting() {
-  done_.signal();
+  handOver();
   watcher_.reset();
+}
+
+void StopWhileWaiting::handOver() {
+  std::lock_guard lock(mutex_);
+  if (handedOver_) return;
+  handedOver_ = true;
+  done_.signal();
 }
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
@@ -53,12 +65,12 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
     if (metrics) metrics->addSource([r = replicator.get()](metrics::Families& out) { r->collectMetrics(out); });
   }
   if (metrics) metrics->addSource([&control](metrics::Families& out) { control.collectMetrics(out); });
+  machine.start();
+  if (onStarted) onStarted();
   std::unique_ptr<ControlServer> server;
   if (controlPath)
     server = std::make_unique<ControlServer>(
         *controlPath, [&](const nlohmann::json& r) { return control.handle(r); }, std::set<std::string>{"migrate"});
-  machine.start();
-  if (onStarted) onStarted();
   if (replicator) replicator->start();
 
   for (;;) {

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -18,24 +19,31 @@ namespace tandem::cli {
 // signalfd for them. Call before building anything that starts threads.
 Fd blockStopSignals();
 
-// While it lives, a stop signal ends the process at once, with exit code 0: for a standby that
+// Until handOver(), a stop signal ends the process at once, with exit code 0: for a standby that
 // runs no guest yet, whose waits (for a source, in a replication session) do not look at signals.
 // There is no guest of its own to stop; a primary's committed epoch goes with it (the primary
-// notices), and a source waiting for Running resumes its guest. Once it is gone, signals wait in
-// stopSignals for serveMachine.
+// notices), and a source waiting for Running resumes its guest. After handOver(), signals wait in
+// stopSignals for serveMachine (one the watcher had already read is sent again). handOver() does
+// not wait for the watcher: a migration's guest is about to start, and the watcher's thread is
+// joined when this goes, once the guest runs.
 class StopWhileWaiting {
 public:
   explicit StopWhileWaiting(const Fd& stopSignals);
   ~StopWhileWaiting();
 
+  void handOver();
+
 private:
+  std::mutex mutex_;
+  bool handedOver_ = false;
   EventFd done_;
   std::unique_ptr<NamedThread> watcher_;
 };
 
 // Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
 // guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.
-// onStarted runs once the vCPUs run (a migration target reports to its source there). With
+// onStarted runs once the vCPUs run (a migration target reports to its source there), before the
+// control socket opens (a migration target's own goes in onStarted, not inside the downtime). With
 // protect, a Replicator keeps the guest protected by that standby (its output held from the start);
 // with metrics, it shows its figures there.
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,

@@ -68,6 +68,7 @@ nlohmann::json MigrationStats::toJson() const {
       {"downtime_ms", downtimeMs},
       {"downtime_parts_ms", {{"pause", pauseMs}, {"final_pages", finalPagesMs}, {"state", stateMs}, {"target", targetMs}}},
       {"setup_ms", setupMs},
+      {"paused_at", log::utcTime(pausedAt)},
       {"bytes", bytes},
       {"pages", {{"zero", pages.zero}, {"raw", pages.raw}, {"lz4", pages.lz4}, {"xbzrle", pages.xbzrle}}},
       {"xbzrle_cache", {{"hits", pages.xbzrleCacheHits}, {"misses", pages.xbzrleCacheMisses}}},
@@ -223,8 +224,9 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     p.pagesToSend = pages.count();
   });
   auto pauseStart = Clock::now();
-  machine_.pause();
+  machine_.pause(Machine::PauseFor::Capture);
   stats_.pauseMs = msSince(pauseStart);
+  stats_.pausedAt = std::chrono::system_clock::now();
   try {
     auto part = Clock::now();
     // The guest waits: the last pages go as fast as the link takes them (as QEMU does too).
@@ -252,8 +254,9 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
 void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
   stats_.switchedToPostcopy = true;
   auto pauseStart = Clock::now();
-  machine_.pause();
+  machine_.pause(Machine::PauseFor::Capture);
   stats_.pauseMs = msSince(pauseStart);
+  stats_.pausedAt = std::chrono::system_clock::now();
   PageServer* serverSeen = nullptr;
   try {
     auto part = Clock::now();

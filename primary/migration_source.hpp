@@ -17,6 +17,8 @@
 // guest runs on the target resumes it here.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <string>
 
@@ -55,6 +57,8 @@ struct MigrationStats {
   // The downtime in parts: vCPUs and io thread parked; last dirty pages sent; MachineState captured
   // and sent; the target restoring and starting the guest (until its Running arrives).
   double pauseMs = 0, finalPagesMs = 0, stateMs = 0, targetMs = 0;
+  // When the vCPUs were all parked (by this host's clock): where the guest stopped running here.
+  std::chrono::system_clock::time_point pausedAt;
   uint64_t bytes = 0;
   EncodingCounts pages;
   uint32_t rounds = 0;

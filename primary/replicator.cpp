@@ -278,7 +278,7 @@ void Replicator::runEpoch(SessionParts& s) {
   auto& link = s.link;
   auto& dirty = s.dirty;
   auto pauseStart = Clock::now();
-  machine_.pause();
+  machine_.pause(Machine::PauseFor::Capture);
   s.tracker.takeInto(dirty);
   s.disks.takeEpoch();
   // A page copied midway and not written since keeps that copy; one written again is copied over

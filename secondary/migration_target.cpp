@@ -101,7 +101,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
     failBadInput("the source asks for a mode this standby does not serve (precopy, postcopy, hybrid)");
   MachineConfig config = machineForHello(base_, hello, "source");
   auto machine = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
-  machine->prepareThreads();  // now, rather than inside the downtime
+  machine->prepareStart();  // now, rather than inside the downtime
   GuestMemory& memory = machine->memory();
   // Prepared memory holds zeros in pages the host backed: postcopy must drop the owed ones.
   bool memoryBacked = prepared_.tookPrepared();

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 namespace tandem::log {
@@ -31,6 +33,17 @@ void write(Level level, std::string_view text) {
   line.append(text).push_back('\n');
   // One write() per line, so lines from different threads never interleave.
   [[maybe_unused]] auto rc = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+std::string utcTime(std::chrono::system_clock::time_point at) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(at.time_since_epoch()).count();
+  std::time_t seconds = static_cast<std::time_t>(us / 1'000'000);
+  std::tm utc{};
+  ::gmtime_r(&seconds, &utc);
+  char text[40];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
+                utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<long long>(us % 1'000'000));
+  return text;
 }
 
 }  // namespace tandem::log

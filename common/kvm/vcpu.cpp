@@ -3,9 +3,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <cerrno>
 #include <cstring>
 #include <iomanip>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -81,8 +83,9 @@ std::vector<uint32_t> Vcpu::readableMsrs(const std::vector<uint32_t>& listed) co
   return readable;
 }
 
-// Capture order (Firecracker's, for the same reasons): MP_STATE first, VCPU_EVENTS last, so that
-// nothing read in between can change what the events say is pending.
+// Capture order (Firecracker's, for the same reasons): MP_STATE first (reading it lets the LAPIC
+// accept a pending INIT or SIPI, which changes the registers), VCPU_EVENTS last, so that nothing
+// read in between can change what the events say is pending.
 VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
   auto get = [&](unsigned long request, void* out, const char* name) {
     checkSys(::ioctl(fd_.get(), request, out), concat(name, " on vcpu ", index_));
@@ -93,6 +96,39 @@ VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
   s.mpState = mp.mp_state;
   get(KVM_GET_REGS, &s.regs, "KVM_GET_REGS");
   get(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS");
+  saveAfterRegs(s, msrIndices);
+  get(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS");
+  return s;
+}
+
+// MP_STATE first, as above; REGS, SREGS and VCPU_EVENTS last, together (nothing read before them
+// changes the registers).
+VcpuState Vcpu::saveOnRunThread(const std::vector<uint32_t>& msrIndices) {
+  VcpuState s;
+  kvm_mp_state mp{};
+  checkSys(::ioctl(fd_.get(), KVM_GET_MP_STATE, &mp), concat("KVM_GET_MP_STATE on vcpu ", index_));
+  s.mpState = mp.mp_state;
+  saveAfterRegs(s, msrIndices);
+  kvm_run& run = runPage();
+  std::memset(&run.s.regs, 0, sizeof run.s.regs);  // KVM sets the interrupt bitmap's bits, never clears them
+  run.kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
+  uint8_t immediateExit = run.immediate_exit;
+  run.immediate_exit = 1;
+  int rc = ::ioctl(fd_.get(), KVM_RUN, 0);
+  int error = errno;
+  run.immediate_exit = immediateExit;
+  run.kvm_valid_regs = 0;
+  if (rc == 0 || error != EINTR) throwErrno(concat("KVM_RUN (to read the registers) on vcpu ", index_), rc == 0 ? EIO : error);
+  s.regs = run.s.regs.regs;
+  s.sregs = run.s.regs.sregs;
+  s.events = run.s.regs.events;
+  return s;
+}
+
+void Vcpu::saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices) const {
+  auto get = [&](unsigned long request, void* out, const char* name) {
+    checkSys(::ioctl(fd_.get(), request, out), concat(name, " on vcpu ", index_));
+  };
   get(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
   get(KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS");
   get(KVM_GET_DEBUGREGS, &s.debugRegs, "KVM_GET_DEBUGREGS");
@@ -105,32 +141,43 @@ VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
   assertThat(read == static_cast<int>(entries.size()), "KVM_GET_MSRS read ", read, " of ", entries.size(), " MSRs");
   s.msrs.resize(entries.size());
   std::memcpy(s.msrs.data(), buffer.data() + sizeof(abi::MsrsHeader), entries.size() * sizeof(kvm_msr_entry));
-
-  get(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS");
-  return s;
 }
+
+void Vcpu::readInitialState(const std::vector<uint32_t>& msrIndices) { initial_ = save(msrIndices); }
 
 // Restore order: MP_STATE, REGS, SREGS, XSAVE, XCRS, DEBUGREGS, LAPIC, MSRS, VCPU_EVENTS. SREGS
 // before XSAVE and MSRS (CR4 and EFER decide what they may hold); LAPIC before MSRS (the TSC
 // deadline MSR needs the LAPIC's mode); VCPU_EVENTS last (it may re-inject what the rest set up).
+// A part the vCPU already holds (readInitialState) is left alone: setting it again changes nothing.
 void Vcpu::restore(const VcpuState& s) {
+  const std::optional<VcpuState> initial = std::exchange(initial_, std::nullopt);
   auto set = [&](unsigned long request, const void* in, const char* name) {
     checkSys(::ioctl(fd_.get(), request, in), concat(name, " on vcpu ", index_));
   };
-  kvm_mp_state mp{s.mpState};
-  set(KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
-  set(KVM_SET_REGS, &s.regs, "KVM_SET_REGS");
-  set(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS");
-  set(abi::kSetXsave, s.xsave.data(), "KVM_SET_XSAVE");
-  set(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS");
-  set(KVM_SET_DEBUGREGS, &s.debugRegs, "KVM_SET_DEBUGREGS");
-  set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC");
-  auto buffer = msrBuffer(s.msrs);
-  int written = checkSys(::ioctl(fd_.get(), abi::kSetMsrs, buffer.data()), concat("KVM_SET_MSRS on vcpu ", index_));
-  if (written != static_cast<int>(s.msrs.size()))
-    throw Error(ErrorKind::Failed, concat("KVM_SET_MSRS on vcpu ", index_, " refused MSR 0x", std::hex,
-                                          s.msrs[static_cast<size_t>(written)].index));
-  set(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS");
+  auto differs = [&](auto part) { return !initial || !sameBytes((*initial).*part, s.*part); };
+  if (!initial || initial->mpState != s.mpState) {
+    kvm_mp_state mp{s.mpState};
+    set(KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+  }
+  if (differs(&VcpuState::regs)) set(KVM_SET_REGS, &s.regs, "KVM_SET_REGS");
+  if (differs(&VcpuState::sregs)) set(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS");
+  if (!initial || initial->xsave != s.xsave) set(abi::kSetXsave, s.xsave.data(), "KVM_SET_XSAVE");
+  if (differs(&VcpuState::xcrs)) set(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS");
+  if (differs(&VcpuState::debugRegs)) set(KVM_SET_DEBUGREGS, &s.debugRegs, "KVM_SET_DEBUGREGS");
+  if (differs(&VcpuState::lapic)) set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC");
+  std::vector<kvm_msr_entry> msrs;
+  bool sameList = initial && initial->msrs.size() == s.msrs.size();
+  for (size_t i = 0; i < s.msrs.size(); ++i)
+    if (!sameList || initial->msrs[i].index != s.msrs[i].index || initial->msrs[i].data != s.msrs[i].data)
+      msrs.push_back(s.msrs[i]);
+  if (!msrs.empty()) {
+    auto buffer = msrBuffer(msrs);
+    int written = checkSys(::ioctl(fd_.get(), abi::kSetMsrs, buffer.data()), concat("KVM_SET_MSRS on vcpu ", index_));
+    if (written != static_cast<int>(msrs.size()))
+      throw Error(ErrorKind::Failed, concat("KVM_SET_MSRS on vcpu ", index_, " refused MSR 0x", std::hex,
+                                            msrs[static_cast<size_t>(written)].index));
+  }
+  if (differs(&VcpuState::events)) set(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS");
 }
 
 std::string Vcpu::describePosition() const {

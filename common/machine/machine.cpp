@@ -158,7 +158,8 @@ MachineState Machine::capture() const {
   state.cmdline = config_.cmdline;
   state.serial = serial_.save();
   for (const auto& t : transports_) state.virtio.push_back(t->save());
-  for (const auto& vcpu : vcpus_) state.vcpus.push_back(vcpu->save(msrIndices_));
+  for (size_t i = 0; i < vcpus_.size(); ++i)
+    state.vcpus.push_back(savedAtPause_ ? runners_[i]->savedState() : vcpus_[i]->save(msrIndices_));
   state.vm = vm_.save();
   return state;
 }
@@ -168,6 +169,8 @@ void Machine::restore(const MachineState& state) {
   require(state.memorySize == memory_.size() && state.vcpus.size() == vcpus_.size(), "state of another shape");
   require(state.virtio.size() == transports_.size(), "state with ", state.virtio.size(), " virtio devices for ",
           transports_.size());
+  // start() follows: prepared vCPU threads wake now, while the state goes in, rather than then.
+  for (auto& r : runners_) r->expectResume();
   serial_.restore(state.serial);
   for (size_t i = 0; i < transports_.size(); ++i) transports_[i]->restore(state.virtio[i]);
   vm_.restore(state.vm);
@@ -193,14 +196,15 @@ Machine::~Machine() {
 
 void Machine::createThreads(VcpuRunner::Start how) {
   for (auto& vcpu : vcpus_)
-    runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, [this](kvm::Vcpu& v) { return handleExit(v); }));
+    runners_.push_back(std::make_unique<VcpuRunner>(*vcpu, [this](kvm::Vcpu& v) { return handleExit(v); }, msrIndices_));
   io_.start();
   if (how == VcpuRunner::Start::Parked) io_.pause();
   for (auto& r : runners_) r->start(how);
 }
 
-void Machine::prepareThreads() {
-  require(!started_ && runners_.empty(), "threads prepared for a machine that has them");
+void Machine::prepareStart() {
+  require(!started_ && runners_.empty(), "start prepared for a machine that has its threads");
+  for (auto& vcpu : vcpus_) vcpu->readInitialState(msrIndices_);
   createThreads(VcpuRunner::Start::Parked);
 }
 
@@ -210,6 +214,7 @@ void Machine::start() {
   // A restored guest (snapshot, migration) may sit behind another tap now: tell the network.
   if (!image_)
     for (auto& net : nets_) net->announce();
+  startedAt_ = std::chrono::system_clock::now();
   if (runners_.empty()) {
     createThreads(VcpuRunner::Start::Running);
   } else {  // prepared
@@ -219,9 +224,10 @@ void Machine::start() {
   console_.startInput([this](std::span<const uint8_t> bytes) { return serial_.receive(bytes); });
 }
 
-void Machine::pause() {
+void Machine::pause(PauseFor why) {
   if (paused_) return;
-  for (auto& r : runners_) r->requestPause();
+  savedAtPause_ = why == PauseFor::Capture && started_ && !runners_.empty();
+  for (auto& r : runners_) r->requestPause(savedAtPause_ ? VcpuRunner::Save::State : VcpuRunner::Save::No);
   idlePort_.wake();  // a vCPU sleeping in the idle port comes back to KVM_RUN and parks
   for (auto& r : runners_) r->waitParked();
   io_.pause();  // after the vCPUs: no new notification can come in while it drains
@@ -230,6 +236,7 @@ void Machine::pause() {
 
 void Machine::resume() {
   if (!paused_) return;
+  savedAtPause_ = false;
   io_.resume();
   for (auto& r : runners_) r->resume();
   paused_ = false;

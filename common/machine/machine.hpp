@@ -97,13 +97,19 @@ public:
   dev::virtio::Blk& disk(size_t index) { return *disks_.at(index); }
 
   void start();
-  // Optional, before start(): creates the threads start() would, the vCPUs parked before their
-  // first run and devices not yet served, so that start() only lets them go (a migration target
-  // does this while pages arrive: creating threads is then not part of the downtime). Nothing is
-  // announced to the network before start().
-  void prepareThreads();
-  // Parks every vCPU and returns once all are parked. Idempotent.
-  void pause();
+  // When start() let the vCPUs go (by this host's clock).
+  std::chrono::system_clock::time_point startedAt() const { return startedAt_; }
+  // Optional, before restore() and start(), for a machine made ForRestore: does ahead what they
+  // would do inside a downtime (a migration target calls it while pages arrive). Creates the
+  // threads start() would, the vCPUs parked before their first run and devices not yet served, so
+  // that start() only lets them go; reads each vCPU's initial state, so that restore() sets only
+  // what differs from it. Nothing is announced to the network before start().
+  void prepareStart();
+  // Parks every vCPU and returns once all are parked. Idempotent. PauseFor::Capture: each vCPU's
+  // thread then saves its vCPU's state while the caller goes on (with the final pages, say), and
+  // capture() takes those saves.
+  enum class PauseFor { Holding, Capture };
+  void pause(PauseFor why = PauseFor::Holding);
   void resume();
   bool paused() const { return paused_; }
   // True once the run has ended (powered off, faulted or stopped).
@@ -160,6 +166,8 @@ private:
   GuestMemory memory_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<uint32_t> msrIndices_;  // the MSRs capture() saves
+  std::chrono::system_clock::time_point startedAt_;
+  bool savedAtPause_ = false;         // the vCPU threads saved their state as they parked
 
   dev::PioBus pio_;
   dev::Serial serial_;

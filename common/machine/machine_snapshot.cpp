@@ -91,7 +91,7 @@ MachineSnapshotReport snapshotMachine(Machine& machine, const std::string& dir) 
   PauseCopy last(2 * dirty.count() + kPagesWorthAPause);
   MachineState state;
   auto pauseStart = Clock::now();
-  machine.pause();
+  machine.pause(Machine::PauseFor::Capture);
   try {
     tracking.tracker().takeInto(dirty);
     last.take(machine.memory(), dirty);

@@ -16,6 +16,7 @@ namespace {
 int kickSignal() { return SIGRTMIN; }
 
 constexpr auto kParkSpin = std::chrono::microseconds(200);
+constexpr auto kResumeWatch = std::chrono::milliseconds(2);
 
 // The kick signal only has to interrupt KVM_RUN; its handler does nothing (and takes no lock).
 void installKickHandler() {
@@ -31,7 +32,8 @@ void installKickHandler() {
 
 }  // namespace
 
-VcpuRunner::VcpuRunner(kvm::Vcpu& vcpu, ExitHandler handleExit) : vcpu_(vcpu), handleExit_(std::move(handleExit)) {
+VcpuRunner::VcpuRunner(kvm::Vcpu& vcpu, ExitHandler handleExit, const std::vector<uint32_t>& msrIndices)
+    : vcpu_(vcpu), handleExit_(std::move(handleExit)), msrIndices_(msrIndices) {
   installKickHandler();
 }
 
@@ -66,9 +68,13 @@ void VcpuRunner::kick() {
   if (thread_ && !finished_) ::pthread_kill(thread_->nativeHandle(), kickSignal());
 }
 
-void VcpuRunner::requestPause() {
+void VcpuRunner::requestPause(Save save) {
   std::lock_guard lock(mutex_);
+  if (pauseRequested_) return;  // (a save is asked for as the vCPU leaves the guest, not later)
   pauseRequested_ = true;
+  saveRequested_ = save == Save::State;
+  saved_.reset();
+  saveError_ = nullptr;
   kick();
 }
 
@@ -81,9 +87,29 @@ void VcpuRunner::waitParked() {
   changed_.wait(lock, [&] { return parked_ || finished_ || !thread_; });
 }
 
+const kvm::VcpuState& VcpuRunner::savedState() const {
+  // As waitParked(): the save is about done when this is asked; look for a while before sleeping.
+  auto until = std::chrono::steady_clock::now() + kParkSpin;
+  while (saving_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return saved_ || saveError_ || (!saveRequested_ && !saving_) || finished_; });
+  if (saveError_) std::rethrow_exception(saveError_);
+  if (!saved_) throw Error(ErrorKind::Failed, concat("vcpu ", vcpu_.index(), " ended before its state was saved"));
+  return *saved_;
+}
+
 void VcpuRunner::resume() {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !saving_; });
   pauseRequested_ = false;
+  saveRequested_ = false;
+  saved_.reset();
+  changed_.notify_all();
+}
+
+void VcpuRunner::expectResume() {
+  std::lock_guard lock(mutex_);
+  resumeExpected_ = true;
   changed_.notify_all();
 }
 
@@ -110,12 +136,7 @@ void VcpuRunner::loop() {
   kvm_run& run = vcpu_.runPage();
   {
     std::unique_lock lock(mutex_);
-    if (pauseRequested_) {  // started parked
-      parked_ = true;
-      changed_.notify_all();
-      changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_; });
-      parked_ = false;
-    }
+    if (pauseRequested_) waitWhileParked(lock);  // started parked
     if (stopRequested_) return;
   }
   for (;;) {
@@ -132,12 +153,51 @@ void VcpuRunner::loop() {
       if (stopRequested_) return;
     }
     if (!pauseRequested_) continue;
-    parked_ = true;
-    changed_.notify_all();
-    changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_; });
-    parked_ = false;
+    if (saveRequested_) saveWhileParked(lock);
+    waitWhileParked(lock);
     if (stopRequested_) return;
   }
+}
+
+// The guest is out, so the pause need not wait: parked_ is set first, and the save runs while the
+// thread that paused the vCPU goes on with its own work.
+void VcpuRunner::saveWhileParked(std::unique_lock<std::mutex>& lock) {
+  saveRequested_ = false;
+  saving_ = true;
+  parked_ = true;
+  changed_.notify_all();
+  lock.unlock();
+  std::this_thread::yield();  // a pausing thread on this core goes on first (the save does not hold it up)
+  std::optional<kvm::VcpuState> saved;
+  std::exception_ptr error;
+  try {
+    saved = vcpu_.saveOnRunThread(msrIndices_);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  lock.lock();
+  saved_ = std::move(saved);
+  saveError_ = error;
+  saving_ = false;
+  changed_.notify_all();
+}
+
+// Until resume() or a stop; after expectResume(), watching for the resume for a while rather than
+// sleeping through it.
+void VcpuRunner::waitWhileParked(std::unique_lock<std::mutex>& lock) {
+  parked_ = true;
+  changed_.notify_all();
+  for (;;) {
+    changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_ || resumeExpected_; });
+    if (!pauseRequested_ || stopRequested_) break;
+    resumeExpected_ = false;
+    lock.unlock();
+    auto until = std::chrono::steady_clock::now() + kResumeWatch;
+    while (pauseRequested_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+    lock.lock();
+  }
+  parked_ = false;
 }
 
 }  // namespace tandem

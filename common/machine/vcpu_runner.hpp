@@ -2,6 +2,8 @@
 //
 //   (start(Parked): parked before the first KVM_RUN) --resume()--> running
 //   running --requestPause()--> (kick) --> parked --resume()--> running
+//   running --requestPause(Save::State)--> (kick) --> parked, then saves the vCPU's state on its
+//           own thread while the caller goes on; savedState() waits for it
 //   running --requestNap(t)-->  (kick) --> asleep for t (a pause or stop ends it) --> running
 //   any     --requestStop()-->  (kick) --> finished
 //
@@ -16,7 +18,10 @@
 #include <condition_variable>
 #include <functional>
 #include <memory>
+#include <exception>
 #include <mutex>
+#include <optional>
+#include <vector>
 
 #include "base/thread.hpp"
 #include "kvm/vcpu.hpp"
@@ -28,7 +33,8 @@ public:
   // Handles one exit (runs on the vCPU thread); returns false when the vCPU must not run on.
   using ExitHandler = std::function<bool(kvm::Vcpu&)>;
 
-  VcpuRunner(kvm::Vcpu& vcpu, ExitHandler handleExit);
+  // msrIndices: the MSRs a save reads (kvm::Vcpu::save()); it outlives the runner.
+  VcpuRunner(kvm::Vcpu& vcpu, ExitHandler handleExit, const std::vector<uint32_t>& msrIndices);
   ~VcpuRunner();  // stops and joins
 
   // Parked: the thread waits for resume() before it first enters the guest (thread creation is
@@ -36,9 +42,19 @@ public:
   enum class Start { Running, Parked };
   void start(Start how = Start::Running);
   // Asks the vCPU to park; returns at once. waitParked() waits until it has (or has finished).
-  void requestPause();
+  // Save::State: once out of the guest the thread also saves the vCPU's state (about 100 us of
+  // ioctls on this nested host), while whoever paused it goes on; savedState() waits for that
+  // save and returns it (until resume()). waitParked() does not wait for the save.
+  enum class Save { No, State };
+  void requestPause(Save save = Save::No);
   void waitParked();
+  const kvm::VcpuState& savedState() const;
+  // Lets the vCPU run on (after a save in progress, if any, has ended).
   void resume();
+  // resume() follows within a millisecond or so: a parked thread wakes now and watches for it, so
+  // that the resume does not also wait for the thread to be woken (tens of microseconds across
+  // cores on this nested host; a migration target does this inside its downtime).
+  void expectResume();
   // Throttling: the vCPU leaves the guest and sleeps for `nap`, then runs on; returns at once.
   void requestNap(std::chrono::microseconds nap);
   // Asks the thread to end; returns at once. join() waits for it.
@@ -48,13 +64,21 @@ public:
 private:
   void loop();
   void kick();  // mutex_ held
+  void waitWhileParked(std::unique_lock<std::mutex>& lock);
+  void saveWhileParked(std::unique_lock<std::mutex>& lock);
 
   kvm::Vcpu& vcpu_;
   ExitHandler handleExit_;
+  const std::vector<uint32_t>& msrIndices_;
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
-  bool pauseRequested_ = false;
+  mutable std::condition_variable changed_;
+  std::atomic<bool> pauseRequested_{false};  // written under mutex_; read without it while watching
   bool stopRequested_ = false;
+  bool resumeExpected_ = false;
+  bool saveRequested_ = false;
+  std::atomic<bool> saving_{false};  // written under mutex_; read without it by savedState()'s spin
+  std::optional<kvm::VcpuState> saved_;  // this pause's save, once done
+  std::exception_ptr saveError_;
   std::atomic<bool> parked_{false};  // written under mutex_; read without it by waitParked()'s spin
   bool finished_ = false;
   std::chrono::microseconds nap_{0};
