@@ -100,8 +100,9 @@ int standbyCommand(const std::vector<std::string>& args) {
       *machine, signals, options.value("control"), console->describe(),
       [&] {
         target.reportRunning();
-        if (!target.tookOver()) log::info("the migrated guest's vCPUs run here since ", log::utcTime(machine->startedAt()));
-        if (target.tookOver())
+        if (!target.tookOver())
+          log::info("the migrated guest's vCPUs run here since ", log::utcTime(machine->startedAt()));
+        else
           log::warn("failover: the guest's MAC announced and the guest running here at generation ", target.generation(), " in ",
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), " ms",
                     protect ? concat("; protecting it onward to ", protect->to) : std::string("; unprotected"));

@@ -4,6 +4,9 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -60,6 +63,38 @@ void expectVerified(ChildProcess& guest, uint64_t pages) {
   BOOST_TEST(*verdict == "verify ok pages=" + std::to_string(pages));
 }
 
+// Info-level logs for the tandems started while it lives.
+struct InfoLogs {
+  InfoLogs() { ::setenv("TANDEM_LOG", "info", 1); }
+  ~InfoLogs() { ::unsetenv("TANDEM_LOG"); }
+};
+
+// Seconds since the epoch of tandem's "2026-11-23T13:28:48.123456Z".
+double utcSeconds(const std::string& text) {
+  std::tm t{};
+  long micros = 0;
+  BOOST_REQUIRE_MESSAGE(std::sscanf(text.c_str(), "%d-%d-%dT%d:%d:%d.%ldZ", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour,
+                                    &t.tm_min, &t.tm_sec, &micros) == 7,
+                        "not a tandem timestamp: " << text);
+  t.tm_year -= 1900;
+  t.tm_mon -= 1;
+  return static_cast<double>(::timegm(&t)) + static_cast<double>(micros) / 1e6;
+}
+
+// What follows `marker` on its line in the child's stderr, once it has appeared (or "").
+std::string stderrAfter(ChildProcess& child, const std::string& marker, std::chrono::seconds timeout) {
+  std::string text;
+  for (auto until = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < until;
+       std::this_thread::sleep_for(20ms)) {
+    text += child.stderrText();
+    if (auto at = text.find(marker); at != std::string::npos && text.find('\n', at) != std::string::npos) {
+      at += marker.size();
+      return text.substr(at, text.find('\n', at) - at);
+    }
+  }
+  return "";
+}
+
 // A standby (given standby's options), and a source running with run's options until it printed `ready`.
 struct Pair {
   TempDir tmp;
@@ -82,6 +117,7 @@ struct Pair {
 BOOST_AUTO_TEST_SUITE(migration)
 
 BOOST_DATA_TEST_CASE(counter_moves_with_every_tick_once_and_in_order, kModes, mode) {
+  InfoLogs infoLogs;
   Pair pair("mig", {"--append", "job=counter rate=50"}, "tick 10");
   auto& [tmp, endpoint, socket, target, source] = pair;
   auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
@@ -92,6 +128,14 @@ BOOST_DATA_TEST_CASE(counter_moves_with_every_tick_once_and_in_order, kModes, mo
   BOOST_TEST(stats["mode"] == std::string(mode));
   BOOST_TEST(stats["postcopy"] == (std::string(mode) != "precopy"));
   BOOST_TEST(stats["downtime_ms"].template get<double>() < 300);
+  // Both ends mark, by this host's clock, when the vCPUs stopped here and started there (what the
+  // benchmark compares with QEMU's trace): in that order, and within the downtime the source saw.
+  std::string since = stderrAfter(*target, "vCPUs run here since ", 10s);
+  BOOST_REQUIRE_MESSAGE(!since.empty(), "the standby did not log when the guest's vCPUs started");
+  double stopToRunMs = (utcSeconds(since) - utcSeconds(stats["paused_at"].template get<std::string>())) * 1000;
+  BOOST_TEST_MESSAGE(mode << ": vCPUs stopped here to running there " << stopToRunMs << " ms");
+  BOOST_TEST(stopToRunMs > 0);
+  BOOST_TEST(stopToRunMs < stats["downtime_ms"].template get<double>());
   BOOST_TEST(source->wait(10s) == 0);  // the source ends once the target runs the guest
   std::string last = drainUntilQuiet(*source, "tick ", 200ms, "tick 10");
   target->continueConsoleOf(*source);  // paused in the middle of a line, it finishes it there
