@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <utility>
 
 #include "base/error.hpp"
 #include "base/log.hpp"
@@ -150,8 +151,9 @@ std::string Machine::guestCmdline() const {
   return cmdline;
 }
 
-MachineState Machine::capture() const {
+MachineState Machine::capture() {
   require(paused_ || !started_, "capture() needs a paused machine");
+  bool saved = std::exchange(savedAtPause_, false);
   MachineState state;
   state.memorySize = memory_.size();
   state.regions = memory_.regions();
@@ -159,7 +161,7 @@ MachineState Machine::capture() const {
   state.serial = serial_.save();
   for (const auto& t : transports_) state.virtio.push_back(t->save());
   for (size_t i = 0; i < vcpus_.size(); ++i)
-    state.vcpus.push_back(savedAtPause_ ? runners_[i]->savedState() : vcpus_[i]->save(msrIndices_));
+    state.vcpus.push_back(saved ? runners_[i]->savedState() : vcpus_[i]->save(msrIndices_));
   state.vm = vm_.save();
   return state;
 }

@@ -107,7 +107,8 @@ public:
   void prepareStart();
   // Parks every vCPU and returns once all are parked. Idempotent. PauseFor::Capture: each vCPU's
   // thread then saves its vCPU's state while the caller goes on (with the final pages, say), and
-  // capture() takes those saves.
+  // the next capture() takes those saves; a later one in the same pause (a guest held paused over
+  // several epochs) reads the vCPUs again, since in-kernel timers may have raised interrupts.
   enum class PauseFor { Holding, Capture };
   void pause(PauseFor why = PauseFor::Holding);
   void resume();
@@ -120,7 +121,7 @@ public:
 
   // The whole state but memory, in capture order: devices, then vCPUs, then the VM's irqchip,
   // PIT and clock. The machine is paused.
-  MachineState capture() const;
+  MachineState capture();
   // Puts state into a machine made ForRestore that has not started.
   void restore(const MachineState& state);
 
@@ -167,7 +168,7 @@ private:
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<uint32_t> msrIndices_;  // the MSRs capture() saves
   std::chrono::system_clock::time_point startedAt_;
-  bool savedAtPause_ = false;         // the vCPU threads saved their state as they parked
+  bool savedAtPause_ = false;         // the vCPU threads saved their state as they parked, not yet captured
 
   dev::PioBus pio_;
   dev::Serial serial_;

@@ -76,6 +76,7 @@ void VcpuRunner::requestPause(Save save) {
   saved_.reset();
   saveError_ = nullptr;
   kick();
+  changed_.notify_all();  // (a thread still parked from the last pause saves there)
 }
 
 void VcpuRunner::waitParked() {
@@ -183,13 +184,18 @@ void VcpuRunner::saveWhileParked(std::unique_lock<std::mutex>& lock) {
 }
 
 // Until resume() or a stop; after expectResume(), watching for the resume for a while rather than
-// sleeping through it.
+// sleeping through it. A pause that asks for a save can come before this thread has even woken
+// from the resume of the last one: it is still parked then, and saves here.
 void VcpuRunner::waitWhileParked(std::unique_lock<std::mutex>& lock) {
   parked_ = true;
   changed_.notify_all();
   for (;;) {
-    changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_ || resumeExpected_; });
+    changed_.wait(lock, [&] { return !pauseRequested_ || stopRequested_ || resumeExpected_ || saveRequested_; });
     if (!pauseRequested_ || stopRequested_) break;
+    if (saveRequested_) {
+      saveWhileParked(lock);
+      continue;
+    }
     resumeExpected_ = false;
     lock.unlock();
     auto until = std::chrono::steady_clock::now() + kResumeWatch;

@@ -350,11 +350,14 @@ BOOST_AUTO_TEST_CASE(twenty_kills_of_the_primary_under_load_lose_nothing_and_the
                                  << dead.back()->stderrText() << "\nthe new one:\n" << logOf(*runner));
     // (c) every record on the new runner's disk is whole, as many as the guest wrote.
     std::string verdict = console.verify(*runner, 10s);
-    BOOST_TEST(verdict.starts_with("verify ok records="), "after kill " << kill << ": '" << verdict << "'");
+    if (!verdict.starts_with("verify ok records="))
+      BOOST_ERROR("after kill " << kill << ": '" << verdict << "'; the new runner's replication: "
+                                << replication(runnerSocket).dump() << "; it logged so far:\n" << runner->stderrText());
     if (verdict.starts_with("verify ok records=") && console.lastRecord)
       BOOST_TEST(std::stoull(verdict.substr(18)) >= *console.lastRecord);
     // (a) the SETs acknowledged just before the kill are there (all of them are read at the end).
-    BOOST_TEST(firstLostKey(net, writer.lastAcknowledged(10)) == "", "after kill " << kill);
+    std::string lost = firstLostKey(net, writer.lastAcknowledged(10));
+    BOOST_TEST(lost == "", "after kill " << kill << ": " << lost);
   }
   console.readFor(*runner, 300ms);
   writer.stop();

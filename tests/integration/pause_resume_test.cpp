@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <random>
 #include <string>
@@ -127,6 +128,38 @@ BOOST_AUTO_TEST_CASE(a_hundred_pauses_lose_no_tick_and_repeat_none) {
   checkTicksConsecutive(vm.lines(), ticks);
   BOOST_TEST_MESSAGE("ticks seen across 100 pauses: " << ticks);
   BOOST_TEST(ticks >= 50u);
+  vm.machine().resume();
+}
+
+// A pause whose vCPU threads save their own state can come right after a resume, before they have
+// even woken from the last pause: each capture still comes back, with the guest where it is.
+BOOST_AUTO_TEST_CASE(captures_in_pauses_right_after_a_resume_come_back) {
+  MachineConfig config;
+  config.cpus = 2;
+  config.memory = 64 * kMiB;
+  config.cmdline = "job=counter rate=200";
+  PipedMachine vm(config);
+  vm.machine().start();
+  BOOST_REQUIRE(vm.waitForLines(3, 20s));
+
+  for (int i = 0; i < 300; ++i) {
+    vm.machine().pause(Machine::PauseFor::Capture);
+    auto capture = std::async(std::launch::async, [&] { return vm.machine().capture(); });
+    if (capture.wait_for(5s) != std::future_status::ready) {
+      vm.machine().stop();  // its vCPU threads end, and the capture with them
+      BOOST_FAIL("the capture in pause " << i << " never came back");
+    }
+    MachineState state = capture.get();
+    BOOST_REQUIRE_EQUAL(state.vcpus.size(), 2u);
+    BOOST_TEST(state.vcpus[0].regs.rip >= 0x100000u);  // in the guest
+    vm.machine().resume();
+    if (i % 4 == 0) std::this_thread::sleep_for(1ms);  // now and then the guest runs in between
+  }
+  size_t before = vm.lineCount();
+  BOOST_REQUIRE(vm.waitForLines(before + 20, 10s));  // still ticking afterwards
+  vm.machine().pause();
+  size_t ticks = 0;
+  checkTicksConsecutive(vm.lines(), ticks);
   vm.machine().resume();
 }
 
