@@ -100,16 +100,33 @@ void checkTicksConsecutive(const std::vector<std::string>& lines, size_t& ticks)
   }
 }
 
+// Two vCPUs counting 200 ticks a second.
+MachineConfig twoVcpuCounter() {
+  MachineConfig config;
+  config.cpus = 2;
+  config.memory = 64 * kMiB;
+  config.cmdline = "job=counter rate=200";
+  return config;
+}
+
+// The guest still ticks after what the test did, and every tick so far came once and in order;
+// returns how many there were.
+size_t checkStillTickingInOrder(PipedMachine& vm) {
+  size_t before = vm.lineCount();
+  BOOST_REQUIRE(vm.waitForLines(before + 20, 10s));
+  vm.machine().pause();
+  size_t ticks = 0;
+  checkTicksConsecutive(vm.lines(), ticks);
+  vm.machine().resume();
+  return ticks;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(pause_resume)
 
 BOOST_AUTO_TEST_CASE(a_hundred_pauses_lose_no_tick_and_repeat_none) {
-  MachineConfig config;
-  config.cpus = 2;
-  config.memory = 64 * kMiB;
-  config.cmdline = "job=counter rate=200";
-  PipedMachine vm(config);
+  PipedMachine vm(twoVcpuCounter());
   vm.machine().start();
   BOOST_REQUIRE(vm.waitForLines(3, 20s));
 
@@ -121,24 +138,15 @@ BOOST_AUTO_TEST_CASE(a_hundred_pauses_lose_no_tick_and_repeat_none) {
     std::this_thread::sleep_for(std::chrono::milliseconds(random() % 5));
     vm.machine().resume();
   }
-  size_t before = vm.lineCount();
-  BOOST_REQUIRE(vm.waitForLines(before + 20, 10s));  // still ticking afterwards
-  vm.machine().pause();
-  size_t ticks = 0;
-  checkTicksConsecutive(vm.lines(), ticks);
+  size_t ticks = checkStillTickingInOrder(vm);
   BOOST_TEST_MESSAGE("ticks seen across 100 pauses: " << ticks);
   BOOST_TEST(ticks >= 50u);
-  vm.machine().resume();
 }
 
 // A pause whose vCPU threads save their own state can come right after a resume, before they have
 // even woken from the last pause: each capture still comes back, with the guest where it is.
 BOOST_AUTO_TEST_CASE(captures_in_pauses_right_after_a_resume_come_back) {
-  MachineConfig config;
-  config.cpus = 2;
-  config.memory = 64 * kMiB;
-  config.cmdline = "job=counter rate=200";
-  PipedMachine vm(config);
+  PipedMachine vm(twoVcpuCounter());
   vm.machine().start();
   BOOST_REQUIRE(vm.waitForLines(3, 20s));
 
@@ -155,12 +163,7 @@ BOOST_AUTO_TEST_CASE(captures_in_pauses_right_after_a_resume_come_back) {
     vm.machine().resume();
     if (i % 4 == 0) std::this_thread::sleep_for(1ms);  // now and then the guest runs in between
   }
-  size_t before = vm.lineCount();
-  BOOST_REQUIRE(vm.waitForLines(before + 20, 10s));  // still ticking afterwards
-  vm.machine().pause();
-  size_t ticks = 0;
-  checkTicksConsecutive(vm.lines(), ticks);
-  vm.machine().resume();
+  checkStillTickingInOrder(vm);
 }
 
 BOOST_AUTO_TEST_CASE(a_paused_guest_prints_nothing_until_resumed) {
