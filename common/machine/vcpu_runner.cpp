@@ -70,7 +70,7 @@ void VcpuRunner::kick() {
 
 void VcpuRunner::requestPause(Save save) {
   std::lock_guard lock(mutex_);
-  if (pauseRequested_) return;  // (a save is asked for as the vCPU leaves the guest, not later)
+  if (pauseRequested_) return;  // (parked since it started, or paused already: nothing to ask)
   pauseRequested_ = true;
   saveRequested_ = save == Save::State;
   saved_.reset();

@@ -3,7 +3,8 @@
 //   (start(Parked): parked before the first KVM_RUN) --resume()--> running
 //   running --requestPause()--> (kick) --> parked --resume()--> running
 //   running --requestPause(Save::State)--> (kick) --> parked, then saves the vCPU's state on its
-//           own thread while the caller goes on; savedState() waits for it
+//           own thread while the caller goes on; savedState() waits for it (a thread not yet
+//           woken from the last resume is still parked, and saves there)
 //   running --requestNap(t)-->  (kick) --> asleep for t (a pause or stop ends it) --> running
 //   any     --requestStop()-->  (kick) --> finished
 //
@@ -16,9 +17,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
-#include <exception>
 #include <mutex>
 #include <optional>
 #include <vector>
