@@ -34,32 +34,32 @@ void Vcpu::setCpuid(const CpuidEntries& cpuid) {
   auto* header = reinterpret_cast<abi::CpuidHeader*>(buffer.data());
   header->nent = static_cast<uint32_t>(cpuid.entries.size());
   std::copy(cpuid.entries.begin(), cpuid.entries.end(), reinterpret_cast<kvm_cpuid_entry2*>(header + 1));
-  checkSys(::ioctl(fd_.get(), abi::kSetCpuid2, header), concat("KVM_SET_CPUID2 on vcpu ", index_));
+  call(abi::kSetCpuid2, header, "KVM_SET_CPUID2");
 }
 
 void Vcpu::setRunnable() {
   kvm_mp_state state{KVM_MP_STATE_RUNNABLE};
-  checkSys(::ioctl(fd_.get(), KVM_SET_MP_STATE, &state), concat("KVM_SET_MP_STATE on vcpu ", index_));
+  call(KVM_SET_MP_STATE, &state, "KVM_SET_MP_STATE");
 }
 
 kvm_regs Vcpu::regs() const {
   kvm_regs r{};
-  checkSys(::ioctl(fd_.get(), KVM_GET_REGS, &r), concat("KVM_GET_REGS on vcpu ", index_));
+  call(KVM_GET_REGS, &r, "KVM_GET_REGS");
   return r;
 }
 
 void Vcpu::setRegs(const kvm_regs& r) {
-  checkSys(::ioctl(fd_.get(), KVM_SET_REGS, &r), concat("KVM_SET_REGS on vcpu ", index_));
+  call(KVM_SET_REGS, &r, "KVM_SET_REGS");
 }
 
 kvm_sregs Vcpu::sregs() const {
   kvm_sregs s{};
-  checkSys(::ioctl(fd_.get(), KVM_GET_SREGS, &s), concat("KVM_GET_SREGS on vcpu ", index_));
+  call(KVM_GET_SREGS, &s, "KVM_GET_SREGS");
   return s;
 }
 
 void Vcpu::setSregs(const kvm_sregs& s) {
-  checkSys(::ioctl(fd_.get(), KVM_SET_SREGS, &s), concat("KVM_SET_SREGS on vcpu ", index_));
+  call(KVM_SET_SREGS, &s, "KVM_SET_SREGS");
 }
 
 namespace {
@@ -87,17 +87,14 @@ std::vector<uint32_t> Vcpu::readableMsrs(const std::vector<uint32_t>& listed) co
 // accept a pending INIT or SIPI, which changes the registers), VCPU_EVENTS last, so that nothing
 // read in between can change what the events say is pending.
 VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
-  auto get = [&](unsigned long request, void* out, const char* name) {
-    checkSys(::ioctl(fd_.get(), request, out), concat(name, " on vcpu ", index_));
-  };
   VcpuState s;
   kvm_mp_state mp{};
-  get(KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+  call(KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
   s.mpState = mp.mp_state;
-  get(KVM_GET_REGS, &s.regs, "KVM_GET_REGS");
-  get(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS");
+  call(KVM_GET_REGS, &s.regs, "KVM_GET_REGS");
+  call(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS");
   saveAfterRegs(s, msrIndices);
-  get(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS");
+  call(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS");
   return s;
 }
 
@@ -106,7 +103,7 @@ VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
 VcpuState Vcpu::saveOnRunThread(const std::vector<uint32_t>& msrIndices) {
   VcpuState s;
   kvm_mp_state mp{};
-  checkSys(::ioctl(fd_.get(), KVM_GET_MP_STATE, &mp), concat("KVM_GET_MP_STATE on vcpu ", index_));
+  call(KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
   s.mpState = mp.mp_state;
   saveAfterRegs(s, msrIndices);
   kvm_run& run = runPage();
@@ -126,18 +123,15 @@ VcpuState Vcpu::saveOnRunThread(const std::vector<uint32_t>& msrIndices) {
 }
 
 void Vcpu::saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices) const {
-  auto get = [&](unsigned long request, void* out, const char* name) {
-    checkSys(::ioctl(fd_.get(), request, out), concat(name, " on vcpu ", index_));
-  };
-  get(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
-  get(KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS");
-  get(KVM_GET_DEBUGREGS, &s.debugRegs, "KVM_GET_DEBUGREGS");
-  get(KVM_GET_LAPIC, &s.lapic, "KVM_GET_LAPIC");
+  call(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
+  call(KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS");
+  call(KVM_GET_DEBUGREGS, &s.debugRegs, "KVM_GET_DEBUGREGS");
+  call(KVM_GET_LAPIC, &s.lapic, "KVM_GET_LAPIC");
 
   std::vector<kvm_msr_entry> entries;
   for (uint32_t index : msrIndices) entries.push_back(kvm_msr_entry{index, 0, 0});
   auto buffer = msrBuffer(entries);
-  int read = checkSys(::ioctl(fd_.get(), abi::kGetMsrs, buffer.data()), concat("KVM_GET_MSRS on vcpu ", index_));
+  int read = call(abi::kGetMsrs, buffer.data(), "KVM_GET_MSRS");
   assertThat(read == static_cast<int>(entries.size()), "KVM_GET_MSRS read ", read, " of ", entries.size(), " MSRs");
   s.msrs.resize(entries.size());
   std::memcpy(s.msrs.data(), buffer.data() + sizeof(abi::MsrsHeader), entries.size() * sizeof(kvm_msr_entry));
@@ -151,20 +145,17 @@ void Vcpu::readInitialState(const std::vector<uint32_t>& msrIndices) { initial_ 
 // A part the vCPU already holds (readInitialState) is left alone: setting it again changes nothing.
 void Vcpu::restore(const VcpuState& s) {
   const std::optional<VcpuState> initial = std::exchange(initial_, std::nullopt);
-  auto set = [&](unsigned long request, const void* in, const char* name) {
-    checkSys(::ioctl(fd_.get(), request, in), concat(name, " on vcpu ", index_));
-  };
   auto differs = [&](auto part) { return !initial || !sameBytes((*initial).*part, s.*part); };
   if (!initial || initial->mpState != s.mpState) {
     kvm_mp_state mp{s.mpState};
-    set(KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+    call(KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
   }
-  if (differs(&VcpuState::regs)) set(KVM_SET_REGS, &s.regs, "KVM_SET_REGS");
-  if (differs(&VcpuState::sregs)) set(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS");
-  if (!initial || initial->xsave != s.xsave) set(abi::kSetXsave, s.xsave.data(), "KVM_SET_XSAVE");
-  if (differs(&VcpuState::xcrs)) set(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS");
-  if (differs(&VcpuState::debugRegs)) set(KVM_SET_DEBUGREGS, &s.debugRegs, "KVM_SET_DEBUGREGS");
-  if (differs(&VcpuState::lapic)) set(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC");
+  if (differs(&VcpuState::regs)) call(KVM_SET_REGS, &s.regs, "KVM_SET_REGS");
+  if (differs(&VcpuState::sregs)) call(KVM_SET_SREGS, &s.sregs, "KVM_SET_SREGS");
+  if (!initial || initial->xsave != s.xsave) call(abi::kSetXsave, s.xsave.data(), "KVM_SET_XSAVE");
+  if (differs(&VcpuState::xcrs)) call(KVM_SET_XCRS, &s.xcrs, "KVM_SET_XCRS");
+  if (differs(&VcpuState::debugRegs)) call(KVM_SET_DEBUGREGS, &s.debugRegs, "KVM_SET_DEBUGREGS");
+  if (differs(&VcpuState::lapic)) call(KVM_SET_LAPIC, &s.lapic, "KVM_SET_LAPIC");
   std::vector<kvm_msr_entry> msrs;
   bool sameList = initial && initial->msrs.size() == s.msrs.size();
   for (size_t i = 0; i < s.msrs.size(); ++i)
@@ -172,12 +163,16 @@ void Vcpu::restore(const VcpuState& s) {
       msrs.push_back(s.msrs[i]);
   if (!msrs.empty()) {
     auto buffer = msrBuffer(msrs);
-    int written = checkSys(::ioctl(fd_.get(), abi::kSetMsrs, buffer.data()), concat("KVM_SET_MSRS on vcpu ", index_));
+    int written = call(abi::kSetMsrs, buffer.data(), "KVM_SET_MSRS");
     if (written != static_cast<int>(msrs.size()))
       throw Error(ErrorKind::Failed, concat("KVM_SET_MSRS on vcpu ", index_, " refused MSR 0x", std::hex,
                                             msrs[static_cast<size_t>(written)].index));
   }
-  if (differs(&VcpuState::events)) set(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS");
+  if (differs(&VcpuState::events)) call(KVM_SET_VCPU_EVENTS, &s.events, "KVM_SET_VCPU_EVENTS");
+}
+
+int Vcpu::call(unsigned long request, const void* argument, const char* name) const {
+  return checkSys(::ioctl(fd_.get(), request, argument), concat(name, " on vcpu ", index_));
 }
 
 std::string Vcpu::describePosition() const {

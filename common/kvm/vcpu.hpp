@@ -60,6 +60,8 @@ public:
 
 private:
   void saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices) const;  // XSAVE..MSRS
+  // ioctl on this vCPU's fd; throws naming the request (`name`) and the vCPU when it fails.
+  int call(unsigned long request, const void* argument, const char* name) const;
 
   uint32_t index_;
   Fd fd_;

@@ -18,6 +18,14 @@ int kickSignal() { return SIGRTMIN; }
 constexpr auto kParkSpin = std::chrono::microseconds(200);
 constexpr auto kResumeWatch = std::chrono::milliseconds(2);
 
+// Looks at flag, yielding, while it holds `value`, for at most `limit`: the short waits of a pause
+// and resume, where being woken across cores would cost tens of microseconds on this nested host.
+void watchWhile(const std::atomic<bool>& flag, bool value, std::chrono::microseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (flag.load(std::memory_order_acquire) == value && std::chrono::steady_clock::now() < until)
+    std::this_thread::yield();
+}
+
 // The kick signal only has to interrupt KVM_RUN; its handler does nothing (and takes no lock).
 void installKickHandler() {
   static std::once_flag once;
@@ -82,16 +90,14 @@ void VcpuRunner::requestPause(Save save) {
 void VcpuRunner::waitParked() {
   // The guest's pause waits for this: look for a while before sleeping (being woken across cores
   // costs tens of microseconds on this nested host); yielding lets a vCPU thread on this core park.
-  auto until = std::chrono::steady_clock::now() + kParkSpin;
-  while (!parked_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  watchWhile(parked_, false, kParkSpin);
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return parked_ || finished_ || !thread_; });
 }
 
 const kvm::VcpuState& VcpuRunner::savedState() const {
   // As waitParked(): the save is about done when this is asked; look for a while before sleeping.
-  auto until = std::chrono::steady_clock::now() + kParkSpin;
-  while (saving_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  watchWhile(saving_, true, kParkSpin);
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return saved_ || saveError_ || (!saveRequested_ && !saving_) || finished_; });
   if (saveError_) std::rethrow_exception(saveError_);
@@ -198,9 +204,7 @@ void VcpuRunner::waitWhileParked(std::unique_lock<std::mutex>& lock) {
     }
     resumeExpected_ = false;
     lock.unlock();
-    auto until = std::chrono::steady_clock::now() + kResumeWatch;
-    while (pauseRequested_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
+    watchWhile(pauseRequested_, true, kResumeWatch);
     lock.lock();
   }
   parked_ = false;
