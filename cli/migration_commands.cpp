@@ -64,7 +64,9 @@ int standbyCommand(const std::vector<std::string>& args) {
                    hostAvailableMemory() / kMiB, "M");
   }
   for (const auto& disk : base.disks) dev::virtio::Blk probe(disk.path, disk.readonly);
-  for (const auto& net : base.nets) dev::Tap probe(net.tap);
+  // Opened once, for every machine this standby builds: a tap takes one opener, and a committed
+  // epoch's machine holds it while the next session's machine is built.
+  for (auto& net : base.nets) net.opened = std::make_shared<dev::Tap>(net.tap);
 
   Fd signals = blockStopSignals();
   auto console = dev::openConsole(options.value("console").value_or("stdio"));

@@ -85,6 +85,13 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
     }
   }
   server.reset();  // no request may reach a machine that is ending
+  if (replicator) {
+    // An orderly end (a poweroff, quit, a stop signal) is told to the standby, which then never
+    // runs the guest; a failure of this host or of the guest's run is not: the standby takes over.
+    auto exit = machine.exitReason();
+    if (exit && (exit->kind == MachineExit::Kind::PowerOff || exit->kind == MachineExit::Kind::Stopped))
+      replicator->end(exit->kind == MachineExit::Kind::PowerOff ? exit->message : "the guest was stopped here (quit or a stop signal)");
+  }
   if (metrics) metrics->removeSources();
   replicator.reset();
   MachineExit exit = machine.wait();

@@ -43,7 +43,7 @@ std::unique_ptr<Incoming> expect(Channel& channel, schema::Envelope::Which expec
     throw Error(ErrorKind::Failed, concat("refused what ", to, " sent: ", r.problem));
   auto envelope = r.message->envelope();
   if (envelope.isRefusal())
-    throw Error(ErrorKind::Failed, concat(to, " refused the migration: ", envelope.getRefusal().cStr()));
+    throw Error(ErrorKind::Failed, concat(to, " refused the migration: ", envelope.getRefusal().getText().cStr()));
   if (envelope.which() != expected)
     throw Error(ErrorKind::Failed, concat(to, " answered out of order while we waited for ", waitingFor));
   return std::move(r.message);

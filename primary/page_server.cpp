@@ -79,7 +79,7 @@ void PageServer::handle(Incoming& message) {
       break;
     }
     case schema::Envelope::REFUSAL:
-      throw Error(ErrorKind::Failed, concat(to_, " gave up: ", envelope.getRefusal().cStr()));
+      throw Error(ErrorKind::Failed, concat(to_, " gave up: ", envelope.getRefusal().getText().cStr()));
     case schema::Envelope::ROUND_ACK: break;  // of the last precopy round, which nobody waits for
     default: throw Error(ErrorKind::Failed, concat(to_, " sent a message out of order during postcopy"));
   }

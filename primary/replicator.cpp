@@ -13,6 +13,7 @@
 #include "primary/bandwidth_limit.hpp"
 #include "primary/disk_sender.hpp"
 #include "primary/round_sender.hpp"
+#include "state/machine_shape_capnp.hpp"
 #include "state/machine_state.hpp"
 #include "transport/heartbeat.hpp"
 #include "transport/link.hpp"
@@ -35,11 +36,26 @@ constexpr uint32_t kMostSyncRounds = 10;
 // Epochs sent and not yet acknowledged before the loop waits for acks instead of sealing more.
 constexpr size_t kMostInFlight = 8;
 constexpr auto kRetryAfter = std::chrono::milliseconds(200);
-constexpr const char* kSuperseded = "superseded";
+// A standby that refused this machine as incompatible is asked again this rarely: the operator has
+// to change something first.
+constexpr auto kRetryIncompatibleAfter = std::chrono::seconds(5);
+constexpr auto kEndConfirmWithin = std::chrono::seconds(2);
 
 struct Superseded {
   std::string why;
 };
+struct Incompatible {
+  std::string why;
+};
+struct EndAsked {};
+
+// A Refusal from the standby, as what the replicator does next.
+[[noreturn]] void throwRefusal(schema::Refusal::Reader refusal, const char* what) {
+  std::string text = refusal.getText().cStr();
+  if (refusal.getReason() == schema::RefusalReason::SUPERSEDED) throw Superseded{text};
+  if (refusal.getReason() == schema::RefusalReason::INCOMPATIBLE) throw Incompatible{text};
+  throw Error(ErrorKind::Failed, concat("the standby refused ", what, ": ", text));
+}
 
 }  // namespace
 
@@ -50,10 +66,42 @@ Replicator::Replicator(Machine& machine, ReplicationOptions options) : machine_(
 Replicator::~Replicator() {
   stopping_ = true;
   thread_.reset();
+  beats_.reset();
 }
 
 void Replicator::start() {
+  beats_ = std::make_unique<NamedThread>("heartbeat", [this] { beat(); });
   thread_ = std::make_unique<NamedThread>("replicator", [this] { loop(); });
+}
+
+// Heartbeats on the urgent channel, from their own thread and connection: an epoch that takes long
+// to send never makes this primary look dead, and neither does the gap between two sessions.
+// The standby's echo of beat k renews our lease: it will not take over before k was made +
+// --failover-after-ms, and output is shown only within that (a primary frozen for longer than
+// that, then thawed, must not show what the standby may have shown since).
+void Replicator::beat() {
+  auto urgent = Channel::connect(urgentEndpoint(options_.to));
+  Heartbeat heartbeat(*urgent, options_.heartbeat, options_.failoverAfter);
+  std::deque<std::pair<uint64_t, int64_t>> sent;  // seq, when it was made: the last few
+  uint64_t session = 0;
+  while (!stopping_) {
+    if (session_ != session) {  // a new session: the standby echoes only what it heard in it
+      session = session_;
+      urgent->setSession(session);
+      sent.clear();
+    }
+    if (uint64_t seq = heartbeat.beatIfDue()) {
+      sent.emplace_back(seq, heartbeat.lastBeatAt().time_since_epoch().count());
+      if (sent.size() > 256) sent.pop_front();
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat.nextBeat() - Clock::now());
+    Received r = urgent->receive(std::clamp(wait, std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
+    if (r.kind != Received::Kind::Message || !r.message->envelope().isHeartbeat()) continue;
+    lastHeardNs_ = nowNs();
+    uint64_t echo = r.message->envelope().getHeartbeat().getEcho();
+    for (const auto& [seq, at] : sent)
+      if (seq == echo) leaseUntilNs_ = std::max<int64_t>(leaseUntilNs_.load(), at + std::chrono::nanoseconds(options_.failoverAfter).count());
+  }
 }
 
 // An epoch with output waiting closes after a fifth of --epoch-ms: answers wait less, and the
@@ -62,9 +110,10 @@ Clock::duration Replicator::shortestEpoch() const {
   return std::max<Clock::duration>(std::chrono::milliseconds(1), options_.epoch / 5);
 }
 
-void Replicator::setState(const char* state) {
+void Replicator::setState(ReplicationState state, std::string reason) {
   std::lock_guard lock(statusMutex_);
   figures_.state = state;
+  figures_.reason = std::move(reason);
 }
 
 void Replicator::holdGuestIfOutputFull() {
@@ -77,34 +126,51 @@ void Replicator::holdGuestIfOutputFull() {
 
 void Replicator::loop() {
   machine_.startDirtyTracking();  // on for good: switching it costs the guest
-  while (!stopping_ && !machine_.exited()) {
+  std::string lastIncompatible;
+  while (!stopping_) {
+    auto retryAfter = kRetryAfter;
     try {
+      if (endAsked_) throw EndAsked{};
       session();
-      return;  // it ends normally only once the guest was handed over
+      return;  // it ends normally only once the guest was handed over or ended
     } catch (const Superseded& s) {
-      setState("superseded");
+      setState(ReplicationState::Superseded, s.why);
       log::error("this primary was superseded: ", s.why, "; its guest runs on the standby now and stops here for good");
       machine_.stop();
       return;
+    } catch (const EndAsked&) {
+      // Between sessions: a standby may still hold an epoch of ours, and must hear of the end.
+      auto bulk = Channel::connect(options_.to);
+      bulk->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
+      return tellEnd(*bulk);
+    } catch (const Incompatible& i) {
+      setState(ReplicationState::Unprotected, i.why);
+      if (i.why != lastIncompatible)
+        log::error("replication to ", options_.to, " is refused: ", i.why,
+                   "; the guest runs unprotected with its output held (tandem status says why) until that is fixed");
+      lastIncompatible = i.why;
+      retryAfter = kRetryIncompatibleAfter;
+      std::lock_guard lock(statusMutex_);
+      ++figures_.refusals;
     } catch (const Error& e) {
       if (stopping_) return;
+      setState(ReplicationState::Unprotected, e.what());
       log::warn("replication to ", options_.to, ": ", e.what(),
                 "; the guest runs unprotected with its output held until a standby acknowledges it");
     }
-    setState("unprotected");
     inFlight_.clear();  // their output stays held: a later epoch's ack releases it
     acked_.clear();
-    auto until = Clock::now() + kRetryAfter;
-    while (!stopping_ && Clock::now() < until) {
+    auto until = Clock::now() + retryAfter;
+    while (!stopping_ && !endAsked_ && Clock::now() < until) {
       holdGuestIfOutputFull();
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
 }
 
-void Replicator::handshake(Link& link) {
+void Replicator::handshake(Channel& bulk) {
   capnp::MallocMessageBuilder message;
-  auto hello = link.bulk->start(message).initHello();
+  auto hello = bulk.start(message).initHello();
   const auto& config = machine_.config();
   hello.setMode(schema::Mode::REPLICATE);
   hello.setMemorySize(config.memory);
@@ -116,27 +182,27 @@ void Replicator::handshake(Link& link) {
   hello.setFailoverAfterMs(static_cast<uint32_t>(options_.failoverAfter.count()));
   auto sizes = hello.initDiskSizes(static_cast<unsigned>(machine_.diskCount()));
   for (unsigned d = 0; d < machine_.diskCount(); ++d) sizes.set(d, machine_.disk(d).sizeBytes());
+  toCapnp(machine_.shape(), hello.initShape());
   // Nobody may be listening yet: try until a standby takes it (ZeroMQ connects in the background).
-  while (!link.bulk->trySend(message)) {
+  while (!bulk.trySend(message)) {
     if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+    if (endAsked_) throw EndAsked{};
     holdGuestIfOutputFull();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (auto until = Clock::now() + std::chrono::seconds(5);;) {
-    Received r = link.bulk->receive(std::chrono::milliseconds(50));
+    Received r = bulk.receive(std::chrono::milliseconds(50));
     if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+    if (endAsked_) throw EndAsked{};
     if (r.kind == Received::Kind::Timeout) {
       if (Clock::now() > until) throw Error(ErrorKind::Disconnected, "the standby did not answer our Hello within 5 s");
       continue;
     }
+    if (r.kind == Received::Kind::Refused && r.why == Received::Problem::Session) continue;  // of a session before
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
     auto envelope = r.message->envelope();
     if (envelope.isWelcome()) return;
-    if (envelope.isRefusal()) {
-      std::string why = envelope.getRefusal().cStr();
-      if (why.starts_with(kSuperseded)) throw Superseded{why};
-      throw Error(ErrorKind::Failed, concat("the standby refused us: ", why));
-    }
+    if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "us");
     throw Error(ErrorKind::Failed, "the standby answered our Hello out of order");
   }
 }
@@ -183,10 +249,11 @@ void Replicator::releaseAcked(ReleaseSender& release) {
   }
 }
 
-void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_point until, Clock::time_point earliest) {
+void Replicator::serveStandby(Channel& bulk, ReleaseSender& release, Clock::time_point until, Clock::time_point earliest) {
   for (;;) {
     auto now = Clock::now();
     checkStandbyAlive();
+    if (endAsked_) return;
     if (!inFlight_.empty() && now - inFlight_.front().sentAt > std::max<Clock::duration>(std::chrono::seconds(2), 4 * options_.failoverAfter))
       throw Error(ErrorKind::Failed, concat("the standby has not acknowledged epoch ", inFlight_.front().epoch, " for 2 s"));
     // Output waiting closes the epoch early: a client waits for its answer no longer than needed.
@@ -194,16 +261,12 @@ void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_po
     if (due && inFlight_.size() < kMostInFlight) return;
     auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(std::min(until, std::max(earliest, now)) - now),
                            std::chrono::milliseconds(1), std::chrono::milliseconds(5));
-    Received r = link.bulk->receive(wait);
+    Received r = bulk.receive(wait);
     releaseAcked(release);  // also when the lease was renewed in the meantime
     if (r.kind == Received::Kind::Timeout) continue;
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
     auto envelope = r.message->envelope();
-    if (envelope.isRefusal()) {
-      std::string why = envelope.getRefusal().cStr();
-      if (why.starts_with(kSuperseded)) throw Superseded{why};
-      throw Error(ErrorKind::Failed, concat("the standby refused an epoch: ", why));
-    }
+    if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "an epoch");
     if (envelope.isRoundAck()) continue;  // the initial sync's last round, not waited for
     if (!envelope.isAck()) throw Error(ErrorKind::Failed, "the standby sent a message out of order");
     uint64_t acked = envelope.getAck();
@@ -215,6 +278,12 @@ void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_po
     acked_.push_back(acked);
     releaseAcked(release);
     std::lock_guard lock(statusMutex_);
+    if (figures_.state == ReplicationState::Syncing) {  // a failover would work from now on
+      figures_.state = ReplicationState::Protected;
+      figures_.reason.clear();
+      log::info("replication: the guest is protected by ", options_.to, " (epoch ", acked, " committed there; epochs of ",
+                options_.epoch.count(), " ms)");
+    }
     figures_.lastAcked = acked;
     figures_.ackLatencyMs = latency;
     figures_.ackSeconds.observe(latency / 1000);
@@ -222,7 +291,7 @@ void Replicator::serveStandby(Link& link, ReleaseSender& release, Clock::time_po
 }
 
 void Replicator::initialSync(SessionParts& s) {
-  setState("syncing");
+  setState(ReplicationState::Syncing);
   RoundSender rounds(machine_.memory(), options_.compression, 0, 1);
   BandwidthLimit unlimited(0);
   // Round 0: every page the host backed (the standby's memory starts as zeros), every disk chunk.
@@ -234,32 +303,33 @@ void Replicator::initialSync(SessionParts& s) {
   }
   s.tracker.take();  // from here on the log says what changed after round 0 read it
   auto sendOrThrow = [&](capnp::MallocMessageBuilder& message) {
-    if (!s.link.bulk->send(message)) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
+    if (!s.bulk.send(message)) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
   };
   for (uint32_t round = 0;; ++round) {
     uint64_t sent = s.dirty.count();
     try {
-      rounds.send(*s.link.bulk, s.dirty, round, round == 0 ? PageEncoder::Reading::LiveOntoZeros : PageEncoder::Reading::Copied,
+      rounds.send(s.bulk, s.dirty, round, round == 0 ? PageEncoder::Reading::LiveOntoZeros : PageEncoder::Reading::Copied,
                   unlimited, [](size_t) {});
     } catch (const Error&) {
       throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
     }
-    uint64_t chunks = s.disks.sendChunks(*s.link.bulk, sendOrThrow);
+    uint64_t chunks = s.disks.sendChunks(s.bulk, sendOrThrow);
     sent += chunks * kPagesPerChunk;
     capnp::MallocMessageBuilder end;
-    s.link.bulk->start(end).setRoundEnd(round);
+    s.bulk.start(end).setRoundEnd(round);
     sendOrThrow(end);
     // Its RoundAck: serveStandby passes RoundAcks over, so wait for it here.
     for (;;) {
       if (stopping_) throw Error(ErrorKind::Failed, "stopping");
       if (std::chrono::nanoseconds(nowNs() - lastHeardNs_.load()) > options_.failoverAfter + std::chrono::seconds(10))
         throw Error(ErrorKind::Disconnected, "the standby went silent during the initial sync");
-      Received r = s.link.bulk->receive(std::chrono::milliseconds(20));
+      if (endAsked_) throw EndAsked{};
+      Received r = s.bulk.receive(std::chrono::milliseconds(20));
       if (r.kind == Received::Kind::Timeout) continue;
       if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
       auto envelope = r.message->envelope();
       if (envelope.isRoundAck() && envelope.getRoundAck() == round) break;
-      if (envelope.isRefusal()) throw Error(ErrorKind::Failed, concat("the standby refused the sync: ", envelope.getRefusal().cStr()));
+      if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "the sync");
       throw Error(ErrorKind::Failed, "the standby answered the initial sync out of order");
     }
     s.dirty = s.tracker.take();
@@ -275,7 +345,7 @@ void Replicator::initialSync(SessionParts& s) {
 }
 
 void Replicator::runEpoch(SessionParts& s) {
-  auto& link = s.link;
+  auto& bulk = s.bulk;
   auto& dirty = s.dirty;
   auto pauseStart = Clock::now();
   machine_.pause(Machine::PauseFor::Capture);
@@ -310,16 +380,16 @@ void Replicator::runEpoch(SessionParts& s) {
   if (!full && !holdForHandover_) machine_.resume();
   double pauseMs = msSince(pauseStart);
 
-  uint64_t bytesBefore = link.bulk->bytesSent();
+  uint64_t bytesBefore = bulk.bytesSent();
   XXH3_state_t* digest = XXH3_createState();
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> digestOwner(digest, &XXH3_freeState);
   XXH3_64bits_reset(digest);
   for (auto& s : staged) {
-    encoder_->finishStaged(*link.bulk, s, epoch, digest);
-    deliver(*link.bulk, std::move(s.message));
+    encoder_->finishStaged(bulk, s, epoch, digest);
+    deliver(bulk, std::move(s.message));
   }
   capnp::MallocMessageBuilder message;
-  auto commit = link.bulk->start(message).initCommit();
+  auto commit = bulk.start(message).initCommit();
   commit.setEpoch(epoch);
   commit.setPageCount(pageCount);
   commit.setDigest(XXH3_64bits_digest(digest));
@@ -336,7 +406,7 @@ void Replicator::runEpoch(SessionParts& s) {
   }
   uint64_t diskBytes = s.disks.epochWriteBytes();
   s.disks.fillCommit(commit);
-  deliver(*link.bulk, message);
+  deliver(bulk, message);
   inFlight_.push_back({epoch, Clock::now()});
 
   std::lock_guard lock(statusMutex_);
@@ -350,7 +420,7 @@ void Replicator::runEpoch(SessionParts& s) {
   figures_.recentPausesMs.push_back(pauseMs);
   figures_.recentDirty.push_back(static_cast<double>(pageCount));
   figures_.sessionEncodings = encoder_->counts();
-  uint64_t epochBytes = link.bulk->bytesSent() - bytesBefore;
+  uint64_t epochBytes = bulk.bytesSent() - bytesBefore;
   figures_.sentBytes += epochBytes;
   figures_.pauseSeconds.observe(pauseMs / 1000);
   figures_.epochBytes.observe(static_cast<double>(epochBytes));
@@ -374,7 +444,7 @@ void Replicator::switchover(std::chrono::milliseconds timeout) {
   bool isProtected;
   {
     std::lock_guard status(statusMutex_);
-    isProtected = figures_.state == "protected";
+    isProtected = figures_.state == ReplicationState::Protected;
   }
   std::unique_lock lock(switchoverMutex_);
   if (!isProtected)
@@ -393,7 +463,7 @@ void Replicator::switchover(std::chrono::milliseconds timeout) {
 // The guest stops here for good: a last epoch, its output shown once acknowledged, then the
 // standby is told to run the guest. Any failure before Switchover went out resumes it here.
 void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
-  Link& link = s.link;
+  Channel& bulk = s.bulk;
   auto finish = [&](const std::string& error) {
     std::lock_guard lock(switchoverMutex_);
     switchoverPending_ = false;
@@ -406,11 +476,11 @@ void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
     runEpoch(s);
     for (auto until = Clock::now() + std::chrono::seconds(5); !inFlight_.empty() || !acked_.empty();) {
       if (Clock::now() > until) throw Error(ErrorKind::Failed, "the standby did not acknowledge the last epoch");
-      serveStandby(link, release, Clock::now() + std::chrono::milliseconds(5), Clock::now() + std::chrono::milliseconds(5));
+      serveStandby(bulk, release, Clock::now() + std::chrono::milliseconds(5), Clock::now() + std::chrono::milliseconds(5));
     }
     capnp::MallocMessageBuilder message;
-    link.bulk->start(message).setSwitchover(epoch_.load());
-    deliver(*link.bulk, message);
+    bulk.start(message).setSwitchover(epoch_.load());
+    deliver(bulk, message);
   } catch (const Error& e) {
     holdForHandover_ = false;
     machine_.resume();
@@ -418,9 +488,9 @@ void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
     throw;
   }
   // From here the standby owns the guest: this side never runs it again, whatever happens.
-  setState("handed over");
+  setState(ReplicationState::HandedOver);
   for (auto until = Clock::now() + std::chrono::seconds(5); Clock::now() < until;) {
-    Received r = link.bulk->receive(std::chrono::milliseconds(20));
+    Received r = bulk.receive(std::chrono::milliseconds(20));
     if (r.kind == Received::Kind::Message && r.message->envelope().isRunning()) break;
   }
   log::warn("switchover: the guest runs on ", options_.to, " now (epoch ", epoch_.load(), "); it stops here");
@@ -430,79 +500,106 @@ void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
 }
 
 void Replicator::session() {
-  setState("connecting");
-  Link link = Link::connect(options_.to);
+  setState(ReplicationState::Connecting);
+  auto bulk = Channel::connect(options_.to);
   uint64_t session = std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1;
-  link.setSession(session);
-  handshake(link);
+  bulk->setSession(session);
+  handshake(*bulk);
   ReleaseSender release(options_.to, session);
   lastHeardNs_ = nowNs();
+  leaseUntilNs_ = 0;
+  session_ = session;  // the heartbeat thread beats and hears in this session from now on
   {
     std::lock_guard lock(statusMutex_);
     ++figures_.sessions;
-  }
-  log::info("replication: standby ", options_.to, " welcomed us; syncing");
-
-  // Heartbeats on the urgent channel, from their own thread: an epoch that takes long to send
-  // never makes this primary look dead.
-  std::atomic<bool> over{false};
-  // The standby's echo of beat k renews our lease: it will not take over before k's send time +
-  // --failover-after-ms, and output is shown only within that (a primary frozen for longer than
-  // that, then thawed, must not show what the standby may have shown since).
-  leaseUntilNs_ = 0;
-  NamedThread beats("heartbeat", [&] {
-    Heartbeat heartbeat(*link.urgent, options_.heartbeat, options_.failoverAfter);
-    std::deque<std::pair<uint64_t, int64_t>> sent;  // seq, send time: the last few
-    while (!over) {
-      if (uint64_t seq = heartbeat.beatIfDue()) {
-        sent.emplace_back(seq, nowNs());
-        if (sent.size() > 256) sent.pop_front();
-      }
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat.nextBeat() - Clock::now());
-      Received r = link.urgent->receive(std::max(wait, std::chrono::milliseconds(1)));
-      if (r.kind != Received::Kind::Message || !r.message->envelope().isHeartbeat()) continue;
-      lastHeardNs_ = nowNs();
-      uint64_t echo = r.message->envelope().getHeartbeat().getEcho();
-      for (const auto& [seq, at] : sent)
-        if (seq == echo) leaseUntilNs_ = std::max<int64_t>(leaseUntilNs_.load(), at + std::chrono::nanoseconds(options_.failoverAfter).count());
-    }
-  });
-  struct EndBeats {
-    std::atomic<bool>& over;
-    ~EndBeats() { over = true; }
-  } endBeats{over};
-
-  {
-    std::lock_guard lock(statusMutex_);
     figures_.encodings += figures_.sessionEncodings;
     figures_.sessionEncodings = {};
   }
+  log::info("replication: standby ", options_.to, " welcomed us; syncing");
+
   encoder_ = std::make_unique<PageEncoder>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes);
   encoder_->useStagingPool(stagingPool_);
   firstEpochOfSession_ = true;
   DiskSender disks(machine_);
-  SessionParts parts{link, machine_.startDirtyTracking(), disks, PageSet()};
+  SessionParts parts{*bulk, machine_.startDirtyTracking(), disks, PageSet()};
   try {
-    initialSync(parts);
-    setState("protected");
-    log::info("replication: the guest is protected by ", options_.to, " (epochs of ", options_.epoch.count(), " ms)");
+    initialSync(parts);  // Protected once the standby acknowledged the first epoch (serveStandby)
     for (;;) {
       if (switchoverPending_) return handOver(parts, release);
+      if (endAsked_) return tellEnd(*bulk);
       auto began = Clock::now(), midway = began + options_.epoch / 2;
       runEpoch(parts);
-      serveStandby(link, release, midway, began + shortestEpoch());
+      serveStandby(*bulk, release, midway, began + shortestEpoch());
       if (Clock::now() < midway) continue;  // closed early: output is waiting
       prestage(parts);
-      serveStandby(link, release, began + options_.epoch, began + shortestEpoch());
+      serveStandby(*bulk, release, began + options_.epoch, began + shortestEpoch());
     }
+  } catch (const EndAsked&) {
+    return tellEnd(*bulk);
   } catch (...) {
     // The pages of epochs that never arrived go with the next session's full sync. Tell the
     // standby, so that it keeps what it committed and waits for us rather than take over.
     capnp::MallocMessageBuilder bye;
-    link.bulk->start(bye).setBye("the primary starts a new session");
-    link.bulk->trySend(bye);
+    bulk->start(bye).setBye("the primary starts a new session");
+    bulk->trySend(bye);
     throw;
   }
+}
+
+bool Replicator::end(const std::string& why, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard status(statusMutex_);
+    auto state = figures_.state;
+    if (state == ReplicationState::Superseded || state == ReplicationState::HandedOver || state == ReplicationState::Ended)
+      return false;  // the guest runs elsewhere, or ended already: nothing to tell
+  }
+  std::unique_lock lock(switchoverMutex_);
+  if (!thread_) return false;
+  endWhy_ = why;
+  endAsked_ = true;
+  switchoverChanged_.wait_for(lock, timeout, [&] { return endDone_; });
+  return endConfirmed_;
+}
+
+// The guest is gone here: the standby must drop its epochs, never run them. Only its EndAck lets
+// the held output out; without it the standby may yet take over and show that output itself.
+void Replicator::tellEnd(Channel& bulk) {
+  std::string why;
+  {
+    std::lock_guard lock(switchoverMutex_);
+    why = endWhy_;
+  }
+  capnp::MallocMessageBuilder message;
+  bulk.start(message).setEnd(why);
+  bool confirmed = false;
+  for (auto until = Clock::now() + kEndConfirmWithin; !confirmed && Clock::now() < until;) {
+    if (!bulk.trySend(message)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    while (Clock::now() < until) {
+      Received r = bulk.receive(std::chrono::milliseconds(20));
+      if (r.kind != Received::Kind::Message) continue;  // (acks of epochs in flight are dropped)
+      if (r.message->envelope().isEndAck()) {
+        confirmed = true;
+        break;
+      }
+    }
+  }
+  if (confirmed) {
+    setState(ReplicationState::Ended, why);
+    auto held = machine_.outputGate().stats().heldBytes;
+    machine_.outputGate().open();  // nobody else can show it any more
+    log::info("replication: the standby confirmed that the guest ended (", why, ") and will not run it; ", held,
+              " bytes of held output shown");
+  } else {
+    log::warn("replication: the standby did not confirm within ", kEndConfirmWithin.count(), " s that the guest ended (", why,
+              "); it may still take the guest over from its last epoch, so the output held here stays unshown");
+  }
+  std::lock_guard lock(switchoverMutex_);
+  endDone_ = true;
+  endConfirmed_ = confirmed;
+  switchoverChanged_.notify_all();
 }
 
 nlohmann::json Replicator::status() const {
@@ -515,8 +612,10 @@ nlohmann::json Replicator::status() const {
   double heartbeatAgeMs = lastHeardNs_.load() ? static_cast<double>(nowNs() - lastHeardNs_.load()) / 1e6 : -1;
   return {{"role", "primary"},
           {"standby", options_.to},
-          {"state", figures_.state},
-          {"protected", figures_.state == "protected"},
+          {"state", name(figures_.state)},
+          {"protected", figures_.state == ReplicationState::Protected},
+          {"unprotected_reason", figures_.state == ReplicationState::Protected ? std::string() : figures_.reason},
+          {"refusals", figures_.refusals},
           {"generation", options_.generation},
           {"sessions", figures_.sessions},
           {"epoch", epoch_.load()},
@@ -540,9 +639,14 @@ void Replicator::collectMetrics(metrics::Families& out) const {
   namespace n = metrics::names;
   auto gate = machine_.outputGate().stats();
   std::lock_guard lock(statusMutex_);
-  bool isProtected = figures_.state == "protected";
+  bool isProtected = figures_.state == ReplicationState::Protected;
   out.gauge(n::kRole, "This tandem's role in replication", 1, {{"role", "primary"}});
-  out.gauge(n::kProtected, "1 while a standby holds every epoch (the guest survives this host)", isProtected ? 1 : 0);
+  out.gauge(n::kProtected, "1 while a standby holds a committed epoch it can run (a failover would work now)", isProtected ? 1 : 0);
+  for (ReplicationState state : kAllReplicationStates)
+    out.gauge(n::kReplicationState, "1 for the state replication is in (see tandem status for why it is not protected)",
+              state == figures_.state ? 1 : 0, {{"state", name(state)}});
+  out.counter(n::kRefusedSessions, "Sessions the standby refused because it cannot hold this machine",
+              static_cast<double>(figures_.refusals));
   out.gauge(n::kGeneration, "Replication generation of the guest (+1 at every failover)", static_cast<double>(options_.generation));
   out.counter(n::kSessions, "Replication sessions begun with a standby", static_cast<double>(figures_.sessions));
   out.counter(n::kEpochs, "Epochs sealed", static_cast<double>(epoch_.load()));

@@ -11,13 +11,17 @@
 //             so far as epoch N, resume; then encode and send Pages{N} and Commit{N} (with N's
 //             output and disk writes); on Ack{N}
 //             write a release record (transport/release_stream.hpp), then show epoch N's output.
-//             Heartbeats both ways on the urgent channel, from a thread of their own.
+//             Heartbeats both ways on the urgent channel, from a thread of their own that
+//             goes on between sessions: only silence makes the standby take over.
 //
 // The guest's output is held from construction on and is released only by acks: without a standby the
 // primary runs unprotected and shows nothing (beyond OutputGate's limit the guest is paused). A
 // standby that is silent for --failover-after-ms, refuses an epoch or stops acking is dropped and
-// a new session begins with a full sync. A standby that answers "superseded" ran the guest after
-// a failover: this primary stops its guest for good.
+// a new session begins with a full sync. A standby that cannot hold this machine (its devices,
+// CPU) refuses the Hello as incompatible: the guest runs unprotected, and the status says why. A
+// standby that answers "superseded" ran the guest after a failover: this primary stops its guest
+// for good. When the guest ends here in an orderly way (quit, poweroff, a stop signal), end()
+// tells the standby, which then never runs it (primary/replication_state.hpp: the states).
 #pragma once
 
 #include <atomic>
@@ -36,10 +40,11 @@
 #include "metrics/metrics.hpp"
 #include "machine/machine.hpp"
 #include "primary/page_encoder.hpp"
+#include "primary/replication_state.hpp"
+#include "transport/channel.hpp"
 
 namespace tandem {
 
-struct Link;
 class ReleaseSender;
 class DiskSender;
 
@@ -63,6 +68,11 @@ public:
   // output is shown, and the standby runs the guest. Blocks until the standby runs it (then the
   // machine here is stopped) or throws Error with the reason (the guest then runs on here).
   void switchover(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The guest ended here for good (why: "the guest powered off", say): tells the standby, which
+  // drops its epochs and will not run the guest, and then shows the output still held (nobody
+  // else can show it now). Blocks until the standby confirmed, or for at most `timeout`; without
+  // its word the output stays held, since the standby may still take over. True if confirmed.
+  bool end(const std::string& why, std::chrono::milliseconds timeout = std::chrono::seconds(3));
   // role, protection, epoch numbers, pause and dirty figures, ack latency, held output, heartbeat age.
   nlohmann::json status() const;
   // The same, and the histograms behind them, for Prometheus (metrics/names.hpp).
@@ -75,10 +85,14 @@ private:
   };
   void loop();
   void session();
-  void handshake(Link& link);
+  void handshake(Channel& bulk);
+  // The heartbeat thread, for the Replicator's whole life (sessions come and go).
+  void beat();
+  // On the replicator thread, once end() asked: End to the standby, EndAck awaited.
+  void tellEnd(Channel& bulk);
   // The pages and disk chunks a session sends once, and what it sends every epoch.
   struct SessionParts {
-    Link& link;
+    Channel& bulk;
     DirtyTracker& tracker;
     DiskSender& disks;
     PageSet dirty;
@@ -93,7 +107,7 @@ private:
   void runEpoch(SessionParts& s);
   // Takes what the standby sent (acks, refusals) until `until`, or from `earliest` on once output
   // is waiting; throws when it is gone or refuses.
-  void serveStandby(Link& link, ReleaseSender& release, std::chrono::steady_clock::time_point until,
+  void serveStandby(Channel& bulk, ReleaseSender& release, std::chrono::steady_clock::time_point until,
                     std::chrono::steady_clock::time_point earliest);
   std::chrono::steady_clock::duration shortestEpoch() const;
   void holdGuestIfOutputFull();
@@ -102,13 +116,14 @@ private:
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
   void deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message);
-  void setState(const char* state);
+  void setState(ReplicationState state, std::string reason = {});
 
   Machine& machine_;
   ReplicationOptions options_;
   std::unique_ptr<PageEncoder> encoder_;  // per session: its XBZRLE cache mirrors one standby
   std::shared_ptr<StagingPool> stagingPool_ = StagingPool::make(PageEncoder::kPagesPerMessage * kPageSize);
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> session_{0};     // the session being served (set by the replicator thread)
   std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
   std::atomic<int64_t> leaseUntilNs_{0};  // until when the standby surely has not taken over
   std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)
@@ -122,12 +137,17 @@ private:
   std::string switchoverError_;
   std::atomic<bool> switchoverPending_{false};
   bool holdForHandover_ = false;  // the last epoch leaves the guest paused
+  // end(): asked by the main thread, done by the replicator thread.
+  std::atomic<bool> endAsked_{false};
+  std::string endWhy_;       // under switchoverMutex_
+  bool endDone_ = false, endConfirmed_ = false;  // under switchoverMutex_
   std::atomic<bool> pausedForOutput_{false};
 
   mutable std::mutex statusMutex_;
   struct Figures {
-    std::string state = "connecting";
-    uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0, diskBytes = 0;
+    ReplicationState state = ReplicationState::Connecting;
+    std::string reason;  // why not protected (the last session's end, a refusal), for an operator
+    uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0, diskBytes = 0, refusals = 0;
     double pauseMs = 0, ackLatencyMs = 0;
     std::vector<double> recentPausesMs;  // the last 100
     std::vector<double> recentDirty;     // pages of the same epochs
@@ -137,7 +157,7 @@ private:
     metrics::Histogram pauseSeconds{metrics::secondsBuckets()}, epochBytes{metrics::sizeBuckets()},
         dirtyPerEpoch{metrics::sizeBuckets()}, ackSeconds{metrics::secondsBuckets()};
   } figures_;
-  std::unique_ptr<NamedThread> thread_;
+  std::unique_ptr<NamedThread> thread_, beats_;
 };
 
 }  // namespace tandem

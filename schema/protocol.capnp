@@ -50,6 +50,11 @@
 #   Commit is discarded whole and the session dropped; the committed state stays.
 #   Heartbeat both ways every --heartbeat-ms on the urgent channel; the standby takes over after
 #   --failover-after-ms of silence, and from then on refuses its old primary: "superseded".
+#   Orderly end (quit, poweroff, systemctl stop): End{why} ----->  the standby drops what it committed
+#                      <----------------------- EndAck   (then the primary shows what it held)
+#   Without EndAck the primary shows nothing more: only silence makes the standby take over.
+#   Between sessions the primary goes on beating on the urgent channel (its own connection), so
+#   a session that ends for a reason other than silence is never taken for a dead primary.
 #   Planned (tandem failover): the primary pauses the guest for good, sends a last epoch, shows its
 #   output once acked, and sends Switchover{N}; the standby runs the guest and answers Running.
 #
@@ -64,7 +69,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("tandem::schema");
 
-const kProtocolVersion :UInt32 = 1;
+const kProtocolVersion :UInt32 = 2;
 
 enum Mode {
   invalid @0;
@@ -93,6 +98,38 @@ struct Hello {                 # source -> target, first
   heartbeatMs @6 :UInt32;      # replicate: how often both ends beat
   failoverAfterMs @7 :UInt32;  # replicate: the standby takes over after this much silence
   diskSizes @8 :List(UInt64);  # replicate: each disk's size in bytes (the standby's must match)
+  shape @9 :MachineShape;      # replicate: what a takeover will need of the standby, checked at
+                               # Hello (a session that could not fail over is refused: incompatible)
+}
+
+struct MachineShape {          # what a restore of this machine needs of the machine it goes into
+  devices @0 :List(DeviceShape);  # every virtio device, in device order (disks, then NICs)
+  cpuid @1 :Data;              # the CPUID entries vCPU 0 is given (kvm_cpuid_entry2, host order)
+  msrs @2 :List(UInt32);       # the MSRs a capture saves and a restore sets
+}
+
+struct DeviceShape {
+  type @0 :UInt32;             # virtio device id (2: block, 1: network)
+  features @1 :UInt64;         # the device's features
+  queues @2 :UInt16;
+  config @3 :Data;             # the saved part of its config space: a disk's capacity, a NIC's MAC
+}
+
+enum RefusalReason {
+  invalid @0;
+  unreadable @1;               # another version, another session, or not a message
+  outOfOrder @2;               # a message where another was due
+  incompatible @3;             # this standby cannot hold that machine (devices, memory, CPU): the
+                               # operator must change one side; retrying as it is will not help
+  superseded @4;               # this standby ran the guest after a failover: the primary stops
+  badEpoch @5;                 # an epoch that does not check (digest, count, state, disk writes)
+  gaveUp @6;                   # the sender ends the migration
+  busy @7;                     # the standby cannot take it now (its disks, its memory)
+}
+
+struct Refusal {               # either way: why not; the sender of what was refused stops
+  reason @0 :RefusalReason;
+  text @1 :Text;               # one sentence for the log and the operator
 }
 
 struct Page {
@@ -168,7 +205,7 @@ struct Envelope {
   union {
     hello @2 :Hello;
     welcome @3 :Void;          # target -> source: ready for pages
-    refusal @4 :Text;          # either way: why not; the sender stops
+    refusal @4 :Refusal;
     pages @5 :Pages;
     roundEnd @6 :UInt32;       # source -> target: round n sent
     roundAck @7 :UInt32;       # target -> source: round n received (and the target is alive)
@@ -186,5 +223,9 @@ struct Envelope {
     switchover @18 :UInt64;    # primary -> standby (tandem failover): epoch n was the last, its
                                # output is shown, the guest is paused here for good: run it now
     diskChunk @19 :DiskChunk;  # replicate, initial sync: disk contents, with the rounds' pages
+    end @20 :Text;             # primary -> standby (replicate): the guest ended here for good (quit,
+                               # poweroff, a stop of the service), and why; do not run it
+    endAck @21 :Void;          # standby -> primary: the committed epochs are dropped; the primary
+                               # may now show the output it still holds
   }
 }

@@ -8,6 +8,8 @@
 
 namespace tandem {
 
+// A NIC the standby was given without mac= takes the MAC of the peer's NIC in its place (the
+// shape in a replicating primary's Hello): the MAC belongs to the guest, not to a host.
 // peer: "source" or "primary", for the message.
 MachineConfig machineForHello(const MachineConfig& base, schema::Hello::Reader hello, const char* peer);
 

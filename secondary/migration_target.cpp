@@ -35,11 +35,9 @@ MigrationTarget::~MigrationTarget() {
   postcopy_.reset();
 }
 
-void MigrationTarget::refuse(const std::string& reason) {
-  log::warn("refused a source: ", reason);
-  capnp::MallocMessageBuilder message;
-  link_->bulk->start(message).setRefusal(reason);
-  link_->bulk->send(message);
+void MigrationTarget::refuse(schema::RefusalReason reason, const std::string& text) {
+  log::warn("refused a source: ", text);
+  link_->bulk->refuse(reason, text);
 }
 
 std::unique_ptr<Machine> MigrationTarget::receive() {
@@ -59,15 +57,33 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
       }
       wait = left;
     }
-    Received r = link_->bulk->receive(wait);
-    if (r.kind == Received::Kind::Timeout) continue;
+    // Between sessions a primary goes on beating on the urgent channel: it is alive, and its
+    // silence counts from its last beat (Replica::heardWithin, after a last look).
+    Channel::waitAny({link_->bulk.get(), link_->urgent.get()}, {}, wait);
+    uint64_t seq = 0;
+    replica_.heardWithin(*link_->urgent, std::chrono::milliseconds(0), seq);
+    Received r = link_->bulk->receive(std::chrono::milliseconds(0));
+    if (r.kind == Received::Kind::Timeout) {
+      if (replica_.hasCommitted() && Replica::Clock::now() >= replica_.failoverAt())
+        replica_.heardWithin(*link_->urgent, std::chrono::milliseconds(10), seq);  // a last look
+      continue;
+    }
     if (r.kind == Received::Kind::Refused) {
-      refuse(concat("this standby cannot read it: ", r.problem));
+      if (r.why != Received::Problem::Session)  // (what a session that ended had still on its way is dropped)
+        refuse(schema::RefusalReason::UNREADABLE, concat("this standby cannot read it: ", r.problem));
       continue;
     }
     auto envelope = r.message->envelope();
+    if (envelope.isEnd()) {  // a primary whose guest ended between two sessions
+      link_->setSession(envelope.getSession());
+      replica_.end(envelope.getEnd().cStr());
+      capnp::MallocMessageBuilder ack;
+      link_->bulk->start(ack).setEndAck();
+      link_->bulk->trySend(ack);
+      continue;
+    }
     if (!envelope.isHello()) {
-      refuse("the first message must be Hello");
+      refuse(schema::RefusalReason::OUT_OF_ORDER, "the first message must be Hello");
       continue;
     }
     link_->setSession(envelope.getSession());
@@ -83,12 +99,12 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
     } catch (const Error& e) {
       // This standby does not fit the source: the operator has to change something.
       if (e.kind() == ErrorKind::BadInput) {
-        refuse(e.what());
+        refuse(schema::RefusalReason::INCOMPATIBLE, e.what());
         throw;
       }
       // A source that gave up, vanished or sent something unusable: what came is dropped, and
       // the standby waits for the next one.
-      if (e.kind() != ErrorKind::Disconnected) refuse(e.what());
+      if (e.kind() != ErrorKind::Disconnected) refuse(schema::RefusalReason::UNREADABLE, e.what());
       log::warn("the migration from the source failed (", e.what(), "); waiting for the next source");
     }
   }
@@ -160,7 +176,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         }
         return machine;
       case schema::Envelope::REFUSAL:
-        throw Error(ErrorKind::Disconnected, concat("the source gave up: ", envelope.getRefusal().cStr()));
+        throw Error(ErrorKind::Disconnected, concat("the source gave up: ", envelope.getRefusal().getText().cStr()));
       case schema::Envelope::BYE:
         throw Error(ErrorKind::Disconnected, concat("the source ended the migration: ", envelope.getBye().cStr()));
       default:
@@ -183,7 +199,8 @@ void MigrationTarget::reportRunning() {
         Received r = link_->bulk->receive(std::chrono::milliseconds(100));
         if (r.kind != Received::Kind::Message || !r.message->envelope().isHello()) continue;
         link_->setSession(r.message->envelope().getSession());
-        refuse(concat("superseded: this standby took over and runs the guest at generation ", generation));
+        refuse(schema::RefusalReason::SUPERSEDED,
+               concat("superseded: this standby took over and runs the guest at generation ", generation));
       }
     });
     return;

@@ -55,7 +55,7 @@ public:
 
 private:
   std::unique_ptr<Machine> receiveFrom(class Incoming& hello);
-  void refuse(const std::string& reason);
+  void refuse(schema::RefusalReason reason, const std::string& text);
 
   std::string listen_;
   MachineConfig base_;

@@ -131,7 +131,7 @@ bool PostcopyTarget::receive(Channel& channel) {
       });
       break;
     case schema::Envelope::HEARTBEAT: break;
-    case schema::Envelope::REFUSAL: fail(concat("the source gave up: ", envelope.getRefusal().cStr()));
+    case schema::Envelope::REFUSAL: fail(concat("the source gave up: ", envelope.getRefusal().getText().cStr()));
     default: fail("the source sent a message out of order");
   }
   return true;

@@ -10,6 +10,7 @@
 #include "secondary/machine_shape.hpp"
 #include "secondary/received_page.hpp"
 #include "secondary/replica_disks.hpp"
+#include "state/machine_shape_capnp.hpp"
 #include "transport/heartbeat.hpp"
 
 namespace tandem {
@@ -19,6 +20,10 @@ namespace {
 double msBetween(Replica::Clock::time_point a, Replica::Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
+
+// Before silence counts as death, one last look at what the primary may have sent: a standby that
+// was itself frozen or slow finds the primary's beats waiting, and the primary lives.
+constexpr auto kLastLook = std::chrono::milliseconds(10);
 
 }  // namespace
 
@@ -112,12 +117,54 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
   return std::nullopt;
 }
 
+bool Replica::heardWithin(Channel& urgent, std::chrono::milliseconds wait, uint64_t& primarySeq) {
+  bool any = false;
+  for (auto until = Clock::now() + wait;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    Received r = urgent.receive(any ? std::chrono::milliseconds(0) : std::max(left, std::chrono::milliseconds(0)));
+    if (r.kind == Received::Kind::Timeout) return any;
+    if (r.kind != Received::Kind::Message || !r.message->envelope().isHeartbeat()) continue;
+    heard();
+    any = true;
+    primarySeq = std::max(primarySeq, r.message->envelope().getHeartbeat().getSeq());
+  }
+}
+
+void Replica::end(const std::string& why) {
+  log::warn("the primary ended the guest (", why, ")", committed_ ? concat(": epoch ", committed_->epoch, " is dropped") : "",
+            "; this standby will not run it, and waits for a primary");
+  committed_.reset();
+  standing_ = false;
+  std::lock_guard lock(statusMutex_);
+  state_ = "waiting for a primary";
+  lastEnd_ = why;
+}
+
 Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListener& releases) {
   auto hello = helloMessage.envelope().getHello();
   uint64_t session = helloMessage.envelope().getSession();
-  MachineConfig config = machineForHello(base_, hello, "primary");
-  if (!disks_) disks_ = std::make_unique<ReplicaDisks>(base_.disks);
-  disks_->checkShape(hello.getDiskSizes());
+  // Everything a takeover would check is checked now, while the primary can still be told: a
+  // session that could not fail over is refused, and whatever is committed here stays.
+  MachineConfig config;
+  std::unique_ptr<Machine> syncing;
+  try {
+    config = machineForHello(base_, hello, "primary");
+    if (!disks_) disks_ = std::make_unique<ReplicaDisks>(base_.disks);
+    disks_->checkShape(hello.getDiskSizes());
+    // A fresh machine for the sync: a committed epoch of an earlier session stays ready to run
+    // until this session has committed one of its own. (It uses the taps the standby opened.)
+    syncing = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
+    if (auto why = whyNotRestorable(fromCapnp(hello.getShape()), syncing->shape())) failBadInput(*why);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::BadInput) throw;
+    link.bulk->refuse(schema::RefusalReason::INCOMPATIBLE, e.what());
+    log::error("refused a primary that this standby could not take over from: ", e.what(),
+               committed_ ? concat("; epoch ", committed_->epoch, " of an earlier session stays committed") : "");
+    std::lock_guard lock(statusMutex_);
+    lastRefusal_ = e.what();
+    ++incompatible_;
+    return Outcome::SessionEnded;
+  }
   {
     std::lock_guard lock(statusMutex_);  // (status() reads them)
     heartbeat_ = std::chrono::milliseconds(std::max<uint32_t>(1, hello.getHeartbeatMs()));
@@ -129,11 +176,8 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     generation_ = hello.getGeneration();
     ++sessions_;
     state_ = "syncing";
+    lastRefusal_.clear();
   }
-
-  // A fresh machine for the sync: a committed epoch of an earlier session stays ready to run
-  // until this session has committed one of its own.
-  auto syncing = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
   disks_->beginSync(committed_.has_value());
   capnp::MallocMessageBuilder welcome;
   link.bulk->start(welcome).setWelcome();
@@ -170,34 +214,29 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     heartbeat.beatIfDue(primarySeq);
     dropReleased(releases);
     auto now = Clock::now();
-    if (now - lastHeard() > failoverAfter_) {
-      if (committed_) {
-        log::warn("the primary has been silent for ", msBetween(lastHeard(), now), " ms: taking over at epoch ", committed_->epoch);
-        leaveSync();
-        return Outcome::PrimaryDead;
-      }
-      if (now - lastHeard() > failoverAfter_ + std::chrono::seconds(10))
-        return endSession("the primary went silent before anything was committed");
-    }
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::min(heartbeat.nextBeat(), lastHeard() + failoverAfter_) - now);
     Channel::waitAny({link.bulk.get(), link.urgent.get()}, {}, std::clamp(wait, std::chrono::milliseconds(1), heartbeat_));
-
-    for (;;) {  // the urgent channel first: heartbeats must not wait behind pages
-      Received r = link.urgent->receive(std::chrono::milliseconds(0));
-      if (r.kind != Received::Kind::Message) break;
-      if (r.message->envelope().isHeartbeat()) {
-        heard();
-        primarySeq = std::max(primarySeq, r.message->envelope().getHeartbeat().getSeq());
-      }
-    }
+    heardWithin(*link.urgent, std::chrono::milliseconds(0), primarySeq);  // first: beats never wait behind pages
     Received r = link.bulk->receive(std::chrono::milliseconds(0));
-    if (r.kind == Received::Kind::Timeout) continue;
+    if (r.kind == Received::Kind::Timeout) {
+      // Silence is judged only now, after what arrived was read, and after a last look.
+      if (Clock::now() - lastHeard() <= failoverAfter_ || heardWithin(*link.urgent, kLastLook, primarySeq)) continue;
+      if (committed_) {
+        log::warn("the primary has been silent for ", msBetween(lastHeard(), Clock::now()), " ms: taking over at epoch ",
+                  committed_->epoch);
+        leaveSync();
+        return Outcome::PrimaryDead;
+      }
+      if (Clock::now() - lastHeard() > failoverAfter_ + std::chrono::seconds(10))
+        return endSession("the primary went silent before anything was committed");
+      continue;
+    }
     if (r.kind == Received::Kind::Refused) {
       // Another session, another version, or bytes that are no message: never applied.
       log::warn("replication: refused a message: ", r.problem);
       std::lock_guard lock(statusMutex_);
-      ++refused_[r.problem.starts_with("protocol version") ? "version" : r.problem.find("session") != std::string::npos ? "session" : "malformed"];
+      ++refused_[problemName(r.why)];
       continue;
     }
     heard();
@@ -241,9 +280,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
               std::lock_guard lock(statusMutex_);
               ++discardedEpochs_;
             }
-            capnp::MallocMessageBuilder message;
-            link.bulk->start(message).setRefusal(*refusal);
-            link.bulk->trySend(message);
+            link.bulk->refuse(schema::RefusalReason::BAD_EPOCH, *refusal);
             return endSession(concat("discarded: ", *refusal));
           }
           if (expected == 0) log::info("replication: first epoch ", c.getEpoch(), " committed; the guest is protected");
@@ -267,6 +304,15 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           return Outcome::HandedOver;
         case schema::Envelope::BYE:
           return endSession(concat("the primary said: ", envelope.getBye().cStr()));
+        case schema::Envelope::END: {
+          leaveSync();
+          discardStaged();
+          end(envelope.getEnd().cStr());
+          capnp::MallocMessageBuilder ack;
+          link.bulk->start(ack).setEndAck();
+          link.bulk->trySend(ack);
+          return Outcome::SessionEnded;
+        }
         default:
           return endSession("the primary sent a message out of order");
       }
@@ -275,9 +321,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
         std::lock_guard lock(statusMutex_);
         ++discardedEpochs_;
       }
-      capnp::MallocMessageBuilder message;
-      link.bulk->start(message).setRefusal(e.what());
-      link.bulk->trySend(message);
+      link.bulk->refuse(schema::RefusalReason::BAD_EPOCH, e.what());
       return endSession(concat("discarded the epoch being received: ", e.what()));
     }
   }
@@ -317,6 +361,9 @@ nlohmann::json Replica::status() const {
           {"heartbeat_age_ms", msBetween(lastHeard(), Clock::now())},
           {"failover_after_ms", std::chrono::duration<double, std::milli>(failoverAfter_).count()},
           {"sessions", sessions_},
+          {"can_take_over", standing_.load()},
+          {"last_refusal", lastRefusal_},
+          {"last_end", lastEnd_},
           {"discarded_epochs", discardedEpochs_},
           {"ignored_replays", ignoredReplays_},
           {"disk_bytes_applied", diskBytesApplied_}};
@@ -331,6 +378,8 @@ void Replica::collectMetrics(metrics::Families& out) const {
   out.counter(n::kSessions, "Replication sessions begun with a primary", static_cast<double>(sessions_));
   out.gauge(n::kCommittedEpoch, "The last epoch committed here", static_cast<double>(committedEpoch_));
   out.counter(n::kDiscardedEpochs, "Epochs refused whole (out of order, not matching their Commit)", static_cast<double>(discardedEpochs_));
+  out.counter(n::kRefusedSessions, "Sessions refused because this standby could not take over from that primary",
+              static_cast<double>(incompatible_));
   out.counter(n::kIgnoredReplays, "Commits of epochs already committed, ignored", static_cast<double>(ignoredReplays_));
   for (const char* reason : {"version", "session", "malformed"}) {
     auto it = refused_.find(reason);

@@ -54,6 +54,12 @@ public:
   Outcome serve(Link& link, Incoming& hello, ReleaseListener& releases);
 
   bool hasCommitted() const { return committed_.has_value(); }
+  // The primary was heard (a heartbeat between sessions): its silence counts from now.
+  void heard() { lastHeardTicks_ = Clock::now().time_since_epoch().count(); }
+  // Reads the primary's heartbeats on urgent for up to `wait` (none: what is there); true if any.
+  bool heardWithin(Channel& urgent, std::chrono::milliseconds wait, uint64_t& primarySeq);
+  // The primary ended the guest for good (End): what is committed is dropped, never run.
+  void end(const std::string& why);
   // When the primary counts as dead, if nothing is heard from it before.
   Clock::time_point failoverAt() const { return lastHeard() + failoverAfter_; }
   uint64_t generation() const { return generation_; }
@@ -76,7 +82,6 @@ private:
   void discardStaged();
   void countReceived(schema::Pages::Reader pages);
   Clock::time_point lastHeard() const { return Clock::time_point(Clock::duration(lastHeardTicks_.load())); }
-  void heard() { lastHeardTicks_ = Clock::now().time_since_epoch().count(); }
   // Checks and applies the epoch; the refusal's reason when it does not check.
   std::optional<std::string> commit(std::unique_ptr<Machine>& syncing, schema::Commit::Reader commit, uint64_t expected,
                                     uint64_t session);
@@ -105,6 +110,9 @@ private:
   uint64_t receivedBytes_ = 0;
   std::map<std::string, uint64_t> refused_;  // messages refused unread, by reason (version, session, malformed)
   std::string state_ = "waiting for a primary";
+  std::string lastRefusal_;  // why the last primary was refused as incompatible ("" since a session began)
+  std::string lastEnd_;      // why the last primary ended its guest
+  uint64_t incompatible_ = 0;
 };
 
 }  // namespace tandem

@@ -116,7 +116,7 @@ void Machine::createVcpusAndDevices() {
     transports_.push_back(std::make_unique<dev::virtio::Transport>(*disks_.back(), memory_));
   }
   for (const auto& net : config_.nets) {
-    taps_.push_back(std::make_unique<dev::Tap>(net.tap));
+    taps_.push_back(net.opened ? net.opened : std::make_shared<dev::Tap>(net.tap));
     tapSinks_.push_back(std::make_unique<TapSink>(*taps_.back(), static_cast<uint32_t>(tapSinks_.size())));
     TapSink& sink = *tapSinks_.back();
     nets_.push_back(std::make_unique<dev::virtio::Net>(*taps_.back(), net.mac.value_or(dev::virtio::macFromName(net.tap)),
@@ -149,6 +149,16 @@ std::string Machine::guestCmdline() const {
     cmdline += concat(cmdline.empty() ? "" : " ", "virtio_mmio.device=4K@0x", std::hex, virtioBase(i), std::dec, ":",
                       kVirtioFirstGsi + i);
   return cmdline;
+}
+
+MachineShape Machine::shape() const {
+  MachineShape shape;
+  for (const auto& t : transports_) shape.devices.push_back(t->identity());
+  auto cpuid = kvm::guestCpuid(system_.supportedCpuid(), 0, config_.cpus);
+  auto* bytes = reinterpret_cast<const uint8_t*>(cpuid.entries.data());
+  shape.cpuid.assign(bytes, bytes + cpuid.entries.size() * sizeof(kvm_cpuid_entry2));
+  shape.msrs = msrIndices_;
+  return shape;
 }
 
 MachineState Machine::capture() {

@@ -31,6 +31,7 @@
 #include "kvm/vcpu.hpp"
 #include "kvm/vm.hpp"
 #include "machine/io_thread.hpp"
+#include "machine/machine_shape.hpp"
 #include "machine/vcpu_runner.hpp"
 #include "machine/vcpu_throttle.hpp"
 #include "memory/dirty_tracker.hpp"
@@ -47,6 +48,10 @@ struct DiskConfig {
 struct NetConfig {
   std::string tap;
   std::optional<std::array<uint8_t, 6>> mac;  // derived from the tap's name when absent
+  // The tap, opened already: a standby opens its taps once and lends them to every machine it
+  // builds (a tap takes one opener; the machine of a committed epoch holds it while the next
+  // session's machine is built). Opened by the machine when null.
+  std::shared_ptr<dev::Tap> opened;
 };
 
 struct MachineConfig {
@@ -125,6 +130,9 @@ public:
   // Puts state into a machine made ForRestore that has not started.
   void restore(const MachineState& state);
 
+  // What a restore of this machine's state needs of another machine (compared with a standby's).
+  MachineShape shape() const;
+
   // Everything the guest shows outside passes this gate; the replicator holds and releases it.
   OutputGate& outputGate() { return gate_; }
   // Output a standby was sent and emits itself after a takeover, through the gate to the sink of
@@ -141,6 +149,11 @@ public:
 
   // Ends the run; the exit becomes Stopped unless the guest already ended it.
   void stop();
+  // How the run ended, once it has (without waiting for the vCPU threads, unlike wait()).
+  std::optional<MachineExit> exitReason() const {
+    std::lock_guard lock(exitMutex_);
+    return exit_;
+  }
   // Blocks until the guest powers off, faults, or stop() is called; joins the vCPU threads.
   MachineExit wait();
   // A descriptor that becomes readable when the machine has ended (for poll()).
@@ -176,7 +189,7 @@ private:
   dev::IdlePort idlePort_;
   dev::MmioBus mmio_;
   std::vector<std::unique_ptr<dev::virtio::Blk>> disks_;
-  std::vector<std::unique_ptr<dev::Tap>> taps_;
+  std::vector<std::shared_ptr<dev::Tap>> taps_;
   std::vector<std::unique_ptr<TapSink>> tapSinks_;  // behind the gate, one per tap
   std::vector<std::unique_ptr<dev::virtio::Net>> nets_;
   std::vector<std::unique_ptr<dev::virtio::Transport>> transports_;  // one per virtio device

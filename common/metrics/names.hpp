@@ -24,6 +24,8 @@ inline constexpr const char* kReleasedOutput = "tandem_released_output_bytes_tot
 inline constexpr const char* kHeartbeatAge = "tandem_heartbeat_age_seconds";   // either role
 inline constexpr const char* kSessions = "tandem_replication_sessions_total";  // either role
 inline constexpr const char* kPausedForOutput = "tandem_paused_for_output";
+inline constexpr const char* kReplicationState = "tandem_replication_state";  // gauge 1, label state
+inline constexpr const char* kRefusedSessions = "tandem_refused_sessions_total";  // incompatible standby
 
 // A standby.
 inline constexpr const char* kCommittedEpoch = "tandem_committed_epoch";

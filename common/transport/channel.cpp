@@ -176,6 +176,7 @@ Received Channel::receive(std::chrono::milliseconds timeout) {
   result.kind = Received::Kind::Refused;
   auto segments = segmentsOf(*frames);
   if (!segments.problem.empty()) {
+    result.why = Received::Problem::Malformed;
     result.problem = segments.problem;
     return result;
   }
@@ -183,21 +184,40 @@ Received Channel::receive(std::chrono::milliseconds timeout) {
     auto incoming = std::make_unique<Incoming>(frames, std::move(segments.copies), std::move(segments.segments));
     auto envelope = incoming->envelope();
     if (envelope.getVersion() != schema::K_PROTOCOL_VERSION) {
+      result.why = Received::Problem::Version;
       result.problem = concat("protocol version ", envelope.getVersion(), " (this tandem speaks ",
                               schema::K_PROTOCOL_VERSION, ")");
       return result;
     }
-    if (session_ != 0 && envelope.getSession() != session_) {
-      result.problem = concat("a message from session ", envelope.getSession(), ", not ", session_);
+    if (uint64_t session = session_; session != 0 && envelope.getSession() != session) {
+      result.why = Received::Problem::Session;
+      result.problem = concat("a message from session ", envelope.getSession(), ", not ", session);
       return result;
     }
     envelope.which();  // reads the union tag: a malformed message throws here, not later
     result.kind = Received::Kind::Message;
     result.message = std::move(incoming);
   } catch (const kj::Exception& e) {
+    result.why = Received::Problem::Malformed;
     result.problem = concat("a malformed message: ", e.getDescription().cStr());
   }
   return result;
+}
+
+const char* problemName(Received::Problem problem) {
+  switch (problem) {
+    case Received::Problem::Version: return "version";
+    case Received::Problem::Session: return "session";
+    default: return "malformed";
+  }
+}
+
+void Channel::refuse(schema::RefusalReason reason, const std::string& text) {
+  capnp::MallocMessageBuilder message;
+  auto refusal = start(message).initRefusal();
+  refusal.setReason(reason);
+  refusal.setText(text);
+  trySend(message);
 }
 
 bool Channel::send(std::unique_ptr<OutgoingMessage> message) { return sendOwned(message, true); }

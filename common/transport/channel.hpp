@@ -6,6 +6,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
@@ -40,9 +41,15 @@ private:
 
 struct Received {
   enum class Kind { Message, Timeout, Refused } kind = Kind::Timeout;
+  // Kind::Refused: of another protocol version, of another session (a stale one, say), or bytes
+  // that are no message.
+  enum class Problem { None, Version, Session, Malformed } why = Problem::None;
   std::unique_ptr<Incoming> message;  // Kind::Message
-  std::string problem;                // Kind::Refused: why it was not accepted
+  std::string problem;                // Kind::Refused: why it was not accepted, in a sentence
 };
+
+// Label for counters and logs: "version", "session", "malformed".
+const char* problemName(Received::Problem problem);
 
 class Channel {
 public:
@@ -75,13 +82,16 @@ public:
 
   uint64_t bytesSent() const { return bytesSent_; }
 
+  // Sends a Refusal (trySend: a peer that does not take it is gone anyway).
+  void refuse(schema::RefusalReason reason, const std::string& text);
+
 private:
   Channel();
   bool sendWith(capnp::MallocMessageBuilder& message, bool wait);
   bool sendOwned(std::unique_ptr<OutgoingMessage>& message, bool wait);
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
-  uint64_t session_ = 0;
+  std::atomic<uint64_t> session_{0};  // (a heartbeat thread reads it while another sets it)
   uint64_t bytesSent_ = 0;
 };
 

@@ -25,6 +25,9 @@ public:
   bool peerSilent() const { return Clock::now() - lastHeard_ > silenceLimit_; }
   Clock::time_point lastHeard() const { return lastHeard_; }
   Clock::time_point nextBeat() const { return nextBeat_; }
+  // When the last beat was made, read before it was sent: no peer can have heard it earlier (a
+  // replicating primary's lease counts from here).
+  Clock::time_point lastBeatAt() const { return lastBeatAt_; }
 
   // Sends one when it is due, echoing `echo` (the latest seq heard from the peer); returns its seq,
   // or 0 when none was due. Never waits: a full queue means the peer is not reading, and its
@@ -37,6 +40,7 @@ public:
     beat.setSeq(++seq_);
     beat.setSentAtNs(static_cast<uint64_t>(now.time_since_epoch().count()));
     beat.setEcho(echo);
+    lastBeatAt_ = now;
     urgent_.trySend(message);
     nextBeat_ = now + interval_;
     return seq_;
@@ -46,7 +50,7 @@ private:
   Channel& urgent_;
   Clock::duration interval_, silenceLimit_;
   uint64_t seq_ = 0;
-  Clock::time_point lastHeard_ = Clock::now(), nextBeat_ = Clock::now();
+  Clock::time_point lastHeard_ = Clock::now(), nextBeat_ = Clock::now(), lastBeatAt_;
 };
 
 }  // namespace tandem

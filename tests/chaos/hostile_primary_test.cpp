@@ -13,6 +13,7 @@
 
 #include "codec/page_codec.hpp"
 #include "machine/machine.hpp"
+#include "state/machine_shape_capnp.hpp"
 #include "state/machine_state.hpp"
 #include "support/snapshot_helpers.hpp"
 #include "transport/heartbeat.hpp"
@@ -79,6 +80,7 @@ public:
     hello.setGeneration(1);
     hello.setHeartbeatMs(20);
     hello.setFailoverAfterMs(1000);
+    toCapnp(machine_.shape(), hello.initShape());
     BOOST_REQUIRE(link_.bulk->send(message));
     BOOST_REQUIRE(expect("welcome").isWelcome());
     std::vector<uint64_t> pages;
@@ -188,7 +190,9 @@ BOOST_AUTO_TEST_CASE(replayed_out_of_order_and_forged_epochs_leave_the_committed
   // Epoch 3 where 2 is due (its pages and digest in order): refused, the session ends.
   primary.sendPages(3, std::span(all).subspan(0, 1), garbage.data());
   primary.sendCommit(3, 1, 0);
-  BOOST_TEST(primary.expect("refusal").isRefusal());
+  auto refusal = primary.expect("refusal");
+  BOOST_REQUIRE(refusal.isRefusal());
+  BOOST_TEST((refusal.getRefusal().getReason() == schema::RefusalReason::BAD_EPOCH));
 
   // Session 2: a whole epoch of garbage whose Commit's digest is not that of its pages: refused.
   primary.openSession();

@@ -135,6 +135,12 @@ void Transport::kickAll() {
   for (uint16_t i = 0; i < queueCount(); ++i) notified(i);
 }
 
+Transport::Identity Transport::identity() const {
+  Identity id{device_.deviceId(), device_.features(), queueCount(), std::vector<uint8_t>(kSavedConfigBytes)};
+  device_.readConfig(0, id.config);
+  return id;
+}
+
 Transport::State Transport::save() const {
   std::lock_guard lock(mutex_);
   State s = state_;

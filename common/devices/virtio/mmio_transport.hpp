@@ -53,7 +53,19 @@ public:
     bool operator==(const State&) const = default;
   };
 
+  // What a restore of this device's State needs of the device it goes into: the same kind, the
+  // same features and queues, the same config (disk capacity, MAC). Compared when a replication
+  // session starts, so that a takeover never finds out.
+  struct Identity {
+    uint32_t deviceId = 0;
+    uint64_t features = 0;
+    uint16_t queues = 0;
+    std::vector<uint8_t> config;  // kSavedConfigBytes
+    bool operator==(const Identity&) const = default;
+  };
+
   Transport(Device& device, GuestMemory& memory);
+  Identity identity() const;
 
   // vCPU threads.
   void read(uint64_t offset, std::span<uint8_t> data) override;
