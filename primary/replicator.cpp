@@ -126,6 +126,10 @@ void Replicator::holdGuestIfOutputFull() {
 
 void Replicator::loop() {
   machine_.startDirtyTracking();  // on for good: switching it costs the guest
+  // One connection for every session: a fresh socket's first connection races the end of the old
+  // one at the standby (whose PAIR socket takes one peer), and a Hello lost that way cost seconds.
+  // What a session that ended still had on its way carries its session id, and is dropped.
+  bulk_ = Channel::connect(options_.to);
   std::string lastIncompatible;
   while (!stopping_) {
     auto retryAfter = kRetryAfter;
@@ -140,9 +144,8 @@ void Replicator::loop() {
       return;
     } catch (const EndAsked&) {
       // Between sessions: a standby may still hold an epoch of ours, and must hear of the end.
-      auto bulk = Channel::connect(options_.to);
-      bulk->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
-      return tellEnd(*bulk);
+      bulk_->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
+      return tellEnd(*bulk_);
     } catch (const Incompatible& i) {
       setState(ReplicationState::Unprotected, i.why);
       if (i.why != lastIncompatible)
@@ -264,6 +267,7 @@ void Replicator::serveStandby(Channel& bulk, ReleaseSender& release, Clock::time
     Received r = bulk.receive(wait);
     releaseAcked(release);  // also when the lease was renewed in the meantime
     if (r.kind == Received::Kind::Timeout) continue;
+    if (r.kind == Received::Kind::Refused && r.why == Received::Problem::Session) continue;  // of a session before
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
     auto envelope = r.message->envelope();
     if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "an epoch");
@@ -326,7 +330,8 @@ void Replicator::initialSync(SessionParts& s) {
       if (endAsked_) throw EndAsked{};
       Received r = s.bulk.receive(std::chrono::milliseconds(20));
       if (r.kind == Received::Kind::Timeout) continue;
-      if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
+      if (r.kind == Received::Kind::Refused && r.why == Received::Problem::Session) continue;  // of a session before
+    if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
       auto envelope = r.message->envelope();
       if (envelope.isRoundAck() && envelope.getRoundAck() == round) break;
       if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "the sync");
@@ -501,7 +506,7 @@ void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
 
 void Replicator::session() {
   setState(ReplicationState::Connecting);
-  auto bulk = Channel::connect(options_.to);
+  auto& bulk = bulk_;
   uint64_t session = std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1;
   bulk->setSession(session);
   handshake(*bulk);
@@ -590,7 +595,7 @@ void Replicator::tellEnd(Channel& bulk) {
     setState(ReplicationState::Ended, why);
     auto held = machine_.outputGate().stats().heldBytes;
     machine_.outputGate().open();  // nobody else can show it any more
-    log::info("replication: the standby confirmed that the guest ended (", why, ") and will not run it; ", held,
+    log::warn("replication: the standby confirmed that the guest ended (", why, ") and will not run it; ", held,
               " bytes of held output shown");
   } else {
     log::warn("replication: the standby did not confirm within ", kEndConfirmWithin.count(), " s that the guest ended (", why,

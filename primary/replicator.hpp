@@ -120,6 +120,7 @@ private:
 
   Machine& machine_;
   ReplicationOptions options_;
+  std::unique_ptr<Channel> bulk_;  // to the standby, for every session (the replicator thread's)
   std::unique_ptr<PageEncoder> encoder_;  // per session: its XBZRLE cache mirrors one standby
   std::shared_ptr<StagingPool> stagingPool_ = StagingPool::make(PageEncoder::kPagesPerMessage * kPageSize);
   std::atomic<bool> stopping_{false};

@@ -233,8 +233,12 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
       continue;
     }
     if (r.kind == Received::Kind::Refused) {
-      // Another session, another version, or bytes that are no message: never applied.
-      log::warn("replication: refused a message: ", r.problem);
+      // Another session (one that ended had it still on its way), another version, or bytes that
+      // are no message: never applied.
+      if (r.why == Received::Problem::Session)
+        log::debug("replication: dropped ", r.problem);
+      else
+        log::warn("replication: refused a message: ", r.problem);
       std::lock_guard lock(statusMutex_);
       ++refused_[problemName(r.why)];
       continue;
