@@ -66,7 +66,7 @@ void MachineControl::collectMetrics(metrics::Families& out) const {
     if (migration_) progress = migration_->read();
   }
   std::string phase = progress ? progress->phase : "none";
-  for (const char* p : {"none", "setup", "precopy", "stop-and-copy", "postcopy", "completed", "failed"})
+  for (const char* p : {"none", "setup", "precopy", "stop-and-copy", "postcopy", "completed", "failed", "undecided"})
     out.gauge(n::kMigrationPhase, "1 for the phase the last migration of this guest is in (none: never migrated)",
               phase == p ? 1 : 0, {{"phase", p}});
   if (!progress) return;
@@ -155,7 +155,7 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   } catch (const Error& e) {
     reply = {{"ok", false}, {"error", concat("migration to ", options.to, " failed: ", e.what())}};
     board->update([&](MigrationProgress& p) {
-      p.phase = "failed";
+      if (p.phase != "undecided") p.phase = "failed";  // (undecided: the guest is paused here, see the error)
       p.error = e.what();
     });
   }

@@ -184,7 +184,7 @@ std::string describeMigration(const nlohmann::json& m) {
   std::ostringstream line;
   line << std::fixed << std::setprecision(1) << m.value("phase", "?") << " (" << m.value("mode", "?") << ")";
   std::string phase = m.value("phase", "");
-  if (phase == "failed") return line.str() + ": " + m.value("error", "");
+  if (phase == "failed" || phase == "undecided") return line.str() + ": " + m.value("error", "");
   if (phase == "precopy") line << " round " << m.value("round", 0);
   if (phase == "precopy" || phase == "postcopy" || phase == "stop-and-copy")
     line << ": " << m.value("percent_sent", 0.0) << "% of " << m.value("pages_to_send", 0) << " pages";

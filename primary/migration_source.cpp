@@ -30,6 +30,11 @@ schema::Mode toSchema(MigrationMode mode) {
   return schema::Mode::INVALID;
 }
 
+// The target said no: it will not run the guest, whatever it received.
+struct RefusedByTarget : Error {
+  using Error::Error;
+};
+
 // The next message from the target, which must be of kind `expected`; throws with the reason
 // otherwise. With skipAcks, acknowledgements of rounds nobody waits for are passed over.
 std::unique_ptr<Incoming> expect(Channel& channel, schema::Envelope::Which expected, const std::string& to,
@@ -43,7 +48,7 @@ std::unique_ptr<Incoming> expect(Channel& channel, schema::Envelope::Which expec
     throw Error(ErrorKind::Failed, concat("refused what ", to, " sent: ", r.problem));
   auto envelope = r.message->envelope();
   if (envelope.isRefusal())
-    throw Error(ErrorKind::Failed, concat(to, " refused the migration: ", envelope.getRefusal().getText().cStr()));
+    throw RefusedByTarget(ErrorKind::Failed, concat(to, " refused the migration: ", envelope.getRefusal().getText().cStr()));
   if (envelope.which() != expected)
     throw Error(ErrorKind::Failed, concat(to, " answered out of order while we waited for ", waitingFor));
   return std::move(r.message);
@@ -215,6 +220,24 @@ void MigrationSource::sendStateAndDone() {
   link_->bulk->start(doneMessage).setDone();
   if (!link_->bulk->send(stateMessage) || !link_->bulk->send(doneMessage))
     throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking the machine state"));
+  pastNoReturn_ = true;  // Done is on its way: the target may run the guest from now on
+}
+
+// After Done went out, only the target's word tells where the guest runs: a refusal means not
+// there, so it resumes here; anything else (silence, a cut link) leaves it paused here for an
+// operator to decide, since resuming could run it on both hosts (QEMU does the same).
+Error MigrationSource::failSwitch(const Error& e) {
+  if (!pastNoReturn_ || dynamic_cast<const RefusedByTarget*>(&e)) {
+    pastNoReturn_ = false;
+    machine_.resume();
+    return Error(e.kind(), concat(e.what(), "; the guest runs on here"));
+  }
+  progress_.update([&](MigrationProgress& p) { p.phase = "undecided"; });
+  std::string what = concat(e.what(), "; the machine state reached ", options_.to,
+                            ", which may run the guest now, so it stays paused here: if it does not run there, resume it "
+                            "here (tandem resume), else end it here (tandem quit)");
+  log::error("migration: ", what);
+  return Error(e.kind(), what);
 }
 
 void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
@@ -245,8 +268,7 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     expect(*link_->bulk, schema::Envelope::RUNNING, options_.to, "the guest to run there", true);
     stats_.targetMs = msSince(part);
   } catch (const Error& e) {
-    machine_.resume();
-    throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
+    throw failSwitch(e);
   }
   stats_.downtimeMs = msSince(pauseStart);
 }
@@ -296,8 +318,7 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
       throw Error(e.kind(), concat(e.what(), "; the guest had started on ", options_.to,
                                    " and cannot continue without the pages still here: it is stopped on both sides"));
     }
-    machine_.resume();
-    throw Error(e.kind(), concat(e.what(), "; the guest runs on here"));
+    throw failSwitch(e);
   }
 }
 
@@ -332,7 +353,7 @@ MigrationStats MigrationSource::run() {
   } catch (const Error& e) {
     machine_.throttle(0);
     machine_.stopDirtyTracking();
-    if (!machine_.exited()) {  // the guest runs on here: the target may drop what it has
+    if (!machine_.exited() && !pastNoReturn_) {  // the guest runs on here: the target may drop what it has
       capnp::MallocMessageBuilder bye;
       link_->bulk->start(bye).setBye(e.what());
       link_->bulk->trySend(bye);

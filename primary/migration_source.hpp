@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.hpp"
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
 #include "primary/page_encoder.hpp"
@@ -81,6 +82,9 @@ public:
   MigrationStats run();
 
 private:
+  // The switch failed: resumes the guest here if that is safe, or leaves it paused (see .cpp).
+  Error failSwitch(const Error& e);
+  bool pastNoReturn_ = false;  // Done was sent
   void handshake();
   // Precopy rounds while the guest runs; true when the dirty set left fits the downtime budget.
   bool precopyRounds(DirtyTracker& tracker, PageSet& dirty);

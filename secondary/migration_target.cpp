@@ -213,7 +213,11 @@ void MigrationTarget::reportRunning() {
   link_->bulk->send(message);
 }
 
-void MigrationTarget::collectMetrics(metrics::Families& out) const { replica_.collectMetrics(out); }
+void MigrationTarget::collectMetrics(metrics::Families& out) const {
+  replica_.collectMetrics(out);
+  // From the start, at 0: an alert on increase() sees the first failover only if 0 came before it.
+  out.counter(metrics::names::kFailovers, "Takeovers by this tandem", 0);
+}
 
 void MigrationTarget::collectRunningMetrics(metrics::Families& out) const {
   out.counter(metrics::names::kFailovers, "Takeovers by this tandem", tookOver_ ? 1 : 0);

@@ -18,7 +18,7 @@ using namespace tandem::test;
 
 namespace {
 
-constexpr int kFirstPort = 27000;
+constexpr int kFirstPort = 12000;
 using Pair = ProtectedPairOn<kFirstPort>;
 
 std::string makeDisk(const TempDir& tmp, const std::string& name) {

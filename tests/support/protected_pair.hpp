@@ -20,7 +20,8 @@ namespace tandem::test {
 using Clock = std::chrono::steady_clock;
 
 // Endpoints for a chain of standbys: each uses PORT to PORT + 2, from `first` on, 2400 ports per
-// suite (the suites run as processes of their own, in parallel: failover 30000, protection 27000;
+// suite (the suites run as processes of their own, in parallel: failover 30000, protection 12000,
+// silent_target 15000;
 // other suites use other ranges, and the kernel picks outgoing ports from 32768 up).
 struct ChainEndpoints {
   explicit ChainEndpoints(int first) : base(first + 4 * ((::getpid() * 11) % 600)) {}
