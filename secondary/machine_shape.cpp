@@ -6,10 +6,6 @@
 
 namespace tandem {
 
-namespace {
-constexpr uint32_t kVirtioNetType = 1;
-}  // namespace
-
 MachineConfig machineForHello(const MachineConfig& base, schema::Hello::Reader hello, const char* peer) {
   if (hello.getDisks() != base.disks.size() || hello.getNets() != base.nets.size())
     failBadInput("the ", peer, " has ", hello.getDisks(), " disks and ", hello.getNets(), " NICs; this standby was given ",
@@ -24,7 +20,7 @@ MachineConfig machineForHello(const MachineConfig& base, schema::Hello::Reader h
   auto devices = hello.getShape().getDevices();
   for (size_t n = 0; n < config.nets.size(); ++n) {
     size_t device = config.disks.size() + n;
-    if (config.nets[n].mac || device >= devices.size() || devices[device].getType() != kVirtioNetType) continue;
+    if (config.nets[n].mac || device >= devices.size() || devices[device].getType() != kVirtioNetDevice) continue;
     auto bytes = devices[device].getConfig();
     if (bytes.size() < 6) continue;
     std::array<uint8_t, 6> mac;

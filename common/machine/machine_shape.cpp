@@ -10,25 +10,23 @@ namespace tandem {
 
 namespace {
 
-constexpr uint32_t kVirtioNet = 1, kVirtioBlock = 2;
-
 std::string deviceName(const std::vector<dev::virtio::Transport::Identity>& devices, size_t index) {
   size_t sameKind = 0;
   for (size_t i = 0; i < index; ++i) sameKind += devices[i].deviceId == devices[index].deviceId;
   switch (devices[index].deviceId) {
-    case kVirtioBlock: return concat("disk ", sameKind, " (--disk number ", sameKind + 1, ")");
-    case kVirtioNet: return concat("NIC ", sameKind, " (--net number ", sameKind + 1, ")");
+    case kVirtioBlockDevice: return concat("disk ", sameKind, " (--disk number ", sameKind + 1, ")");
+    case kVirtioNetDevice: return concat("NIC ", sameKind, " (--net number ", sameKind + 1, ")");
     default: return concat("virtio device ", index, " (type ", devices[index].deviceId, ")");
   }
 }
 
 std::string describeConfig(uint32_t type, const std::vector<uint8_t>& config) {
   std::ostringstream text;
-  if (type == kVirtioBlock && config.size() >= 8) {
+  if (type == kVirtioBlockDevice && config.size() >= 8) {
     uint64_t sectors = 0;
     for (int i = 7; i >= 0; --i) sectors = sectors << 8 | config[static_cast<size_t>(i)];
     text << "a disk of " << sectors * 512 << " bytes";
-  } else if (type == kVirtioNet && config.size() >= 6) {
+  } else if (type == kVirtioNetDevice && config.size() >= 6) {
     text << "MAC " << std::hex << std::setfill('0');
     for (size_t i = 0; i < 6; ++i) text << (i ? ":" : "") << std::setw(2) << int(config[i]);
   } else {
@@ -51,7 +49,7 @@ std::optional<std::string> whyNotRestorable(const MachineShape& guest, const Mac
     if (g.config != h.config)
       return concat("the guest's ", deviceName(guest.devices, i), " is ", describeConfig(g.deviceId, g.config),
                     " and this standby's is ", describeConfig(h.deviceId, h.config),
-                    g.deviceId == kVirtioNet ? "; give the standby the guest's MAC (or no mac= at all: it then takes the guest's)"
+                    g.deviceId == kVirtioNetDevice ? "; give the standby the guest's MAC (or no mac= at all: it then takes the guest's)"
                                              : "; give the standby a disk of the same size");
     if (g.features != h.features || g.queues != h.queues)
       return concat("the guest's ", deviceName(guest.devices, i), " has features 0x", std::hex, g.features, std::dec, " and ",

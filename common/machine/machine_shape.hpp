@@ -14,6 +14,9 @@
 
 namespace tandem {
 
+// virtio device ids (the virtio spec's): what Identity::deviceId says.
+inline constexpr uint32_t kVirtioNetDevice = 1, kVirtioBlockDevice = 2;
+
 struct MachineShape {
   std::vector<dev::virtio::Transport::Identity> devices;  // in device order: disks, then NICs
   std::vector<uint8_t> cpuid;  // vCPU 0's kvm_cpuid_entry2 array (the others differ in APIC ids only)
