@@ -49,6 +49,16 @@ struct Incompatible {
 };
 struct EndAsked {};
 
+// The next message from the standby in this session: what it still sent in a session that ended
+// (one connection serves them all) is dropped.
+Received fromStandby(Channel& bulk, std::chrono::milliseconds timeout) {
+  for (auto until = Clock::now() + timeout;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    Received r = bulk.receive(std::max(left, std::chrono::milliseconds(0)));
+    if (r.kind != Received::Kind::Refused || r.why != Received::Problem::Session) return r;
+  }
+}
+
 // A Refusal from the standby, as what the replicator does next.
 [[noreturn]] void throwRefusal(schema::Refusal::Reader refusal, const char* what) {
   std::string text = refusal.getText().cStr();
@@ -194,14 +204,13 @@ void Replicator::handshake(Channel& bulk) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (auto until = Clock::now() + std::chrono::seconds(5);;) {
-    Received r = bulk.receive(std::chrono::milliseconds(50));
+    Received r = fromStandby(bulk, std::chrono::milliseconds(50));
     if (stopping_) throw Error(ErrorKind::Failed, "stopping");
     if (endAsked_) throw EndAsked{};
     if (r.kind == Received::Kind::Timeout) {
       if (Clock::now() > until) throw Error(ErrorKind::Disconnected, "the standby did not answer our Hello within 5 s");
       continue;
     }
-    if (r.kind == Received::Kind::Refused && r.why == Received::Problem::Session) continue;  // of a session before
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
     auto envelope = r.message->envelope();
     if (envelope.isWelcome()) return;
@@ -264,10 +273,9 @@ void Replicator::serveStandby(Channel& bulk, ReleaseSender& release, Clock::time
     if (due && inFlight_.size() < kMostInFlight) return;
     auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(std::min(until, std::max(earliest, now)) - now),
                            std::chrono::milliseconds(1), std::chrono::milliseconds(5));
-    Received r = bulk.receive(wait);
+    Received r = fromStandby(bulk, wait);
     releaseAcked(release);  // also when the lease was renewed in the meantime
     if (r.kind == Received::Kind::Timeout) continue;
-    if (r.kind == Received::Kind::Refused && r.why == Received::Problem::Session) continue;  // of a session before
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
     auto envelope = r.message->envelope();
     if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "an epoch");
@@ -328,9 +336,8 @@ void Replicator::initialSync(SessionParts& s) {
       if (std::chrono::nanoseconds(nowNs() - lastHeardNs_.load()) > options_.failoverAfter + std::chrono::seconds(10))
         throw Error(ErrorKind::Disconnected, "the standby went silent during the initial sync");
       if (endAsked_) throw EndAsked{};
-      Received r = s.bulk.receive(std::chrono::milliseconds(20));
+      Received r = fromStandby(s.bulk, std::chrono::milliseconds(20));
       if (r.kind == Received::Kind::Timeout) continue;
-      if (r.kind == Received::Kind::Refused && r.why == Received::Problem::Session) continue;  // of a session before
     if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
       auto envelope = r.message->envelope();
       if (envelope.isRoundAck() && envelope.getRoundAck() == round) break;
