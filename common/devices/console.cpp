@@ -19,19 +19,27 @@
 #include "base/fd.hpp"
 #include "base/log.hpp"
 #include "base/thread.hpp"
+#include "devices/stream_writer.hpp"
 
 namespace tandem::dev {
 
 namespace {
 
-enum class FdKind { File, Socket };
+// How far a reader may fall behind (beyond what its kernel buffers hold) before it is cut off.
+constexpr size_t kReaderLimit = 128 * 1024;
 
-// Writes all of bytes to fd; false if the reader went away. Sockets are written with MSG_NOSIGNAL
-// so a client that left never raises SIGPIPE; pipes and files with a plain write (one syscall).
-bool writeAll(int fd, std::span<const uint8_t> bytes, FdKind kind = FdKind::File) {
+// Waits until fd can take more bytes, wake is signalled or stop is; false on stop.
+bool waitWritable(int fd, bool wantOut, EventFd& wake, const EventFd& stop, int timeoutMs = -1) {
+  pollfd p[3] = {{wantOut ? fd : -1, POLLOUT, 0}, {wake.fd(), POLLIN, 0}, {stop.fd(), POLLIN, 0}};
+  int n = ::poll(p, 3, timeoutMs);
+  if (p[1].revents) wake.consume();
+  return !(n > 0 && p[2].revents);
+}
+
+// Writes all of bytes to a regular file (which never waits for a reader); false on an error.
+bool writeFile(int fd, std::span<const uint8_t> bytes) {
   while (!bytes.empty()) {
-    ssize_t n = kind == FdKind::Socket ? ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL)
-                                       : ::write(fd, bytes.data(), bytes.size());
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     bytes = bytes.subspan(static_cast<size_t>(n));
@@ -55,12 +63,29 @@ bool deliverAll(const Console::Deliver& deliver, std::span<const uint8_t> bytes,
 class FdConsole final : public Console {
 public:
   FdConsole(int inputFd, int outputFd, std::string description)
-      : inputFd_(inputFd), outputFd_(outputFd), description_(std::move(description)) {}
-  ~FdConsole() override { stopInput(); }
+      : inputFd_(inputFd), description_(std::move(description)), writer_(outputFd, kReaderLimit) {
+    flusher_ = std::make_unique<NamedThread>("console-out", [this] { flushWhileRunning(); });
+  }
+  ~FdConsole() override {
+    stopInput();
+    stopFlusher_.signal();
+    flusher_->join();
+  }
 
   void write(std::span<const uint8_t> bytes) override {
-    if (!writeAll(outputFd_, bytes) && !outputGone_.exchange(true))
-      log::warn("console output ", description_, " is gone; the guest's output is dropped from now on");
+    switch (writer_.write(bytes)) {
+      case StreamWriter::Result::Written: return;
+      case StreamWriter::Result::Queued: wake_.signal(); return;
+      case StreamWriter::Result::CutOff:
+        if (!outputGone_.exchange(true))
+          log::warn("console ", description_, " fell ", kReaderLimit / 1024,
+                    " KiB behind its reader; its output is dropped from now on (the guest does not wait for a reader)");
+        return;
+      case StreamWriter::Result::Gone:
+        if (!outputGone_.exchange(true))
+          log::warn("console output ", description_, " is gone; the guest's output is dropped from now on");
+        return;
+    }
   }
 
   void startInput(Deliver deliver) override {
@@ -92,12 +117,23 @@ public:
   std::string describe() const override { return description_; }
 
 private:
+  // Writes out what the reader was not ready for, as it makes room; at the end, what is still
+  // queued gets one more second.
+  void flushWhileRunning() {
+    while (waitWritable(writer_.pollFd(), writer_.hasQueued(), wake_, stopFlusher_)) writer_.flush();
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+         writer_.hasQueued() && std::chrono::steady_clock::now() < until;) {
+      pollfd p{writer_.pollFd(), POLLOUT, 0};
+      if (::poll(&p, 1, 100) > 0) writer_.flush();
+    }
+  }
+
   int inputFd_;
-  int outputFd_;
   std::string description_;
+  StreamWriter writer_;
   std::atomic<bool> outputGone_{false};
-  EventFd stop_;
-  std::unique_ptr<NamedThread> reader_;
+  EventFd stop_, stopFlusher_, wake_;
+  std::unique_ptr<NamedThread> reader_, flusher_;
 };
 
 class FileConsole final : public Console {
@@ -108,7 +144,7 @@ public:
     fd_.reset(fd);
   }
   void write(std::span<const uint8_t> bytes) override {
-    if (!writeAll(fd_.get(), bytes) && !failed_.exchange(true))
+    if (!writeFile(fd_.get(), bytes) && !failed_.exchange(true))
       log::warn("cannot write console file ", path_, ": ", std::strerror(errno));
   }
   void startInput(Deliver) override {}
@@ -143,10 +179,25 @@ public:
   }
   ~TcpConsole() override { stopInput(); }
 
+  // Never waits for the client: what its socket cannot take now is queued for the console thread,
+  // and a client that falls kReaderLimit behind is disconnected (what follows goes to the backlog
+  // for the next client).
   void write(std::span<const uint8_t> bytes) override {
     std::lock_guard lock(mutex_);
-    if (client_ && writeAll(client_.get(), bytes, FdKind::Socket)) return;
-    if (client_) client_.reset();  // gone; the reader thread notices too
+    if (writer_) {
+      switch (writer_->write(bytes)) {
+        case StreamWriter::Result::Written: return;
+        case StreamWriter::Result::Queued: wake_.signal(); return;
+        case StreamWriter::Result::CutOff:
+          if (!cutOffLogged_) {
+            cutOffLogged_ = true;
+            log::warn("console client of ", describe(), " fell ", kReaderLimit / 1024,
+                      " KiB behind; disconnected it (the guest does not wait for a reader)");
+          }
+          break;
+        case StreamWriter::Result::Gone: break;  // the console thread notices too and closes it
+      }
+    }
     backlog_.insert(backlog_.end(), bytes.begin(), bytes.end());
     while (backlog_.size() > kBacklog) backlog_.pop_front();
   }
@@ -167,44 +218,64 @@ public:
 private:
   void serve(const Deliver& deliver) {
     std::vector<uint8_t> buffer(4096);
-    int clientFd = -1;
+    Fd client;
     for (;;) {
-      pollfd p[2] = {{clientFd >= 0 ? clientFd : listener_.get(), POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0) {
+      bool queued = false;
+      {
+        std::lock_guard lock(mutex_);
+        queued = writer_ && writer_->hasQueued();
+      }
+      pollfd p[3] = {{client ? client.get() : listener_.get(), static_cast<short>(POLLIN | (queued ? POLLOUT : 0)), 0},
+                     {stop_.fd(), POLLIN, 0},
+                     {wake_.fd(), POLLIN, 0}};
+      if (::poll(p, 3, -1) < 0) {
         if (errno == EINTR) continue;
         throwErrno("poll on console socket", errno);
       }
       if (p[1].revents) return;
-      if (clientFd < 0) {
-        int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        std::lock_guard lock(mutex_);
-        std::vector<uint8_t> pending(backlog_.begin(), backlog_.end());
-        backlog_.clear();
-        client_.reset(fd);
-        clientFd = fd;
-        if (!writeAll(fd, pending, FdKind::Socket)) client_.reset(), clientFd = -1;
+      if (p[2].revents) wake_.consume();
+      if (!client) {
+        if (p[0].revents & POLLIN) accept(client);
         continue;
       }
-      ssize_t n = ::recv(clientFd, buffer.data(), buffer.size(), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
+      if (p[0].revents & POLLOUT) {
         std::lock_guard lock(mutex_);
-        if (client_.get() == clientFd) client_.reset();
-        clientFd = -1;
+        writer_->flush();
+      }
+      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::recv(client.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {  // the client left, or was disconnected for falling behind
+        std::lock_guard lock(mutex_);
+        writer_.reset();
+        client.reset();
         continue;
       }
       if (!deliverAll(deliver, std::span(buffer.data(), static_cast<size_t>(n)), stop_)) return;
     }
   }
 
+  // Takes the next client; it gets the backlog first.
+  void accept(Fd& client) {
+    int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    client.reset(fd);
+    std::lock_guard lock(mutex_);
+    writer_ = std::make_unique<StreamWriter>(fd, kReaderLimit);
+    cutOffLogged_ = false;
+    std::vector<uint8_t> pending(backlog_.begin(), backlog_.end());
+    backlog_.clear();
+    if (writer_->write(pending) == StreamWriter::Result::Queued) wake_.signal();
+  }
+
   std::string address_;
   uint16_t port_;
   Fd listener_;
-  std::mutex mutex_;  // client_ and backlog_: written by vCPU threads, changed by the reader
-  Fd client_;
+  std::mutex mutex_;  // writer_, backlog_ and cutOffLogged_: written by vCPU threads, changed by the console thread
+  std::unique_ptr<StreamWriter> writer_;  // the connected client's, or null
   std::deque<uint8_t> backlog_;
-  EventFd stop_;
+  bool cutOffLogged_ = false;
+  EventFd stop_, wake_;
   std::unique_ptr<NamedThread> reader_;
 };
 

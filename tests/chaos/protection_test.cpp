@@ -3,14 +3,20 @@
 // session starts (not at the takeover); a standby with a NIC and a disk serves session after
 // session; a standby that was itself frozen does not take over from a live primary; a guest its
 // operator stopped does not come back on the standby.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <thread>
 
+#include "base/fd.hpp"
 #include "support/protected_pair.hpp"
 #include "support/test_network.hpp"
 
@@ -47,6 +53,41 @@ bool showsTick(ChildProcess& child, std::chrono::milliseconds within) {
     if (line->starts_with("tick ")) return true;
   }
   return false;
+}
+
+// A console client on 127.0.0.1:port inside net's namespace, with a small receive buffer (so that
+// it falls behind soon). The socket is made by a thread of its own that enters the namespace.
+tandem::Fd connectConsole(const TestNetwork& net, int port) {
+  tandem::Fd fd;
+  std::thread([&] {
+    net.enter();
+    for (auto until = Clock::now() + 10s; Clock::now() < until && !fd; std::this_thread::sleep_for(20ms)) {
+      tandem::Fd attempt(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      int small = 2048;
+      ::setsockopt(attempt.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(static_cast<uint16_t>(port));
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(attempt.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) fd = std::move(attempt);
+    }
+  }).join();
+  if (!fd) throw std::runtime_error("cannot connect to the console on port " + std::to_string(port));
+  return fd;
+}
+
+// Reads from fd until the end of the stream or `within`; the bytes read, and whether it ended.
+std::pair<std::string, bool> readConsole(int fd, std::chrono::milliseconds within, size_t enough = SIZE_MAX) {
+  std::string text;
+  char chunk[65536];
+  for (auto until = Clock::now() + within; Clock::now() < until && text.size() < enough;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) return {text, true};
+    text.append(chunk, static_cast<size_t>(n));
+  }
+  return {text, false};
 }
 
 }  // namespace
@@ -184,6 +225,51 @@ BOOST_AUTO_TEST_CASE(protected_is_said_only_once_the_standby_has_committed_an_ep
     BOOST_TEST(r.value("last_acked_epoch", uint64_t{0}) >= 1u, "protected without a committed epoch: " << r.dump());
   }
   BOOST_TEST(seen == 20);
+}
+
+// On main before this change: released output went into the console socket with a blocking send;
+// once the buffers of a reader that stopped reading were full, the replicator waited in send, no
+// epoch was acknowledged again and the guest paused for its held output, until the reader read.
+// (The namespace's TCP send buffers are kept at 64 KiB so that they fill within seconds; with the
+// default of up to 4 MiB main held out for minutes.)
+BOOST_AUTO_TEST_CASE(a_console_client_that_stops_reading_loses_its_connection_not_the_guest_its_protection) {
+  TestNetwork net(1);
+  BOOST_REQUIRE(std::system((TestNetwork::ipBinary() + " netns exec " + net.ns() +
+                             " sysctl -q -w net.ipv4.tcp_wmem='4096 16384 65536'").c_str()) == 0);
+  TempDir tmp("protconsole");
+  ChainEndpoints at(kFirstPort);
+  int consolePort = at.base + 3;  // at[0] takes base .. base + 2
+  std::string socket = tmp / "p.sock";
+  ChildProcess standby(net.inside({kTandemBinary, "standby", "--listen", at[0]}));
+  ChildProcess primary(net.inside({kTandemBinary, "run", "--kernel", kTestGuest, "--memory", "64M", "--append",
+                                   "job=counter rate=20000", "--control", socket, "--console",
+                                   "tcp:127.0.0.1:" + std::to_string(consolePort), "--protect", at[0]}));
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  auto stalled = connectConsole(net, consolePort);
+  // The client reads nothing for 20 s while the guest writes some 35 KB/s (far more than the
+  // buffers on the way hold): epochs go on being acknowledged all along.
+  uint64_t lastAcked = 0;
+  double longestGapMs = 0;
+  auto lastProgress = Clock::now();
+  for (auto until = Clock::now() + 20s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    auto r = replication(socket);
+    uint64_t acked = r.is_object() ? r.value("last_acked_epoch", uint64_t{0}) : 0;
+    auto now = Clock::now();
+    if (acked > lastAcked) {
+      longestGapMs = std::max(longestGapMs, std::chrono::duration<double, std::milli>(now - lastProgress).count());
+      lastAcked = acked, lastProgress = now;
+    }
+  }
+  longestGapMs = std::max(longestGapMs, std::chrono::duration<double, std::milli>(Clock::now() - lastProgress).count());
+  BOOST_TEST(longestGapMs < 2000.0, "no epoch was acknowledged for " << longestGapMs << " ms");
+  BOOST_TEST(replication(socket).value("state", "") == "protected");
+  // The client that fell behind was disconnected: it reads what its buffers held, then the end.
+  auto [held, ended] = readConsole(stalled.get(), 5s);
+  BOOST_TEST(ended, "the stalled client is still connected after reading " << held.size() << " bytes");
+  // The next client gets the console.
+  auto next = connectConsole(net, consolePort);
+  auto [fresh, _] = readConsole(next.get(), 5s, 4096);
+  BOOST_TEST(fresh.find("tick ") != std::string::npos, "the next client read: " << fresh.substr(0, 200));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
