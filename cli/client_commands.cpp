@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "cli/arguments.hpp"
 #include "cli/migration_commands.hpp"
+#include "cli/protect_options.hpp"
 #include "control/control_server.hpp"
 
 namespace tandem::cli {
@@ -98,6 +99,30 @@ int failoverCommand(const std::vector<std::string>& args) {
   Arguments options(args, "failover", {"control"});
   ask(controlPath(options, "failover"), {{"cmd", "failover"}});
   std::cout << "the standby runs the guest now; this tandem stops\n";
+  return 0;
+}
+
+int protectCommand(const std::vector<std::string>& args) {
+  Arguments options(args, "protect", {"control", "to", "epoch-ms", "heartbeat-ms", "failover-after-ms"});
+  auto to = options.value("to");
+  if (!to) failBadInput("tandem protect needs --to tcp://HOST:PORT, the address a tandem standby listens on");
+  replicationOptions(options, *to, ReplicationOptions{});  // refuses a malformed address or knob here
+  nlohmann::json request{{"cmd", "protect"}, {"to", *to}};
+  for (auto [option, key] : {std::pair{"epoch-ms", "epoch_ms"}, {"heartbeat-ms", "heartbeat_ms"}, {"failover-after-ms", "failover_after_ms"}})
+    if (auto value = options.value(option)) request[key] = std::stoull(*value);
+  ask(controlPath(options, "protect"), request);
+  std::cout << "protecting the guest by " << *to << " (syncing; tandem status says when it is protected)\n";
+  return 0;
+}
+
+int unprotectCommand(const std::vector<std::string>& args) {
+  Arguments options(args, "unprotect", {"control", "why"}, {"confirm"});
+  if (!options.flag("confirm"))
+    failBadInput("tandem unprotect shows the output no standby acknowledged and runs the guest without one; if the standby "
+                 "still runs it may take the guest over as well: check that it is down, then add --confirm");
+  ask(controlPath(options, "unprotect"),
+      {{"cmd", "unprotect"}, {"confirm", true}, {"why", options.value("why").value_or("tandem unprotect")}});
+  std::cout << "the guest runs unprotected; its held output is shown (tandem protect --to protects it again)\n";
   return 0;
 }
 

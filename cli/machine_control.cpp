@@ -6,6 +6,7 @@
 #include "metrics/names.hpp"
 #include "primary/migration_source.hpp"
 #include "state/snapshot_file.hpp"
+#include "transport/link.hpp"
 
 namespace tandem::cli {
 
@@ -24,16 +25,19 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
   if (cmd == "status") return status();
   if (migrating_ && cmd != "status")
     return {{"ok", false}, {"error", concat("a migration is under way; '", cmd, "' has to wait until it ends")}};
-  if (replicator_ && cmd == "failover") {
+  if (cmd == "protect") return protect(request);
+  if (cmd == "unprotect") return unprotect(request);
+  bool isProtected = protection_ && protection_->active();
+  if (cmd == "failover") {
+    if (!isProtected) return {{"ok", false}, {"error", "the guest is not protected (tandem run --protect): there is no standby to fail over to"}};
     try {
-      replicator_->switchover();
+      protection_->switchover();
     } catch (const Error& e) {
       return {{"ok", false}, {"error", e.what()}};
     }
     return {{"ok", true}, {"state", "handed over"}};
   }
-  if (cmd == "failover") return {{"ok", false}, {"error", "the guest is not protected (tandem run --protect): there is no standby to fail over to"}};
-  if (replicator_ && cmd != "quit")
+  if (isProtected && cmd != "quit")
     return {{"ok", false},
             {"error", concat("the guest is protected (its epoch loop pauses and resumes it); '", cmd,
                              "' is not available for a protected guest")}};
@@ -55,7 +59,7 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     machine_.stop();
     return {{"ok", true}};
   }
-  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, failover, quit)")}};
+  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, failover, protect, unprotect, quit)")}};
 }
 
 void MachineControl::collectMetrics(metrics::Families& out) const {
@@ -85,7 +89,7 @@ nlohmann::json MachineControl::status() const {
   }
   return {{"ok", true},
           {"migration", migration},
-          {"replication", replicator_ ? replicator_->status() : nlohmann::json()},
+          {"replication", protection_ ? protection_->status() : nlohmann::json()},
           {"state", machine_.paused() ? "paused" : "running"},
           {"uptime_s", millisecondsSince(started_) / 1000},
           {"vcpus", machine_.config().cpus},
@@ -161,6 +165,45 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   }
   migrating_ = false;
   return reply;
+}
+
+// A running guest protected (again) by the standby at "to"; the knobs not given are the last
+// protection's (or the defaults).
+nlohmann::json MachineControl::protect(const nlohmann::json& request) {
+  if (!protection_) return {{"ok", false}, {"error", "this tandem cannot protect its guest"}};
+  ReplicationOptions options = protection_->lastOptions().value_or(ReplicationOptions{});
+  options.to = request.value("to", "");
+  if (options.to.empty()) return {{"ok", false}, {"error", "protect needs \"to\": the standby's tcp://HOST:PORT"}};
+  try {
+    urgentEndpoint(options.to);  // refuses anything but tcp://HOST:PORT
+    auto ms = [&](const char* key, std::chrono::milliseconds& knob) {
+      if (request.contains(key)) knob = std::chrono::milliseconds(request[key].get<uint64_t>());
+    };
+    ms("epoch_ms", options.epoch);
+    ms("heartbeat_ms", options.heartbeat);
+    ms("failover_after_ms", options.failoverAfter);
+    if (options.epoch.count() < 1 || options.heartbeat.count() < 1 || options.failoverAfter <= options.heartbeat)
+      return {{"ok", false}, {"error", "epoch_ms and heartbeat_ms are at least 1, and failover_after_ms is longer than heartbeat_ms"}};
+    protection_->protect(options);
+  } catch (const std::exception& e) {
+    return {{"ok", false}, {"error", e.what()}};
+  }
+  return {{"ok", true}, {"state", "syncing"}, {"standby", options.to}};
+}
+
+// The operator's way out when the standby is gone for good: never without "confirm".
+nlohmann::json MachineControl::unprotect(const nlohmann::json& request) {
+  if (!request.value("confirm", false))
+    return {{"ok", false},
+            {"error", "unprotect shows output no standby acknowledged and runs the guest without one; if the standby "
+                      "still runs it may take the guest over as well: check that it is down, then confirm"}};
+  if (!protection_) return {{"ok", false}, {"error", "the guest is not protected; there is nothing to unprotect"}};
+  try {
+    protection_->unprotect(request.value("why", std::string("no reason given")));
+  } catch (const Error& e) {
+    return {{"ok", false}, {"error", e.what()}};
+  }
+  return {{"ok", true}, {"state", "unprotected"}};
 }
 
 }  // namespace tandem::cli

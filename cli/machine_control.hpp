@@ -12,7 +12,7 @@
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
 #include "metrics/metrics.hpp"
-#include "primary/replicator.hpp"
+#include "primary/protection.hpp"
 
 namespace tandem::cli {
 
@@ -24,9 +24,10 @@ public:
   // requests): while it runs, status answers with its progress and pause, resume, snapshot, quit
   // and another migrate are refused. The machine's owner only waits meanwhile.
   nlohmann::json handle(const nlohmann::json& request);
-  // A protected guest: status shows the replication; pause, resume, snapshot and migrate are
-  // refused (the epoch loop pauses and resumes the guest itself).
-  void setReplicator(Replicator* replicator) { replicator_ = replicator; }
+  // Whether the guest is protected, and the operator's protect and unprotect. While it is, status
+  // shows the replication; pause, resume, snapshot and migrate are refused (the epoch loop pauses
+  // and resumes the guest itself).
+  void setProtection(Protection* protection) { protection_ = protection; }
   // The last migration's phase and progress, for Prometheus (any thread).
   void collectMetrics(metrics::Families& out) const;
 
@@ -34,9 +35,11 @@ private:
   nlohmann::json status() const;
   nlohmann::json snapshot(const std::string& dir);
   nlohmann::json migrate(const nlohmann::json& request);
+  nlohmann::json protect(const nlohmann::json& request);
+  nlohmann::json unprotect(const nlohmann::json& request);
 
   Machine& machine_;
-  Replicator* replicator_ = nullptr;
+  Protection* protection_ = nullptr;
   std::string console_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> migrating_{false};

@@ -26,6 +26,9 @@ constexpr const char* kUsage =
     "  standby   wait for a migrating guest and run it (tandem standby --help)\n"
     "  migrate   move a running guest to a standby (tandem migrate --help)\n"
     "  failover  --control PATH: hand a protected guest to its standby, nothing lost\n"
+    "  protect   --control PATH --to tcp://HOST:PORT [--epoch-ms N ...]: protect a running guest (again)\n"
+    "  unprotect --control PATH --confirm [--why TEXT]: run a protected guest without its standby\n"
+    "            (shows its held output; only once the standby is down for good)\n"
     "  pause     --control PATH: stop the guest's vCPUs\n"
     "  resume    --control PATH: let them run again\n";
 
@@ -61,6 +64,8 @@ int main(int argc, char** argv) {
     if (command == "status") return tandem::cli::statusCommand(args);
     if (command == "snapshot") return tandem::cli::snapshotCommand(args);
     if (command == "failover") return tandem::cli::failoverCommand(args);
+    if (command == "protect") return tandem::cli::protectCommand(args);
+    if (command == "unprotect") return tandem::cli::unprotectCommand(args);
     if (command == "pause" || command == "resume") return tandem::cli::pauseResumeCommand(command, args);
     tandem::log::error("unknown command '", command, "'; see tandem --help");
     return 2;

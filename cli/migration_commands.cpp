@@ -111,7 +111,8 @@ int standbyCommand(const std::vector<std::string>& args) {
         waitingControl.reset();  // (serveMachine opens the control socket anew after this)
         stopWhileWaiting.reset();
       },
-      target.tookOver() ? protect : std::nullopt, metricsServer ? &*metricsServer : nullptr);
+      target.tookOver() ? protect : std::nullopt, metricsServer ? &*metricsServer : nullptr,
+      target.tookOver() ? std::optional<uint64_t>(target.generation()) : std::nullopt);
   return code;
 }
 

@@ -12,9 +12,12 @@ std::optional<ReplicationOptions> protectOptions(const Arguments& options) {
       if (options.value(knob)) failBadInput("--", knob, " is for a protected guest: give --protect tcp://HOST:PORT too");
     return std::nullopt;
   }
-  urgentEndpoint(*to);  // refuses anything but tcp://HOST:PORT
-  ReplicationOptions r;
-  r.to = *to;
+  return replicationOptions(options, *to, ReplicationOptions{});
+}
+
+ReplicationOptions replicationOptions(const Arguments& options, const std::string& to, ReplicationOptions r) {
+  urgentEndpoint(to);  // refuses anything but tcp://HOST:PORT
+  r.to = to;
   auto ms = [&](const char* name, std::chrono::milliseconds fallback, uint64_t min, uint64_t max) {
     auto text = options.value(name);
     return text ? std::chrono::milliseconds(parseNumber(*text, name, min, max)) : fallback;

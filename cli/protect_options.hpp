@@ -16,4 +16,7 @@ inline const std::set<std::string> kProtectOptions = {"protect", "epoch-ms", "he
 // knob without --protect.
 std::optional<ReplicationOptions> protectOptions(const Arguments& options);
 
+// `to` with the knobs given in options (--epoch-ms ...), the others as in `base`.
+ReplicationOptions replicationOptions(const Arguments& options, const std::string& to, ReplicationOptions base);
+
 }  // namespace tandem::cli

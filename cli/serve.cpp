@@ -56,22 +56,24 @@ void StopWhileWaiting::handOver() {
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
                  const std::string& consoleDescription, const std::function<void()>& onStarted,
-                 const std::optional<ReplicationOptions>& protect, metrics::Server* metrics) {
+                 const std::optional<ReplicationOptions>& protect, metrics::Server* metrics, std::optional<uint64_t> tookOverAt) {
   MachineControl control(machine, consoleDescription);
-  std::unique_ptr<Replicator> replicator;
-  if (protect) {
-    replicator = std::make_unique<Replicator>(machine, *protect);  // holds the output from here on
-    control.setReplicator(replicator.get());
-    if (metrics) metrics->addSource([r = replicator.get()](metrics::Families& out) { r->collectMetrics(out); });
+  Protection protection(machine);
+  if (protect) protection.protectFromBoot(*protect);  // holds the output from here on
+  else if (tookOverAt)
+    protection.runUnprotected(*tookOverAt, "this standby took the guest over and has no --protect: no standby holds it now");
+  control.setProtection(&protection);
+  if (metrics) {
+    metrics->addSource([&protection](metrics::Families& out) { protection.collectMetrics(out); });
+    metrics->addSource([&control](metrics::Families& out) { control.collectMetrics(out); });
   }
-  if (metrics) metrics->addSource([&control](metrics::Families& out) { control.collectMetrics(out); });
   machine.start();
   if (onStarted) onStarted();
   std::unique_ptr<ControlServer> server;
   if (controlPath)
     server = std::make_unique<ControlServer>(
         *controlPath, [&](const nlohmann::json& r) { return control.handle(r); }, std::set<std::string>{"migrate"});
-  if (replicator) replicator->start();
+  protection.start();
 
   for (;;) {
     pollfd p[2] = {{machine.exitFd(), POLLIN, 0}, {stopSignals.get(), POLLIN, 0}};
@@ -85,15 +87,13 @@ int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<st
     }
   }
   server.reset();  // no request may reach a machine that is ending
-  if (replicator) {
-    // An orderly end (a poweroff, quit, a stop signal) is told to the standby, which then never
-    // runs the guest; a failure of this host or of the guest's run is not: the standby takes over.
-    auto exit = machine.exitReason();
-    if (exit && (exit->kind == MachineExit::Kind::PowerOff || exit->kind == MachineExit::Kind::Stopped))
-      replicator->end(exit->kind == MachineExit::Kind::PowerOff ? exit->message : "the guest was stopped here (quit or a stop signal)");
-  }
+  // An orderly end (a poweroff, quit, a stop signal) is told to the standby, which then never runs
+  // the guest; a failure of this host or of the guest's run is not: the standby takes over.
+  auto ended = machine.exitReason();
+  if (ended && (ended->kind == MachineExit::Kind::PowerOff || ended->kind == MachineExit::Kind::Stopped))
+    protection.end(ended->kind == MachineExit::Kind::PowerOff ? ended->message : "the guest was stopped here (quit or a stop signal)");
   if (metrics) metrics->removeSources();
-  replicator.reset();
+  protection.stop();
   MachineExit exit = machine.wait();
   switch (exit.kind) {
     case MachineExit::Kind::PowerOff:

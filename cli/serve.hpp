@@ -45,9 +45,11 @@ private:
 // onStarted runs once the vCPUs run (a migration target reports to its source there), before the
 // control socket opens (a migration target's own goes in onStarted, not inside the downtime). With
 // protect, a Replicator keeps the guest protected by that standby (its output held from the start);
-// with metrics, it shows its figures there.
+// with metrics, it shows its figures there. tookOverAt: the generation of a guest this standby took
+// over (without protect it runs unprotected, and says so).
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
                  const std::string& consoleDescription, const std::function<void()>& onStarted = {},
-                 const std::optional<ReplicationOptions>& protect = std::nullopt, metrics::Server* metrics = nullptr);
+                 const std::optional<ReplicationOptions>& protect = std::nullopt, metrics::Server* metrics = nullptr,
+                 std::optional<uint64_t> tookOverAt = std::nullopt);
 
 }  // namespace tandem::cli

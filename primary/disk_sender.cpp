@@ -61,7 +61,8 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
 }
 
 void DiskSender::takeEpoch() {
-  for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().takeJournal(epoch_[d]);
+  for (size_t d = 0; d < machine_.diskCount(); ++d)
+    if (machine_.disk(d).writeLog().takeJournal(epoch_[d])) epochFlushed_ = true;
 }
 
 uint64_t DiskSender::epochWriteBytes() const {
@@ -72,6 +73,7 @@ uint64_t DiskSender::epochWriteBytes() const {
 }
 
 void DiskSender::fillCommit(schema::Commit::Builder commit) {
+  commit.setDiskFlush(std::exchange(epochFlushed_, false));
   size_t count = 0;
   for (const auto& writes : epoch_) count += writes.size();
   if (count == 0) return;

@@ -39,6 +39,7 @@ public:
 private:
   Machine& machine_;
   std::vector<std::vector<dev::DiskWrite>> epoch_;  // per disk
+  bool epochFlushed_ = false;                       // the guest flushed a disk in this epoch
   std::vector<uint8_t> chunk_, encoded_;
 };
 

@@ -1,8 +1,10 @@
 // Where a replicating primary stands with its standby, one value at a time (status, metrics, log).
 //
 //   Connecting --Welcome--> Syncing --first Ack--> Protected
-//        ^                     |                      |
-//        +---- Unprotected <---+----------------------+   (the session ended: silence, a refusal)
+//                             ^   |                      |
+//                   Welcome   |   v                      |
+//                        Unprotected <-------------------+   (the session ended: silence, a refusal;
+//                                                             it says why until the next Welcome)
 //   Protected --tandem failover--> HandedOver      (the standby runs the guest; it stops here)
 //   any --"superseded"--> Superseded               (the standby ran the guest; it stops here)
 //   any --the guest ended, the standby confirmed--> Ended   (nothing left to protect)

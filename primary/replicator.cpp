@@ -512,7 +512,8 @@ void Replicator::handOver(SessionParts& s, ReleaseSender& release) {
 }
 
 void Replicator::session() {
-  setState(ReplicationState::Connecting);
+  // After a session ended, the state stays unprotected, with its reason, until a standby welcomes us.
+  if (state() != ReplicationState::Unprotected) setState(ReplicationState::Connecting);
   auto& bulk = bulk_;
   uint64_t session = std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1;
   bulk->setSession(session);
@@ -614,6 +615,11 @@ void Replicator::tellEnd(Channel& bulk) {
   switchoverChanged_.notify_all();
 }
 
+ReplicationState Replicator::state() const {
+  std::lock_guard lock(statusMutex_);
+  return figures_.state;
+}
+
 nlohmann::json Replicator::status() const {
   std::lock_guard lock(statusMutex_);
   auto gate = machine_.outputGate().stats();
@@ -647,19 +653,24 @@ nlohmann::json Replicator::status() const {
           {"paused_for_output", pausedForOutput_.load()}};
 }
 
+void collectPrimaryStateMetrics(metrics::Families& out, ReplicationState current, uint64_t generation) {
+  namespace n = metrics::names;
+  out.gauge(n::kRole, "This tandem's role in replication", 1, {{"role", "primary"}});
+  out.gauge(n::kProtected, "1 while a standby holds a committed epoch it can run (a failover would work now)",
+            current == ReplicationState::Protected ? 1 : 0);
+  for (ReplicationState state : kAllReplicationStates)
+    out.gauge(n::kReplicationState, "1 for the state replication is in (see tandem status for why it is not protected)",
+              state == current ? 1 : 0, {{"state", name(state)}});
+  out.gauge(n::kGeneration, "Replication generation of the guest (+1 at every failover)", static_cast<double>(generation));
+}
+
 void Replicator::collectMetrics(metrics::Families& out) const {
   namespace n = metrics::names;
   auto gate = machine_.outputGate().stats();
   std::lock_guard lock(statusMutex_);
-  bool isProtected = figures_.state == ReplicationState::Protected;
-  out.gauge(n::kRole, "This tandem's role in replication", 1, {{"role", "primary"}});
-  out.gauge(n::kProtected, "1 while a standby holds a committed epoch it can run (a failover would work now)", isProtected ? 1 : 0);
-  for (ReplicationState state : kAllReplicationStates)
-    out.gauge(n::kReplicationState, "1 for the state replication is in (see tandem status for why it is not protected)",
-              state == figures_.state ? 1 : 0, {{"state", name(state)}});
+  collectPrimaryStateMetrics(out, figures_.state, options_.generation);
   out.counter(n::kRefusedSessions, "Sessions the standby refused because it cannot hold this machine",
               static_cast<double>(figures_.refusals));
-  out.gauge(n::kGeneration, "Replication generation of the guest (+1 at every failover)", static_cast<double>(options_.generation));
   out.counter(n::kSessions, "Replication sessions begun with a standby", static_cast<double>(figures_.sessions));
   out.counter(n::kEpochs, "Epochs sealed", static_cast<double>(epoch_.load()));
   out.gauge(n::kLastAckedEpoch, "The last epoch the standby acknowledged", static_cast<double>(figures_.lastAcked));

@@ -73,6 +73,7 @@ public:
   // else can show it now). Blocks until the standby confirmed, or for at most `timeout`; without
   // its word the output stays held, since the standby may still take over. True if confirmed.
   bool end(const std::string& why, std::chrono::milliseconds timeout = std::chrono::seconds(3));
+  ReplicationState state() const;
   // role, protection, epoch numbers, pause and dirty figures, ack latency, held output, heartbeat age.
   nlohmann::json status() const;
   // The same, and the histograms behind them, for Prometheus (metrics/names.hpp).
@@ -160,5 +161,9 @@ private:
   } figures_;
   std::unique_ptr<NamedThread> thread_, beats_;
 };
+
+// A primary's role, protected or not, replication state and generation, for Prometheus (also for a
+// guest an operator runs unprotected, which has no Replicator).
+void collectPrimaryStateMetrics(metrics::Families& out, ReplicationState state, uint64_t generation);
 
 }  // namespace tandem

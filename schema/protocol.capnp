@@ -155,6 +155,8 @@ struct Commit {                # primary -> standby: epoch `epoch` is whole
   output @4 :List(Output);     # what the guest showed the outside during the epoch, in order
   diskWrites @5 :List(DiskWrite);  # what it wrote to its disks during the epoch, in order; the
                                # standby applies them to its disk files with the pages, on Commit
+  diskFlush @6 :Bool;          # the guest flushed a disk during the epoch (or the sync before it):
+                               # the standby makes its disks durable before it acknowledges
 }
 
 struct DiskWrite {             # one write the guest made to a disk during the epoch

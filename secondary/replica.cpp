@@ -92,6 +92,9 @@ std::optional<std::string> Replica::commit(std::unique_ptr<Machine>& syncing, sc
   // Checked: from here on only this host's disk can fail, and the epoch is applied whole.
   try {
     disks_->apply(commit.getDiskWrites());
+    // The guest flushed in this epoch and will be told its writes are durable (its output says
+    // so once we acknowledge): they must be durable here too (DRBD's protocol C does the same).
+    if (commit.getDiskFlush()) disks_->makeDurable();
   } catch (const Error& e) {
     // Its disks no longer match any epoch: this standby cannot take over until a new sync.
     if (!syncing) {
@@ -293,6 +296,8 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
             std::lock_guard lock(statusMutex_);
             committedEpoch_ = c.getEpoch();
             diskBytesApplied_ = disks_->bytesApplied();
+            diskSyncs_ = disks_->syncs();
+            diskSyncMs_ = disks_->syncMs();
             state_ = "protecting";
           }
           discardStaged();  // applied
@@ -340,6 +345,8 @@ std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {
   committed_.reset();
   standing_ = false;
   c.machine->restore(c.state);
+  // What the guest wrote before it runs here survives this host losing power, flushed or not.
+  if (disks_) disks_->makeDurable();
   auto restored = Clock::now();
   uint64_t bytes = 0;
   for (const auto& [epoch, outputs] : c.unreleased)
@@ -347,7 +354,7 @@ std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {
       if (!c.machine->emitOutput(output)) log::warn("failover: output for channel ", output.channel, " has no sink here");
       bytes += output.bytes.size();
     }
-  log::warn("failover: epoch ", c.epoch, " restored in ", msBetween(start, restored), " ms (memory and state; its disks, taps and console are this standby's, attached when the session began); ",
+  log::warn("failover: epoch ", c.epoch, " restored in ", msBetween(start, restored), " ms (memory and state, and its disks made durable; its disks, taps and console are this standby's, attached when the session began); ",
             bytes, " bytes of output the primary had not shown emitted in ", msBetween(restored, Clock::now()), " ms");
   {
     std::lock_guard lock(statusMutex_);
@@ -370,7 +377,9 @@ nlohmann::json Replica::status() const {
           {"last_end", lastEnd_},
           {"discarded_epochs", discardedEpochs_},
           {"ignored_replays", ignoredReplays_},
-          {"disk_bytes_applied", diskBytesApplied_}};
+          {"disk_bytes_applied", diskBytesApplied_},
+          {"disk_syncs", diskSyncs_},
+          {"disk_sync_ms_total", diskSyncMs_}};
 }
 
 void Replica::collectMetrics(metrics::Families& out) const {
@@ -385,6 +394,8 @@ void Replica::collectMetrics(metrics::Families& out) const {
   out.counter(n::kRefusedSessions, "Sessions refused because this standby could not take over from that primary",
               static_cast<double>(incompatible_));
   out.counter(n::kIgnoredReplays, "Commits of epochs already committed, ignored", static_cast<double>(ignoredReplays_));
+  out.counter(n::kDiskSyncs, "Epochs with a guest flush whose disk writes were made durable here before the ack",
+              static_cast<double>(diskSyncs_));
   for (const char* reason : {"version", "session", "malformed"}) {
     auto it = refused_.find(reason);
     out.counter(n::kRefusedMessages, "Messages refused unread, by reason", it == refused_.end() ? 0 : static_cast<double>(it->second),

@@ -103,6 +103,8 @@ private:
   // What status() reports (from the control thread).
   mutable std::mutex statusMutex_;
   uint64_t committedEpoch_ = 0, discardedEpochs_ = 0, ignoredReplays_ = 0, sessions_ = 0, diskBytesApplied_ = 0;
+  uint64_t diskSyncs_ = 0;  // epochs with a guest flush made durable here
+  double diskSyncMs_ = 0;   // and the time that took
   std::atomic<bool> standing_{false};  // committed_ holds an epoch (for other threads)
   struct {
     uint64_t zero = 0, raw = 0, lz4 = 0, xbzrle = 0;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -156,6 +157,14 @@ void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
     writeAll(disk.fd.get(), disk.path, w.getOffset(), bytes.begin(), bytes.size());
     bytesApplied_ += bytes.size();
   }
+}
+
+void ReplicaDisks::makeDurable() {
+  auto start = std::chrono::steady_clock::now();
+  for (auto& disk : disks_)
+    if (::fdatasync(disk.fd.get()) != 0) throwErrno(concat("fdatasync of disk ", disk.path), errno);
+  ++syncs_;
+  syncMs_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace tandem

@@ -46,7 +46,12 @@ public:
   // Throws Error(Failed) when a file cannot be written.
   void apply(capnp::List<schema::DiskWrite>::Reader writes);
 
+  // fdatasync of every disk: what was applied survives this host losing power. Throws Error(Failed).
+  void makeDurable();
+
   uint64_t bytesApplied() const { return bytesApplied_; }
+  uint64_t syncs() const { return syncs_; }
+  double syncMs() const { return syncMs_; }  // spent in makeDurable(), all told
 
 private:
   struct Disk {
@@ -70,6 +75,8 @@ private:
   bool keepOld_ = false;
   std::vector<uint8_t> chunk_;
   uint64_t bytesApplied_ = 0;
+  uint64_t syncs_ = 0;
+  double syncMs_ = 0;
 };
 
 }  // namespace tandem

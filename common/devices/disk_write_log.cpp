@@ -7,6 +7,7 @@ namespace tandem::dev {
 void DiskWriteLog::begin() {
   std::lock_guard lock(mutex_);
   recording_ = true;
+  flushed_ = false;
   chunks_ = PageSet(chunkCount());
   for (uint64_t c = 0; c < chunkCount(); ++c) chunks_.set(c);
   journal_.clear();
@@ -38,7 +39,12 @@ uint64_t DiskWriteLog::chunksWritten() const {
   return chunks_.count();
 }
 
-void DiskWriteLog::takeJournal(std::vector<DiskWrite>& out) {
+void DiskWriteLog::recordFlush() {
+  std::lock_guard lock(mutex_);
+  if (recording_) flushed_ = true;
+}
+
+bool DiskWriteLog::takeJournal(std::vector<DiskWrite>& out) {
   std::lock_guard lock(mutex_);
   if (out.empty()) {
     out.swap(journal_);
@@ -46,6 +52,7 @@ void DiskWriteLog::takeJournal(std::vector<DiskWrite>& out) {
     for (auto& w : journal_) out.push_back(std::move(w));
     journal_.clear();
   }
+  return std::exchange(flushed_, false);
 }
 
 }  // namespace tandem::dev

@@ -43,13 +43,17 @@ public:
   // Chunk numbers (a PageSet over chunks) written since the last take.
   PageSet takeChunks();
   uint64_t chunksWritten() const;
-  // The writes since the last take, in order, appended to out.
-  void takeJournal(std::vector<DiskWrite>& out);
+  // The guest flushed the disk (its writes so far are durable here).
+  void recordFlush();
+  // The writes since the last take, in order, appended to out; whether the guest flushed since the
+  // last takeJournal() (a flush during the sync counts for the first epoch after it).
+  bool takeJournal(std::vector<DiskWrite>& out);
 
 private:
   const uint64_t diskBytes_;
   mutable std::mutex mutex_;
   bool recording_ = false;
+  bool flushed_ = false;
   PageSet chunks_;
   std::vector<DiskWrite> journal_;
 };

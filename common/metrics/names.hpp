@@ -26,6 +26,7 @@ inline constexpr const char* kSessions = "tandem_replication_sessions_total";  /
 inline constexpr const char* kPausedForOutput = "tandem_paused_for_output";
 inline constexpr const char* kReplicationState = "tandem_replication_state";  // gauge 1, label state
 inline constexpr const char* kRefusedSessions = "tandem_refused_sessions_total";  // incompatible standby
+inline constexpr const char* kOperatorUnprotects = "tandem_operator_unprotects_total";  // tandem unprotect
 
 // A standby.
 inline constexpr const char* kCommittedEpoch = "tandem_committed_epoch";
@@ -33,6 +34,7 @@ inline constexpr const char* kPagesReceived = "tandem_pages_received_total";  //
 inline constexpr const char* kReceivedBytes = "tandem_received_bytes_total";
 inline constexpr const char* kDiscardedEpochs = "tandem_discarded_epochs_total";
 inline constexpr const char* kIgnoredReplays = "tandem_ignored_replays_total";
+inline constexpr const char* kDiskSyncs = "tandem_standby_disk_syncs_total";  // epochs with a guest flush
 inline constexpr const char* kRefusedMessages = "tandem_refused_messages_total";  // label reason
 inline constexpr const char* kFailoverAfter = "tandem_failover_after_seconds";  // either role
 inline constexpr const char* kFailovers = "tandem_failovers_total";  // takeovers by this process

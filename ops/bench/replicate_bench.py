@@ -25,18 +25,28 @@ MEASURE_S = 3.0
 class Guest:
     """A tandem run (protected when epoch_ms is set) and its standby."""
 
-    def __init__(self, tmp, append, epoch_ms=None, memory="256M"):
+    def __init__(self, tmp, append, epoch_ms=None, memory="256M", disk=False):
         self.control = os.path.join(tmp, "p.sock")
+        self.standby_control = os.path.join(tmp, "s.sock")
         self.standby = None
         self.buffer = b""
         protect = []
+
+        def disk_option(name):
+            if not disk:
+                return []
+            path = os.path.join(tmp, name)
+            with open(path, "wb") as f:
+                f.truncate(64 << 20)
+            return ["--disk", path]
+
         if epoch_ms:
             self.standby = subprocess.Popen([TANDEM, "standby", "--listen", ENDPOINT, "--net", f"tap=tap1,mac={MAC}",
-                                             "--control", os.path.join(tmp, "s.sock")],
+                                             "--control", self.standby_control] + disk_option("s.img"),
                                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             protect = ["--protect", ENDPOINT, "--epoch-ms", str(epoch_ms)]
         self.proc = subprocess.Popen([TANDEM, "run", "--kernel", GUEST, "--memory", memory, "--net", f"tap=tap0,mac={MAC}",
-                                      "--control", self.control, "--append", append] + protect,
+                                      "--control", self.control, "--append", append] + disk_option("p.img") + protect,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         if epoch_ms:
             wait_until(lambda: self.replication().get("state") == "protected", 30)
@@ -66,6 +76,12 @@ class Guest:
         self.proc.stdin.write(b"stats\n")
         self.proc.stdin.flush()
         return int(re.search(r"written=(\d+)", self.line_with("stats job=dirty")).group(1))
+
+    def standby_replication(self):
+        try:
+            return unix_request(self.standby_control, {"cmd": "status"}).get("replication") or {}
+        except OSError:
+            return {}
 
     def close(self):
         stop(self.proc)
@@ -109,6 +125,62 @@ def kv_case(tmp, epoch_ms):
         return kv_throughput(MEASURE_S), rtt
     finally:
         g.close()
+
+
+def synced_kv_case(tmp, epoch_ms):
+    """kv with sync=1 (each SET written and flushed before it is answered): SET/s, and for a
+    protected guest the standby's fdatasyncs per second and their mean time."""
+    g = Guest(tmp, f"job=kv ip={GUEST_IP}/16 port={PORT} sync=1", epoch_ms, disk=True)
+    try:
+        if not epoch_ms:
+            g.line_with("kv: serving")
+        time.sleep(0.3)
+        before = g.standby_replication()
+        rate = kv_throughput(MEASURE_S)
+        after = g.standby_replication()
+        syncs = after.get("disk_syncs", 0) - before.get("disk_syncs", 0)
+        sync_ms = after.get("disk_sync_ms_total", 0) - before.get("disk_sync_ms_total", 0)
+        return rate, syncs / MEASURE_S, sync_ms / syncs if syncs else 0.0
+    finally:
+        g.close()
+
+
+def disk_case(tmp, epoch_ms):
+    """job=disk as fast as it can (each record written and flushed, then shown): records/s."""
+    g = Guest(tmp, "job=disk rate=0", epoch_ms, disk=True)
+    try:
+        first = int(g.line_with("disk: wrote record").rsplit(" ", 1)[1])
+        t0 = time.monotonic()
+        time.sleep(MEASURE_S)
+        g.buffer = b""
+        last = int(g.line_with("disk: wrote record").rsplit(" ", 1)[1])
+        return (last - first) / (time.monotonic() - t0)
+    finally:
+        g.close()
+
+
+def durability():
+    """What a standby that makes every flushed epoch durable (fdatasync before the ack) costs."""
+    print(f"flushes made durable on the standby, 25 ms epochs, {RUNS} runs of {MEASURE_S:.0f} s:")
+    kv = {None: [], 25: []}
+    disk = {None: [], 25: []}
+    syncs, sync_ms = [], []
+    for run in range(RUNS):
+        for e in (None, 25):
+            with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                rate, per_s, ms = synced_kv_case(tmp, e)
+            with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                records = disk_case(tmp, e)
+            kv[e].append(rate), disk[e].append(records)
+            if e:
+                syncs.append(per_s), sync_ms.append(ms)
+            label = "unprotected" if e is None else f"epoch {e} ms"
+            extra = f"  standby fdatasyncs {per_s:5.1f}/s, {ms:6.2f} ms each" if e else ""
+            print(f"  run {run + 1} {label:12s}: kv sync=1 {rate:7.0f} SET/s  disk job {records:6.1f} records/s{extra}", flush=True)
+    print(f"kv sync=1: unprotected {med(kv[None]):.0f} SET/s, protected {med(kv[25]):.0f} SET/s "
+          f"({med(kv[25]) / med(kv[None]):.0%}); disk job: unprotected {med(disk[None]):.1f} records/s, "
+          f"protected {med(disk[25]):.1f} ({med(disk[25]) / med(disk[None]):.0%}); the standby's fdatasync: "
+          f"{med(syncs):.1f}/s, median {med(sync_ms):.2f} ms each")
 
 
 def dirty_case(tmp, epoch_ms, rate=0):
@@ -156,13 +228,15 @@ def med(values):
 
 
 def main():
-    parts = os.environ.get("REPLICATE_BENCH_PARTS", "throughput,pause,failover").split(",")
+    parts = os.environ.get("REPLICATE_BENCH_PARTS", "throughput,pause,failover,durability").split(",")
     if "throughput" in parts:
         throughput()
     if "pause" in parts:
         pauses()
     if "failover" in parts:
         failover()
+    if "durability" in parts:
+        durability()
 
 
 def throughput():

@@ -104,13 +104,15 @@ BOOST_AUTO_TEST_CASE(a_protected_pair_shows_every_metric_with_values_that_move) 
                            names::kEpochPause, names::kEpochSize, names::kEpochDirtyPages, names::kAckLatency,
                            names::kPagesSent, names::kSentBytes, names::kHeldOutput, names::kHeldOutputAge,
                            names::kReleasedOutput, names::kHeartbeatAge, names::kSessions, names::kPausedForOutput,
-                           names::kCommittedEpoch, names::kPagesReceived, names::kReceivedBytes, names::kDiscardedEpochs, names::kIgnoredReplays, names::kRefusedMessages,
-                           names::kFailoverAfter, names::kReplicationState, names::kRefusedSessions, names::kFailovers})
+                           names::kCommittedEpoch, names::kPagesReceived, names::kReceivedBytes, names::kDiscardedEpochs, names::kIgnoredReplays, names::kDiskSyncs, names::kRefusedMessages,
+                           names::kFailoverAfter, names::kReplicationState, names::kRefusedSessions, names::kFailovers,
+                           names::kOperatorUnprotects})
     BOOST_TEST((has(p, name) || has(s, name)), name << " is not exported");
   // Counters are there from the start, at 0, so that increase() sees the first one (on main before
   // this change the failover counter appeared only after a failover, at 1).
   BOOST_TEST(has(s, names::kFailovers));
   BOOST_TEST(value(s, names::kFailovers) == 0);
+  BOOST_TEST(value(p, names::kOperatorUnprotects) == 0);
   BOOST_TEST(value(p, std::string(names::kReplicationState) + "{state=\"protected\"}") == 1);
   BOOST_TEST(value(p, std::string(names::kReplicationState) + "{state=\"unprotected\"}") == 0);
 

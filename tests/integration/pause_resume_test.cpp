@@ -38,6 +38,7 @@ public:
     machine_->stop();
     machine_->wait();
     machine_.reset();
+    console_.reset();  // (it writes through an opening of the pipe of its own)
     ::close(output_[1]);
     reader_.join();
     for (int fd : {input_[0], input_[1], output_[0]}) ::close(fd);

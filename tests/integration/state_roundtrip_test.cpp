@@ -80,8 +80,19 @@ void roundTrip(Way way) {
     // A second capture in the same pause reads the vCPUs with their own ioctls: what the vCPU
     // threads saved as they parked (registers from the run page) is the same.
     MachineState read = first.capture();
-    for (size_t i = 0; i < saved.vcpus.size(); ++i)
-      BOOST_TEST((withoutClocks(read).vcpus[i] == withoutClocks(saved).vcpus[i]), "vcpu " << i);
+    auto a = withoutClocks(read), b = withoutClocks(saved);
+    for (size_t i = 0; i < saved.vcpus.size(); ++i) {
+      const auto &x = a.vcpus[i], &y = b.vcpus[i];
+      if (x == y) continue;
+      std::string differs;
+      for (size_t m = 0; m < std::min(x.msrs.size(), y.msrs.size()); ++m)
+        if (x.msrs[m].index != y.msrs[m].index || x.msrs[m].data != y.msrs[m].data) differs += " msr " + std::to_string(x.msrs[m].index);
+      BOOST_ERROR("vcpu " << i << " differs:" << (x.mpState == y.mpState ? "" : " mp") << (kvm::sameBytes(x.regs, y.regs) ? "" : " regs")
+                          << (kvm::sameBytes(x.sregs, y.sregs) ? "" : " sregs") << (x.xsave == y.xsave ? "" : " xsave")
+                          << (kvm::sameBytes(x.xcrs, y.xcrs) ? "" : " xcrs") << (kvm::sameBytes(x.debugRegs, y.debugRegs) ? "" : " debug")
+                          << (kvm::sameBytes(x.lapic, y.lapic) ? "" : " lapic") << (kvm::sameBytes(x.events, y.events) ? "" : " events")
+                          << (x.msrs.size() == y.msrs.size() ? "" : " msr count") << differs);
+    }
   }
   std::string printed = firstPipes.drain();
   BOOST_REQUIRE(printed.find("tick 5\r\n") != std::string::npos);

@@ -123,7 +123,9 @@ uint8_t Blk::serve(const Chain& chain, GuestMemory& memory, uint32_t& written) {
       return kOk;
     }
     case kFlush:
-      return ::fdatasync(fd_.get()) == 0 ? kOk : kIoError;
+      if (::fdatasync(fd_.get()) != 0) return kIoError;
+      writeLog_.recordFlush();  // before the guest hears of it: its epoch makes the standby's disk durable too
+      return kOk;
     case kGetId: {
       if (data.empty() || !data[0].deviceWritable) return kIoError;
       char id[kIdBytes] = {};
