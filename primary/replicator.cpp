@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/error.hpp"
+#include "base/fault_point.hpp"
 #include "base/log.hpp"
 #include "metrics/names.hpp"
 #include "primary/bandwidth_limit.hpp"
@@ -242,19 +243,38 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
   }
 }
 
-// Shows the output of acknowledged epochs, in order, within our lease only (see the heartbeat
-// thread in session()): a primary frozen past the failover time and thawed must not show what the
-// standby may have shown since it took over. The release record is in this kernel before any of
-// the output is shown (transport/release_stream.hpp), so that a standby taking over knows what it
-// must not show again.
+bool Replicator::leaseHolds() const {
+  return std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) >= options_.failoverAfter / 4;
+}
+
+// Shows the output of acknowledged epochs, in order, within our lease only (see beat()): a
+// primary frozen past the failover time and thawed must not show what the standby may have shown
+// since it took over. The release record is in this kernel before any of the output is shown
+// (transport/release_stream.hpp), so that a standby taking over knows what it must not show again.
 void Replicator::releaseAcked(ReleaseSender& release) {
-  if (acked_.empty() || std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) < options_.failoverAfter / 4) return;
-  uint64_t epoch = acked_.back();
-  acked_.clear();
+  if (acked_.empty()) return;
   // Between the record and our write a kill loses this output: nothing may come between, neither
   // another thread (SCHED_FIFO) nor a lock a preempted vCPU thread holds (the gate's, taken before).
+  // The lease is checked inside that, right before the record, and again once the record is out:
+  // a primary whose host froze in between finds the standby may have taken over without knowing
+  // of this record, and shows nothing (the output is held again; a later release sends the record
+  // again, or the standby, which has the epoch, shows it).
   RealtimeScope urgent;
-  machine_.outputGate().release(epoch, [&] { release.send(epoch); });
+  if (!leaseHolds()) return;
+  uint64_t epoch = acked_.back();
+  struct LeaseLost {};
+  try {
+    faultPoint("primary.before-record");
+    machine_.outputGate().release(epoch, [&] {
+      release.send(epoch);
+      if (!leaseHolds()) throw LeaseLost{};
+    });
+  } catch (const LeaseLost&) {
+    log::warn("replication: the lease ran out between epoch ", epoch, "'s release record and its output; the output stays held");
+    return;
+  }
+  acked_.clear();
+  faultPoint("primary.after-show");
   if (pausedForOutput_ && !machine_.outputGate().overLimit()) {
     machine_.resume();
     pausedForOutput_ = false;

@@ -113,6 +113,7 @@ private:
   std::chrono::steady_clock::duration shortestEpoch() const;
   void holdGuestIfOutputFull();
   void releaseAcked(ReleaseSender& release);
+  bool leaseHolds() const;  // the standby surely has not taken over, with a quarter of the failover time to spare
   void handOver(SessionParts& s, ReleaseSender& release);
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "base/fault_point.hpp"
 #include "base/log.hpp"
 #include "metrics/names.hpp"
 #include "secondary/machine_shape.hpp"
@@ -272,6 +273,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           break;
         }
         case schema::Envelope::COMMIT: {
+          faultPoint("standby.before-commit");
           auto c = envelope.getCommit();
           if (expected != 0 && c.getEpoch() < expected) {
             {
@@ -310,6 +312,9 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
           if (!committed_ || committed_->epoch != envelope.getSwitchover() || expected == 0)
             return endSession("the primary asked for a switchover at an epoch that is not the one committed here");
           log::warn("switchover: the primary handed the guest over at epoch ", committed_->epoch);
+          // It showed every epoch's output up to that one before it sent Switchover (whatever its
+          // release records say): none of it is shown here again.
+          committed_->unreleased.clear();
           return Outcome::HandedOver;
         case schema::Envelope::BYE:
           return endSession(concat("the primary said: ", envelope.getBye().cStr()));

@@ -113,6 +113,7 @@ void ReleaseListener::serve() {
 
 void ReleaseListener::freeze() {
   std::lock_guard lock(mutex_);
+  if (!frozen_) pump();  // records already in this host's kernel count: the primary showed their output
   frozen_ = true;
 }
 

@@ -50,7 +50,8 @@ public:
 
   // The highest epoch `session` released so far (connections of other sessions are remembered too).
   std::optional<uint64_t> released(uint64_t session) const;
-  // From now on nothing more is recorded (the standby takes over the guest).
+  // Reads the records already in this host's kernel (their primary shows that output), and from
+  // then on records nothing more (the standby takes over the guest).
   void freeze();
 
 private:
