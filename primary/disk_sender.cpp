@@ -17,12 +17,17 @@ schema::Encoding toSchema(codec::Encoding e) {
 
 }  // namespace
 
-DiskSender::DiskSender(Machine& machine) : machine_(machine), epoch_(machine.diskCount()) {
+DiskSender::DiskSender(Machine& machine)
+    : machine_(machine), epoch_(machine.diskCount()), standbyDigests_(machine.diskCount()) {
   for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().begin();
 }
 
 DiskSender::~DiskSender() {
   for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().end();
+}
+
+void DiskSender::standbyHolds(size_t d, std::vector<uint64_t> digests) {
+  if (d < standbyDigests_.size()) standbyDigests_[d] = std::move(digests);
 }
 
 uint64_t DiskSender::chunksWritten() const {
@@ -45,6 +50,11 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
         failure = std::make_exception_ptr(Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset)));
         return;
       }
+      const auto& theirs = standbyDigests_[d];
+      if (chunk < theirs.size() && theirs[chunk] == dev::chunkDigest(chunk_)) {
+        ++skipped_;
+        return;
+      }
       capnp::MallocMessageBuilder message;
       auto out = channel.start(message).initDiskChunk();
       out.setDisk(static_cast<uint32_t>(d));
@@ -56,6 +66,7 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
       ++sent;
     });
     if (failure) std::rethrow_exception(failure);
+    standbyDigests_[d].clear();  // only the first round compares: later ones send what was written
   }
   return sent;
 }

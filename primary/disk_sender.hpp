@@ -26,6 +26,12 @@ public:
   DiskSender(const DiskSender&) = delete;
   DiskSender& operator=(const DiskSender&) = delete;
 
+  // What the standby's disk d holds (DiskDigests): the first sendChunks() skips the chunks equal
+  // to it (a chunk written meanwhile goes in a later round anyway).
+  void standbyHolds(size_t d, std::vector<uint64_t> digests);
+  // Chunks the first sendChunks() left out because the standby had them.
+  uint64_t chunksSkipped() const { return skipped_; }
+
   // Chunks written since the last sendChunks() (or all, before the first).
   uint64_t chunksWritten() const;
   // Sends those chunks on channel, each through deliver; returns how many went. Throws Error when
@@ -41,6 +47,8 @@ private:
   std::vector<std::vector<dev::DiskWrite>> epoch_;  // per disk
   bool epochFlushed_ = false;                       // the guest flushed a disk in this epoch
   std::vector<uint8_t> chunk_, encoded_;
+  std::vector<std::vector<uint64_t>> standbyDigests_;  // per disk, until the first sendChunks() used them
+  uint64_t skipped_ = 0;
 };
 
 }  // namespace tandem

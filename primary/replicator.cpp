@@ -322,8 +322,33 @@ void Replicator::serveStandby(Channel& bulk, ReleaseSender& release, Clock::time
   }
 }
 
+// The standby's DiskDigests, one per disk, right after its Welcome: round 0 sends only the chunks
+// that differ from what its disks hold (a standby that held an epoch of ours has nearly all).
+void Replicator::receiveDiskDigests(Channel& bulk, DiskSender& disks) {
+  for (size_t got = 0; got < machine_.diskCount();) {
+    if (stopping_) throw Error(ErrorKind::Failed, "stopping");
+    if (endAsked_) throw EndAsked{};
+    if (std::chrono::nanoseconds(nowNs() - lastHeardNs_.load()) > options_.failoverAfter + std::chrono::seconds(10))
+      throw Error(ErrorKind::Disconnected, "the standby did not say what its disks hold");
+    Received r = fromStandby(bulk, std::chrono::milliseconds(20));
+    if (r.kind == Received::Kind::Timeout) continue;
+    if (r.kind == Received::Kind::Refused) throw Error(ErrorKind::Failed, concat("the standby sent ", r.problem));
+    auto envelope = r.message->envelope();
+    if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "the sync");
+    if (!envelope.isDiskDigests()) throw Error(ErrorKind::Failed, "the standby answered our Hello out of order");
+    auto theirs = envelope.getDiskDigests();
+    std::vector<uint64_t> digests;
+    digests.reserve(theirs.getDigests().size());
+    for (uint64_t d : theirs.getDigests()) digests.push_back(d);
+    disks.standbyHolds(theirs.getDisk(), std::move(digests));
+    ++got;
+  }
+}
+
 void Replicator::initialSync(SessionParts& s) {
   setState(ReplicationState::Syncing);
+  receiveDiskDigests(s.bulk, s.disks);
+  uint64_t chunksSent = 0;
   RoundSender rounds(machine_.memory(), options_.compression, 0, 1);
   BandwidthLimit unlimited(0);
   // Round 0: every page the host backed (the standby's memory starts as zeros), every disk chunk.
@@ -346,6 +371,7 @@ void Replicator::initialSync(SessionParts& s) {
       throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
     }
     uint64_t chunks = s.disks.sendChunks(s.bulk, sendOrThrow);
+    chunksSent += chunks;
     sent += chunks * kPagesPerChunk;
     capnp::MallocMessageBuilder end;
     s.bulk.start(end).setRoundEnd(round);
@@ -366,11 +392,14 @@ void Replicator::initialSync(SessionParts& s) {
     }
     s.dirty = s.tracker.take();
     uint64_t left = s.dirty.count() + s.disks.chunksWritten() * kPagesPerChunk;
-    log::info("replication sync round ", round, ": ", sent - chunks * kPagesPerChunk, " pages and ", chunks, " disk chunks; ",
-              left, " pages' worth written since");
+    log::info("replication sync round ", round, ": ", sent - chunks * kPagesPerChunk, " pages and ", chunks, " disk chunks",
+              round == 0 ? concat(" (", s.disks.chunksSkipped(), " more the standby had already)") : std::string(), "; ", left,
+              " pages' worth written since");
     if (left <= kEpochSizedPages || left * 2 > sent || round + 1 >= kMostSyncRounds) {
       std::lock_guard lock(statusMutex_);
       figures_.encodings += rounds.counts();
+      figures_.syncChunksSent = chunksSent;
+      figures_.syncChunksSkipped = s.disks.chunksSkipped();
       return;
     }
   }
@@ -665,6 +694,8 @@ nlohmann::json Replicator::status() const {
           {"dirty_pages_per_epoch", figures_.dirtyPages},
           {"dirty_pages_p50", quantile(figures_.recentDirty, 0.5)},
           {"disk_write_bytes_per_epoch", figures_.diskBytes},
+          {"sync_disk_chunks_sent", figures_.syncChunksSent},
+          {"sync_disk_chunks_skipped", figures_.syncChunksSkipped},
           {"ack_latency_ms", figures_.ackLatencyMs},
           {"held_output_bytes", gate.heldBytes},
           {"held_output_oldest_ms", gate.oldestHeldMs},

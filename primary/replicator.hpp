@@ -101,6 +101,7 @@ private:
     std::vector<PageEncoder::Staged> prestaged;
     std::vector<std::pair<uint64_t, uint8_t*>> prestagedSlots;
   };
+  void receiveDiskDigests(Channel& bulk, DiskSender& disks);
   void initialSync(SessionParts& s);
   // Midway through an epoch, with the guest running: takes the dirty log and copies those pages
   // into staging, so that the pause copies only the pages written after that (and those again).
@@ -151,6 +152,7 @@ private:
     ReplicationState state = ReplicationState::Connecting;
     std::string reason;  // why not protected (the last session's end, a refusal), for an operator
     uint64_t sessions = 0, lastAcked = 0, dirtyPages = 0, diskBytes = 0, refusals = 0;
+    uint64_t syncChunksSent = 0, syncChunksSkipped = 0;  // disk chunks of the last sync; skipped: the standby had them
     double pauseMs = 0, ackLatencyMs = 0;
     std::vector<double> recentPausesMs;  // the last 100
     std::vector<double> recentDirty;     // pages of the same epochs

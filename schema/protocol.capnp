@@ -32,10 +32,12 @@
 #
 #   Hello{replicate, generation} ------------->
 #                      <----------------------- Welcome | Refusal{reason}
+#                      <----------------------- DiskDigests{disk, XXH3 per 64 KiB chunk}, per disk
 #   precopy rounds as above (the guest runs; the standby writes them straight into its memory),
 #   each round followed by DiskChunk{disk, offset}* for the disk chunks written since the last
-#   round (all of them in round 0), which the standby writes to its disk files (keeping what they
-#   overwrite while an earlier session's commit is still the one it would run)
+#   round (in round 0 every chunk whose digest differs from the standby's), which the standby
+#   writes to its disk files (keeping what they overwrite while an earlier session's commit is
+#   still the one it would run)
 #   Pages{epoch N}* ; Commit{N, pages, digest, state, output, disk writes} -->   staged; applied whole on
 #                      <----------------------- Ack{N}     Commit, then acknowledged
 #   release N  on the release port (PORT + 2, plain TCP, transport/release_stream.hpp): "I show
@@ -69,7 +71,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("tandem::schema");
 
-const kProtocolVersion :UInt32 = 2;
+const kProtocolVersion :UInt32 = 3;
 
 enum Mode {
   invalid @0;
@@ -229,5 +231,11 @@ struct Envelope {
                                # poweroff, a stop of the service), and why; do not run it
     endAck @21 :Void;          # standby -> primary: the committed epochs are dropped; the primary
                                # may now show the output it still holds
+    diskDigests @22 :DiskDigests;  # standby -> primary (replicate), after Welcome, one per disk
   }
+}
+
+struct DiskDigests {           # what a standby's disk holds now, so that the sync sends only the
+  disk @0 :UInt32;             # chunks that differ (DRBD's checksum resync): XXH3-64 of each 64 KiB
+  digests @1 :List(UInt64);    # chunk in order (the last one as long as the disk has left)
 }

@@ -159,6 +159,19 @@ void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
   }
 }
 
+std::vector<uint64_t> ReplicaDisks::digests(size_t d) {
+  Disk& disk = disks_.at(d);
+  std::vector<uint64_t> out;
+  out.reserve((disk.size + kChunk - 1) / kChunk);
+  chunk_.resize(kChunk);
+  for (uint64_t offset = 0; offset < disk.size; offset += kChunk) {
+    uint64_t length = std::min(kChunk, disk.size - offset);
+    readAll(disk.fd.get(), offset, chunk_.data(), length);
+    out.push_back(dev::chunkDigest(std::span(chunk_.data(), length)));
+  }
+  return out;
+}
+
 void ReplicaDisks::makeDurable() {
   auto start = std::chrono::steady_clock::now();
   for (auto& disk : disks_)

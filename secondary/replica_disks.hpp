@@ -32,6 +32,11 @@ public:
   // Throws Error(BadInput) when the primary's disks (their sizes, in order) are not these.
   void checkShape(capnp::List<uint64_t>::Reader primarySizes) const;
 
+  // XXH3-64 of every 64 KiB chunk of disk d as it is now (the sync then skips the equal ones).
+  // Throws Error(Failed) when the file cannot be read.
+  std::vector<uint64_t> digests(size_t d);
+  size_t count() const { return disks_.size(); }
+
   // A session's sync begins; with keepOld (a committed epoch stands), overwritten bytes are saved.
   void beginSync(bool keepOld);
   // Decodes and writes one chunk; throws Error(Failed) for one that does not fit or decode, or

@@ -1,8 +1,12 @@
 #include "devices/disk_write_log.hpp"
 
+#include <xxhash.h>
+
 #include <utility>
 
 namespace tandem::dev {
+
+uint64_t chunkDigest(std::span<const uint8_t> chunk) { return XXH3_64bits(chunk.data(), chunk.size()); }
 
 void DiskWriteLog::begin() {
   std::lock_guard lock(mutex_);

@@ -27,6 +27,9 @@ struct DiskWrite {
   std::vector<uint8_t> bytes;
 };
 
+// What both sides of a sync compare to find the chunks that differ (XXH3-64).
+uint64_t chunkDigest(std::span<const uint8_t> chunk);
+
 class DiskWriteLog {
 public:
   static constexpr uint64_t kChunkBytes = 64 * 1024;
