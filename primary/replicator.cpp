@@ -87,31 +87,25 @@ void Replicator::start() {
 
 // Heartbeats on the urgent channel, from their own thread and connection: an epoch that takes long
 // to send never makes this primary look dead, and neither does the gap between two sessions.
-// The standby's echo of beat k renews our lease: it will not take over before k was made +
-// --failover-after-ms, and output is shown only within that (a primary frozen for longer than
-// that, then thawed, must not show what the standby may have shown since).
+// The standby's echo of beat k renews our lease (primary/lease.hpp): output is shown only within
+// it (a primary frozen for longer than that, then thawed, must not show what the standby may have
+// shown since).
 void Replicator::beat() {
   auto urgent = Channel::connect(urgentEndpoint(options_.to));
   Heartbeat heartbeat(*urgent, options_.heartbeat, options_.failoverAfter);
-  std::deque<std::pair<uint64_t, int64_t>> sent;  // seq, when it was made: the last few
   uint64_t session = 0;
   while (!stopping_) {
     if (session_ != session) {  // a new session: the standby echoes only what it heard in it
       session = session_;
       urgent->setSession(session);
-      sent.clear();
+      lease_.forget();
     }
-    if (uint64_t seq = heartbeat.beatIfDue()) {
-      sent.emplace_back(seq, heartbeat.lastBeatAt().time_since_epoch().count());
-      if (sent.size() > 256) sent.pop_front();
-    }
+    if (uint64_t seq = heartbeat.beatIfDue()) lease_.sent(seq, heartbeat.lastBeatAt());
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat.nextBeat() - Clock::now());
     Received r = urgent->receive(std::clamp(wait, std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
     if (r.kind != Received::Kind::Message || !r.message->envelope().isHeartbeat()) continue;
     lastHeardNs_ = nowNs();
-    uint64_t echo = r.message->envelope().getHeartbeat().getEcho();
-    for (const auto& [seq, at] : sent)
-      if (seq == echo) leaseUntilNs_ = std::max<int64_t>(leaseUntilNs_.load(), at + std::chrono::nanoseconds(options_.failoverAfter).count());
+    lease_.echoed(r.message->envelope().getHeartbeat().getEcho());
   }
 }
 
@@ -243,10 +237,6 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
   }
 }
 
-bool Replicator::leaseHolds() const {
-  return std::chrono::nanoseconds(leaseUntilNs_.load() - nowNs()) >= options_.failoverAfter / 4;
-}
-
 // Shows the output of acknowledged epochs, in order, within our lease only (see beat()): a
 // primary frozen past the failover time and thawed must not show what the standby may have shown
 // since it took over. The release record is in this kernel before any of the output is shown
@@ -260,14 +250,14 @@ void Replicator::releaseAcked(ReleaseSender& release) {
   // of this record, and shows nothing (the output is held again; a later release sends the record
   // again, or the standby, which has the epoch, shows it).
   RealtimeScope urgent;
-  if (!leaseHolds()) return;
+  if (!lease_.holds()) return;
   uint64_t epoch = acked_.back();
   struct LeaseLost {};
   try {
     faultPoint("primary.before-record");
     machine_.outputGate().release(epoch, [&] {
       release.send(epoch);
-      if (!leaseHolds()) throw LeaseLost{};
+      if (!lease_.holds()) throw LeaseLost{};
     });
   } catch (const LeaseLost&) {
     log::warn("replication: the lease ran out between epoch ", epoch, "'s release record and its output; the output stays held");
@@ -569,7 +559,7 @@ void Replicator::session() {
   handshake(*bulk);
   ReleaseSender release(options_.to, session);
   lastHeardNs_ = nowNs();
-  leaseUntilNs_ = 0;
+  lease_.expire();
   session_ = session;  // the heartbeat thread beats and hears in this session from now on
   {
     std::lock_guard lock(statusMutex_);

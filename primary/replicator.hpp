@@ -39,6 +39,7 @@
 #include "base/thread.hpp"
 #include "metrics/metrics.hpp"
 #include "machine/machine.hpp"
+#include "primary/lease.hpp"
 #include "primary/page_encoder.hpp"
 #include "primary/replication_state.hpp"
 #include "transport/channel.hpp"
@@ -114,7 +115,6 @@ private:
   std::chrono::steady_clock::duration shortestEpoch() const;
   void holdGuestIfOutputFull();
   void releaseAcked(ReleaseSender& release);
-  bool leaseHolds() const;  // the standby surely has not taken over, with a quarter of the failover time to spare
   void handOver(SessionParts& s, ReleaseSender& release);
   void checkStandbyAlive() const;  // throws when stopping or the standby is silent
   void deliver(Channel& bulk, capnp::MallocMessageBuilder& message);
@@ -129,7 +129,7 @@ private:
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> session_{0};     // the session being served (set by the replicator thread)
   std::atomic<int64_t> lastHeardNs_{0};  // from the standby, by the heartbeat thread
-  std::atomic<int64_t> leaseUntilNs_{0};  // until when the standby surely has not taken over
+  Lease lease_{options_.failoverAfter, options_.failoverAfter / 4};  // a quarter of the failover time to spare
   std::atomic<uint64_t> epoch_{0};       // last epoch sealed (over all sessions: output epochs)
   std::deque<InFlight> inFlight_;  // sent, not acknowledged
   std::vector<uint64_t> acked_;    // acknowledged, output not shown yet (waiting for a fresh lease)
