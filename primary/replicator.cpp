@@ -242,10 +242,10 @@ void Replicator::deliver(Channel& bulk, std::unique_ptr<OutgoingMessage> message
 // since it took over. The release record is in this kernel before any of the output is shown
 // (transport/release_stream.hpp), so that a standby taking over knows what it must not show again.
 void Replicator::releaseAcked(ReleaseSender& release) {
-  if (acked_.empty()) return;
+  if (acked_.empty() || !lease_.holds()) return;
   // Between the record and our write a kill loses this output: nothing may come between, neither
   // another thread (SCHED_FIFO) nor a lock a preempted vCPU thread holds (the gate's, taken before).
-  // The lease is checked inside that, right before the record, and again once the record is out:
+  // The lease is checked again inside that, right before the record, and once the record is out:
   // a primary whose host froze in between finds the standby may have taken over without knowing
   // of this record, and shows nothing (the output is held again; a later release sends the record
   // again, or the standby, which has the epoch, shows it).

@@ -63,7 +63,7 @@ bool deliverAll(const Console::Deliver& deliver, std::span<const uint8_t> bytes,
 class FdConsole final : public Console {
 public:
   FdConsole(int inputFd, int outputFd, std::string description)
-      : inputFd_(inputFd), description_(std::move(description)), writer_(outputFd, kReaderLimit) {
+      : inputFd_(inputFd), description_(std::move(description)), writer_(outputFd, kReaderLimit, StreamWriter::Overflow::Drop) {
     flusher_ = std::make_unique<NamedThread>("console-out", [this] { flushWhileRunning(); });
   }
   ~FdConsole() override {
@@ -76,10 +76,11 @@ public:
     switch (writer_.write(bytes)) {
       case StreamWriter::Result::Written: return;
       case StreamWriter::Result::Queued: wake_.signal(); return;
-      case StreamWriter::Result::CutOff:
-        if (!outputGone_.exchange(true))
+      case StreamWriter::Result::CutOff: return;  // (not with Overflow::Drop)
+      case StreamWriter::Result::Dropped:
+        if (!dropping_.exchange(true))
           log::warn("console ", description_, " fell ", kReaderLimit / 1024,
-                    " KiB behind its reader; its output is dropped from now on (the guest does not wait for a reader)");
+                    " KiB behind its reader; its output is dropped until the reader catches up (the guest does not wait for it)");
         return;
       case StreamWriter::Result::Gone:
         if (!outputGone_.exchange(true))
@@ -120,7 +121,11 @@ private:
   // Writes out what the reader was not ready for, as it makes room; at the end, what is still
   // queued gets one more second.
   void flushWhileRunning() {
-    while (waitWritable(writer_.pollFd(), writer_.hasQueued(), wake_, stopFlusher_)) writer_.flush();
+    while (waitWritable(writer_.pollFd(), writer_.hasQueued(), wake_, stopFlusher_)) {
+      writer_.flush();
+      if (!writer_.hasQueued() && dropping_.exchange(false))
+        log::warn("console ", description_, " caught up; ", writer_.takeDropped(), " bytes of the guest's output were dropped meanwhile");
+    }
     for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
          writer_.hasQueued() && std::chrono::steady_clock::now() < until;) {
       pollfd p{writer_.pollFd(), POLLOUT, 0};
@@ -131,7 +136,7 @@ private:
   int inputFd_;
   std::string description_;
   StreamWriter writer_;
-  std::atomic<bool> outputGone_{false};
+  std::atomic<bool> outputGone_{false}, dropping_{false};
   EventFd stop_, stopFlusher_, wake_;
   std::unique_ptr<NamedThread> reader_, flusher_;
 };
@@ -195,6 +200,7 @@ public:
                       " KiB behind; disconnected it (the guest does not wait for a reader)");
           }
           break;
+        case StreamWriter::Result::Dropped:  // (not with Overflow::CutOff)
         case StreamWriter::Result::Gone: break;  // the console thread notices too and closes it
       }
     }

@@ -7,11 +7,13 @@
 
 #include <cerrno>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tandem::dev {
 
-StreamWriter::StreamWriter(int fd, size_t limit) : fd_(fd), kind_(Kind::Blocking), limit_(limit) {
+StreamWriter::StreamWriter(int fd, size_t limit, Overflow overflow)
+    : fd_(fd), kind_(Kind::Blocking), limit_(limit), overflow_(overflow) {
   struct stat st{};
   if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
     kind_ = Kind::Socket;
@@ -54,6 +56,10 @@ StreamWriter::Result StreamWriter::write(std::span<const uint8_t> bytes) {
     if (bytes.empty()) return Result::Written;
   }
   if (queue_.size() + bytes.size() > limit_) {
+    if (overflow_ == Overflow::Drop) {
+      dropped_ += bytes.size();
+      return Result::Dropped;
+    }
     cutOff();
     return Result::CutOff;
   }
@@ -89,6 +95,11 @@ void StreamWriter::cutOff() {
   cut_ = true;
   queue_.clear();
   if (kind_ == Kind::Socket) ::shutdown(fd_, SHUT_RDWR);
+}
+
+uint64_t StreamWriter::takeDropped() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(dropped_, 0);
 }
 
 bool StreamWriter::hasQueued() const {

@@ -88,6 +88,29 @@ BOOST_AUTO_TEST_CASE(a_socket_reader_that_falls_behind_the_limit_is_cut_off_and_
   BOOST_TEST(n == 0);
 }
 
+BOOST_AUTO_TEST_CASE(with_drop_a_reader_that_falls_behind_misses_what_comes_meanwhile_then_gets_output_again) {
+  Pipe pipe;
+  ::fcntl(pipe.write.get(), F_SETPIPE_SZ, 4096);
+  StreamWriter writer(pipe.write.get(), 8192, StreamWriter::Overflow::Drop);
+  std::vector<uint8_t> chunk(1024, 'a');
+  StreamWriter::Result result = StreamWriter::Result::Written;
+  uint64_t offered = 0;
+  for (int i = 0; i < 100 && result != StreamWriter::Result::Dropped; ++i, offered += chunk.size()) result = writer.write(chunk);
+  BOOST_TEST((result == StreamWriter::Result::Dropped));
+  BOOST_TEST(writer.takeDropped() == 1024u);
+  // The reader reads: what was queued comes out, then new bytes go through again.
+  std::string seen;
+  while (writer.hasQueued()) {
+    seen += drain(pipe.read.get());
+    writer.flush();
+  }
+  seen += drain(pipe.read.get());
+  BOOST_TEST(seen.size() == offered - 1024);
+  std::vector<uint8_t> later(10, 'b');
+  BOOST_TEST((writer.write(later) == StreamWriter::Result::Written));
+  BOOST_TEST(drain(pipe.read.get()) == "bbbbbbbbbb");
+}
+
 BOOST_AUTO_TEST_CASE(a_reader_that_went_away_is_gone_not_an_error) {
   auto previous = ::signal(SIGPIPE, SIG_IGN);  // as tandem's main does
   Pipe pipe;
