@@ -260,9 +260,11 @@ void Replicator::releaseAcked(ReleaseSender& release) {
       if (!lease_.holds()) throw LeaseLost{};
     });
   } catch (const LeaseLost&) {
+    release.push();
     log::warn("replication: the lease ran out between epoch ", epoch, "'s release record and its output; the output stays held");
     return;
   }
+  release.push();
   acked_.clear();
   faultPoint("primary.after-show");
   if (pausedForOutput_ && !machine_.outputGate().overLimit()) {

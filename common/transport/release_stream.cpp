@@ -75,9 +75,16 @@ ReleaseSender::ReleaseSender(const std::string& endpoint, uint64_t session) {
   if (::connect(socket_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0)
     throw Error(ErrorKind::Disconnected, concat("cannot reach the standby's release port ", ntohs(a.sin_port), ": ", std::strerror(errno)));
   writeAll(socket_.get(), &session, sizeof session);
+  ::setsockopt(socket_.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one);
 }
 
 void ReleaseSender::send(uint64_t epoch) { writeAll(socket_.get(), &epoch, sizeof epoch); }
+
+void ReleaseSender::push() {
+  int off = 0, on = 1;
+  ::setsockopt(socket_.get(), IPPROTO_TCP, TCP_CORK, &off, sizeof off);  // sends what is queued
+  ::setsockopt(socket_.get(), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
 
 ReleaseListener::ReleaseListener(const std::string& endpoint) {
   HostPort at = parse(endpoint);

@@ -2,7 +2,11 @@
 // to N now. It travels on a plain TCP connection (the standby's port + 2), not ZeroMQ:
 // ReleaseSender::send() returns once the record is in this host's kernel, which delivers it even
 // when this process is killed the next instant, and the primary writes the output right after,
-// with nothing of normal priority able to come between (Replicator: RealtimeScope). A standby
+// with nothing of normal priority able to come between (Replicator: RealtimeScope). The socket is
+// corked: send() only queues the record in this kernel (a copy, no transmission: the window
+// between the record and the output is a microsecond or two, not the ten or more a loopback
+// transmission takes inside send()), and push() sends it once the output is out; a kill in between
+// still delivers it, as the kernel sends what a closed socket had queued. A standby
 // that takes over stops reading records first (freeze()) and shows the committed output the
 // primary had not released: output is shown once. The two ways to get it wrong are both a matter
 // of microseconds: the primary killed between its record and its write (the output is lost), or
@@ -34,8 +38,10 @@ public:
   // Connects to the release port of the standby at endpoint (tcp://HOST:PORT); Error(Disconnected)
   // when it cannot.
   ReleaseSender(const std::string& endpoint, uint64_t session);
-  // Error(Disconnected) when the standby is gone.
+  // Queues the record in this host's kernel; Error(Disconnected) when the standby is gone.
   void send(uint64_t epoch);
+  // Sends what send() queued (after the output was written).
+  void push();
 
 private:
   Fd socket_;
