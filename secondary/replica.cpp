@@ -198,32 +198,10 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   }
   log::info("replication session from a primary of generation ", generation_, ": syncing");
 
-  Heartbeat heartbeat(*link.urgent, heartbeat_, failoverAfter_);
-  uint64_t expected = 0;  // the next epoch due; 0 until the session's first commit
-  uint64_t primarySeq = 0;  // the primary's latest heartbeat, echoed in ours
+  Session in{link, session, std::move(syncing)};
   discardStaged();
-  // A session that ends before its first commit leaves the disks as the committed epoch has them.
-  auto leaveSync = [&] {
-    if (expected != 0) return;
-    try {
-      disks_->rollBackSync();
-    } catch (const Error& e) {
-      log::error("replication: the standby's disks could not be put back to the committed epoch (", e.what(),
-                 "); it has nothing it could run until a primary syncs it again");
-      committed_.reset();
-      standing_ = false;
-    }
-  };
-  auto endSession = [&](const std::string& why) {
-    leaveSync();
-    {
-      std::lock_guard lock(statusMutex_);
-      state_ = committed_ ? "protecting, waiting for the primary" : "waiting for a primary";
-    }
-    log::warn("replication session ended: ", why, committed_ ? concat("; epoch ", committed_->epoch, " stays committed") : "");
-    discardStaged();
-    return Outcome::SessionEnded;
-  };
+  Heartbeat heartbeat(*link.urgent, heartbeat_, failoverAfter_);
+  uint64_t primarySeq = 0;  // the primary's latest heartbeat, echoed in ours
   for (;;) {
     heartbeat.beatIfDue(primarySeq);
     dropReleased(releases);
@@ -236,14 +214,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     if (r.kind == Received::Kind::Timeout) {
       // Silence is judged only now, after what arrived was read, and after a last look.
       if (Clock::now() - lastHeard() <= failoverAfter_ || heardWithin(*link.urgent, kLastLook, primarySeq)) continue;
-      if (committed_) {
-        log::warn("the primary has been silent for ", msBetween(lastHeard(), Clock::now()), " ms: taking over at epoch ",
-                  committed_->epoch);
-        leaveSync();
-        return Outcome::PrimaryDead;
-      }
-      if (Clock::now() - lastHeard() > failoverAfter_ + std::chrono::seconds(10))
-        return endSession("the primary went silent before anything was committed");
+      if (auto outcome = onSilence(in)) return *outcome;
       continue;
     }
     if (r.kind == Received::Kind::Refused) {
@@ -259,86 +230,17 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
     }
     heard();
     auto envelope = r.message->envelope();
+    std::optional<Outcome> outcome;
     try {
       switch (envelope.which()) {
-        case schema::Envelope::PAGES: {
-          auto pages = envelope.getPages();
-          countReceived(pages);
-          if (expected == 0 && pages.getEpoch() == 0) {  // the sync: straight into the fresh machine
-            if (!syncing) return endSession("the primary sent sync pages after its first commit");
-            writeReceivedPages(syncing->memory(), pages, Deltas::Allowed);  // (a failed sync drops it)
-          } else {
-            stage(syncing ? syncing->memory() : committed_->machine->memory(), pages);
-          }
-          break;
-        }
-        case schema::Envelope::DISK_CHUNK:
-          if (expected != 0) return endSession("the primary sent disk chunks after its first commit");
-          disks_->writeChunk(envelope.getDiskChunk());
-          break;
-        case schema::Envelope::ROUND_END: {
-          capnp::MallocMessageBuilder ack;
-          link.bulk->start(ack).setRoundAck(envelope.getRoundEnd());
-          link.bulk->trySend(ack);
-          break;
-        }
-        case schema::Envelope::COMMIT: {
-          faultPoint("standby.before-commit");
-          auto c = envelope.getCommit();
-          if (expected != 0 && c.getEpoch() < expected) {
-            {
-              std::lock_guard lock(statusMutex_);
-              ++ignoredReplays_;
-            }
-            log::warn("replication: ignored a replay of epoch ", c.getEpoch(), " (epoch ", expected - 1, " is committed)");
-            discardStaged();
-            break;
-          }
-          if (auto refusal = commit(syncing, c, expected, session)) {
-            {
-              std::lock_guard lock(statusMutex_);
-              ++discardedEpochs_;
-            }
-            link.bulk->refuse(schema::RefusalReason::BAD_EPOCH, *refusal);
-            return endSession(concat("discarded: ", *refusal));
-          }
-          if (expected == 0) log::info("replication: first epoch ", c.getEpoch(), " committed; the guest is protected");
-          expected = c.getEpoch() + 1;
-          {
-            std::lock_guard lock(statusMutex_);
-            committedEpoch_ = c.getEpoch();
-            diskBytesApplied_ = disks_->bytesApplied();
-            diskSyncs_ = disks_->syncs();
-            diskSyncMs_ = disks_->syncMs();
-            state_ = "protecting";
-          }
-          discardStaged();  // applied
-          capnp::MallocMessageBuilder ack;
-          link.bulk->start(ack).setAck(c.getEpoch());
-          link.bulk->trySend(ack);
-          break;
-        }
-        case schema::Envelope::SWITCHOVER:
-          if (!committed_ || committed_->epoch != envelope.getSwitchover() || expected == 0)
-            return endSession("the primary asked for a switchover at an epoch that is not the one committed here");
-          log::warn("switchover: the primary handed the guest over at epoch ", committed_->epoch);
-          // It showed every epoch's output up to that one before it sent Switchover (whatever its
-          // release records say): none of it is shown here again.
-          committed_->unreleased.clear();
-          return Outcome::HandedOver;
-        case schema::Envelope::BYE:
-          return endSession(concat("the primary said: ", envelope.getBye().cStr()));
-        case schema::Envelope::END: {
-          leaveSync();
-          discardStaged();
-          end(envelope.getEnd().cStr());
-          capnp::MallocMessageBuilder ack;
-          link.bulk->start(ack).setEndAck();
-          link.bulk->trySend(ack);
-          return Outcome::SessionEnded;
-        }
-        default:
-          return endSession("the primary sent a message out of order");
+        case schema::Envelope::PAGES: outcome = onPages(in, envelope.getPages()); break;
+        case schema::Envelope::DISK_CHUNK: outcome = onDiskChunk(in, envelope.getDiskChunk()); break;
+        case schema::Envelope::ROUND_END: outcome = onRoundEnd(in, envelope.getRoundEnd()); break;
+        case schema::Envelope::COMMIT: outcome = onCommit(in, envelope.getCommit()); break;
+        case schema::Envelope::SWITCHOVER: outcome = onSwitchover(in, envelope.getSwitchover()); break;
+        case schema::Envelope::BYE: outcome = endSession(in, concat("the primary said: ", envelope.getBye().cStr())); break;
+        case schema::Envelope::END: outcome = onEnd(in, envelope.getEnd().cStr()); break;
+        default: outcome = endSession(in, "the primary sent a message out of order");
       }
     } catch (const Error& e) {
       {
@@ -346,9 +248,130 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
         ++discardedEpochs_;
       }
       link.bulk->refuse(schema::RefusalReason::BAD_EPOCH, e.what());
-      return endSession(concat("discarded the epoch being received: ", e.what()));
+      return endSession(in, concat("discarded the epoch being received: ", e.what()));
     }
+    if (outcome) return *outcome;
   }
+}
+
+// A session that ends before its first commit leaves the disks as the committed epoch has them.
+void Replica::leaveSync(Session& in) {
+  if (in.phase != Phase::Syncing) return;
+  try {
+    disks_->rollBackSync();
+  } catch (const Error& e) {
+    log::error("replication: the standby's disks could not be put back to the committed epoch (", e.what(),
+               "); it has nothing it could run until a primary syncs it again");
+    committed_.reset();
+    standing_ = false;
+  }
+}
+
+Replica::Outcome Replica::endSession(Session& in, const std::string& why) {
+  leaveSync(in);
+  {
+    std::lock_guard lock(statusMutex_);
+    state_ = committed_ ? "protecting, waiting for the primary" : "waiting for a primary";
+  }
+  log::warn("replication session ended: ", why, committed_ ? concat("; epoch ", committed_->epoch, " stays committed") : "");
+  discardStaged();
+  return Outcome::SessionEnded;
+}
+
+std::optional<Replica::Outcome> Replica::onSilence(Session& in) {
+  if (committed_) {
+    log::warn("the primary has been silent for ", msBetween(lastHeard(), Clock::now()), " ms: taking over at epoch ",
+              committed_->epoch);
+    leaveSync(in);
+    return Outcome::PrimaryDead;
+  }
+  if (Clock::now() - lastHeard() > failoverAfter_ + std::chrono::seconds(10))
+    return endSession(in, "the primary went silent before anything was committed");
+  return std::nullopt;
+}
+
+// Syncing: pages of the rounds go straight into the fresh machine; an epoch's pages (in either
+// phase) are staged until its Commit.
+std::optional<Replica::Outcome> Replica::onPages(Session& in, schema::Pages::Reader pages) {
+  countReceived(pages);
+  if (in.phase == Phase::Syncing && pages.getEpoch() == 0) {
+    writeReceivedPages(in.syncing->memory(), pages, Deltas::Allowed);  // (a failed sync drops it)
+    return std::nullopt;
+  }
+  if (pages.getEpoch() == 0) return endSession(in, "the primary sent sync pages after its first commit");
+  stage(in.syncing ? in.syncing->memory() : committed_->machine->memory(), pages);
+  return std::nullopt;
+}
+
+std::optional<Replica::Outcome> Replica::onDiskChunk(Session& in, schema::DiskChunk::Reader chunk) {
+  if (in.phase != Phase::Syncing) return endSession(in, "the primary sent disk chunks after its first commit");
+  disks_->writeChunk(chunk);
+  return std::nullopt;
+}
+
+std::optional<Replica::Outcome> Replica::onRoundEnd(Session& in, uint32_t round) {
+  capnp::MallocMessageBuilder ack;
+  in.link.bulk->start(ack).setRoundAck(round);
+  in.link.bulk->trySend(ack);
+  return std::nullopt;
+}
+
+// The epoch is checked and applied whole, then acknowledged; the first one ends the sync.
+std::optional<Replica::Outcome> Replica::onCommit(Session& in, schema::Commit::Reader c) {
+  faultPoint("standby.before-commit");
+  if (in.phase == Phase::Epochs && c.getEpoch() < in.nextEpoch) {
+    {
+      std::lock_guard lock(statusMutex_);
+      ++ignoredReplays_;
+    }
+    log::warn("replication: ignored a replay of epoch ", c.getEpoch(), " (epoch ", in.nextEpoch - 1, " is committed)");
+    discardStaged();
+    return std::nullopt;
+  }
+  if (auto refusal = commit(in.syncing, c, in.phase == Phase::Epochs ? in.nextEpoch : 0, in.id)) {
+    {
+      std::lock_guard lock(statusMutex_);
+      ++discardedEpochs_;
+    }
+    in.link.bulk->refuse(schema::RefusalReason::BAD_EPOCH, *refusal);
+    return endSession(in, concat("discarded: ", *refusal));
+  }
+  if (in.phase == Phase::Syncing) log::info("replication: first epoch ", c.getEpoch(), " committed; the guest is protected");
+  in.phase = Phase::Epochs;
+  in.nextEpoch = c.getEpoch() + 1;
+  {
+    std::lock_guard lock(statusMutex_);
+    committedEpoch_ = c.getEpoch();
+    diskBytesApplied_ = disks_->bytesApplied();
+    diskSyncs_ = disks_->syncs();
+    diskSyncMs_ = disks_->syncMs();
+    state_ = "protecting";
+  }
+  discardStaged();  // applied
+  capnp::MallocMessageBuilder ack;
+  in.link.bulk->start(ack).setAck(c.getEpoch());
+  in.link.bulk->trySend(ack);
+  return std::nullopt;
+}
+
+std::optional<Replica::Outcome> Replica::onSwitchover(Session& in, uint64_t epoch) {
+  if (in.phase != Phase::Epochs || !committed_ || committed_->epoch != epoch)
+    return endSession(in, "the primary asked for a switchover at an epoch that is not the one committed here");
+  log::warn("switchover: the primary handed the guest over at epoch ", committed_->epoch);
+  // It showed every epoch's output up to that one before it sent Switchover (whatever its release
+  // records say): none of it is shown here again.
+  committed_->unreleased.clear();
+  return Outcome::HandedOver;
+}
+
+std::optional<Replica::Outcome> Replica::onEnd(Session& in, const std::string& why) {
+  leaveSync(in);
+  discardStaged();
+  end(why);
+  capnp::MallocMessageBuilder ack;
+  in.link.bulk->start(ack).setEndAck();
+  in.link.bulk->trySend(ack);
+  return Outcome::SessionEnded;
 }
 
 std::unique_ptr<Machine> Replica::takeOver(ReleaseListener& releases) {

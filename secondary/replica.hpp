@@ -77,6 +77,30 @@ private:
     // Output of committed epochs the primary has not announced it emits: ours to emit on takeover.
     std::deque<std::pair<uint64_t, std::vector<HeldOutput>>> unreleased;
   };
+  // A session's phase: Syncing (the rounds go into a fresh machine; a committed epoch of an
+  // earlier session, if any, stays the one this standby would run) until its first commit, then
+  // Epochs (each Commit is the next epoch, or a replay). Each message has its handler; nullopt
+  // means the session goes on.
+  enum class Phase { Syncing, Epochs };
+  struct Session {
+    Link& link;
+    uint64_t id;
+    std::unique_ptr<Machine> syncing;  // the fresh machine, until the first commit takes it
+    Phase phase = Phase::Syncing;
+    uint64_t nextEpoch = 0;  // in Epochs: the epoch due
+  };
+  std::optional<Outcome> onSilence(Session& in);
+  std::optional<Outcome> onPages(Session& in, schema::Pages::Reader pages);
+  std::optional<Outcome> onDiskChunk(Session& in, schema::DiskChunk::Reader chunk);
+  std::optional<Outcome> onRoundEnd(Session& in, uint32_t round);
+  std::optional<Outcome> onCommit(Session& in, schema::Commit::Reader commit);
+  std::optional<Outcome> onSwitchover(Session& in, uint64_t epoch);
+  std::optional<Outcome> onEnd(Session& in, const std::string& why);
+  // The session ends (and why, for the log); the committed epoch stays.
+  Outcome endSession(Session& in, const std::string& why);
+  // A session that ends while syncing gives the disks back to the committed epoch.
+  void leaveSync(Session& in);
+
   // Decodes one epoch's pages into staging; throws Error(Failed) when they cannot be.
   void stage(GuestMemory& memory, schema::Pages::Reader pages);
   void discardStaged();

@@ -32,8 +32,8 @@ struct Endpoints : ChainEndpoints {
 };
 using ProtectedPair = ProtectedPairOn<30000>;
 
-// `kills` SIGKILLs of the primary under load; every failover (kill to the next kv answer, and to a
-// ping answered) within mostMs.
+// `kills` SIGKILLs of the primary under load; every failover (kill to the next kv answer, polled
+// every millisecond) within mostMs, and a ping (one echo every 100 ms) answered within mostMs + 100.
 void killsUnderLoad(int kills, double mostMs) {
   // The guest serves kv, prints ticks and appends disk records at once; a kv client writes all
   // the time. Three taps in a private namespace, used in turn: the runner's, its standby's, and
@@ -130,7 +130,7 @@ void killsUnderLoad(int kills, double mostMs) {
   BOOST_TEST(console.problem == "");
   BOOST_TEST(firstLostKey(net, acknowledged) == "");
   for (double ms : kvMs) BOOST_TEST(ms < mostMs);
-  for (double ms : pingMs) BOOST_TEST(ms < mostMs);
+  for (double ms : pingMs) BOOST_TEST(ms < mostMs + 100);  // (an echo goes every 100 ms)
 }
 
 }  // namespace
