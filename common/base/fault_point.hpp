@@ -9,7 +9,8 @@
 //   stop       SIGSTOP this process (a test sends SIGCONT), as if its host froze right there
 //   stall-MS   this thread sleeps MS milliseconds (the process goes on)
 // @K: only at the K-th time the point is reached (default: every time for stall, the first for
-// kill and stop). Names in use: primary.after-show, primary.before-record, standby.before-commit.
+// kill and stop). Names in use: primary.after-show, primary.before-record, standby.before-commit,
+// standby.before-release-read.
 #pragma once
 
 namespace tandem {

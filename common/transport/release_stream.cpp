@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "base/fault_point.hpp"
 #include "transport/link.hpp"
 
 namespace tandem {
@@ -112,6 +113,7 @@ void ReleaseListener::serve() {
     }
     if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
     if (fds[0].revents) return;
+    faultPoint("standby.before-release-read");
     std::lock_guard lock(mutex_);
     if (frozen_) return;
     pump();

@@ -85,6 +85,27 @@ void plannedFailovers(int hops) {
 
 BOOST_AUTO_TEST_SUITE(output_rule)
 
+// The standby's release listener stalls 10 s before it reads: at the kill, every record of the
+// session is in the standby's kernel, unread. Taking over, the standby
+// reads them first and shows none of those epochs again. (On main it stopped reading at once and
+// showed them a second time.)
+BOOST_AUTO_TEST_CASE(a_standby_taking_over_reads_the_release_records_already_in_its_kernel) {
+  for (auto killAfter : {900ms, 1700ms}) {
+    BOOST_TEST_CONTEXT("killed after " << killAfter.count() << " ms") {
+      TempDir tmp("rulerecords");
+      RulePorts at;
+      std::string socket = tmp / "p.sock";
+      auto standby = startWithFaults("standby.before-release-read=stall-10000", {"standby", "--listen", at[0]});
+      auto primary = startTandem(primaryArgs(socket, at[0], 100));
+      BOOST_REQUIRE(waitProtected(socket, 30s));
+      TickStream console;
+      console.readFor(*primary, killAfter);
+      primary->kill(SIGKILL);
+      expectTakeoverWithoutRepeats(console, *primary, *standby);
+    }
+  }
+}
+
 // A planned failover hands over at Switchover{N}: the standby shows nothing of N or before (the
 // primary showed it all), whatever its release records say. (This passed on main too, where the
 // records alone carried that; the hundred-hop run is in the soak suite.)
