@@ -43,7 +43,7 @@ void Protection::start() {
 void Protection::protect(ReplicationOptions options) {
   std::lock_guard lock(mutex_);
   if (replicator_) failBadInput("the guest is protected already (by ", last_->to, "); run tandem unprotect first to change its standby");
-  log::warn("the operator protects the guest again, by ", options.to, " (generation ", options.generation,
+  log::warn("the operator protects the guest by ", options.to, " (generation ", options.generation,
             "); its output is held from now on until that standby acknowledges it");
   replicator_ = std::make_shared<Replicator>(machine_, options);
   last_ = std::move(options);
