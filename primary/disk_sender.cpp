@@ -26,8 +26,12 @@ DiskSender::~DiskSender() {
   for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().end();
 }
 
-void DiskSender::standbyHolds(size_t d, std::vector<uint64_t> digests) {
-  if (d < standbyDigests_.size()) standbyDigests_[d] = std::move(digests);
+void DiskSender::standbyHolds(schema::DiskDigests::Reader digests) {
+  if (digests.getDisk() >= standbyDigests_.size()) return;
+  auto& mine = standbyDigests_[digests.getDisk()];
+  mine.clear();
+  mine.reserve(digests.getDigests().size());
+  for (uint64_t d : digests.getDigests()) mine.push_back(d);
 }
 
 uint64_t DiskSender::chunksWritten() const {

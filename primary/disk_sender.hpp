@@ -28,7 +28,7 @@ public:
 
   // What the standby's disk d holds (DiskDigests): the first sendChunks() skips the chunks equal
   // to it (a chunk written meanwhile goes in a later round anyway).
-  void standbyHolds(size_t d, std::vector<uint64_t> digests);
+  void standbyHolds(schema::DiskDigests::Reader digests);
   // Chunks the first sendChunks() left out because the standby had them.
   uint64_t chunksSkipped() const { return skipped_; }
 

@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "primary/bandwidth_limit.hpp"
+#include "primary/disk_sender.hpp"
 #include "primary/page_encoder.hpp"
 #include "primary/page_server.hpp"
 #include "transport/link.hpp"
@@ -14,6 +15,10 @@
 namespace tandem {
 
 namespace {
+
+// Postcopy sends disks before its switch: passes go on while more than this many chunks were
+// written during the last one.
+constexpr uint64_t kFewDiskChunks = 16;
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kAnswerTimeout = std::chrono::seconds(10);
@@ -78,6 +83,7 @@ nlohmann::json MigrationStats::toJson() const {
       {"pages", {{"zero", pages.zero}, {"raw", pages.raw}, {"lz4", pages.lz4}, {"xbzrle", pages.xbzrle}}},
       {"xbzrle_cache", {{"hits", pages.xbzrleCacheHits}, {"misses", pages.xbzrleCacheMisses}}},
       {"rounds", rounds},
+      {"disk_chunks", {{"sent", diskChunks}, {"skipped", diskChunksSkipped}, {"bytes_sent", diskChunks * 64 * 1024}}},
       {"throttle_percent", throttlePercent},
       {"throughput_mbps", totalMs > 0 ? static_cast<double>(bytes) * 8 / totalMs / 1000 : 0.0},
       {"postcopy", switchedToPostcopy}};
@@ -107,8 +113,23 @@ void MigrationSource::handshake() {
   hello.setCpus(machine_.config().cpus);
   hello.setDisks(static_cast<uint32_t>(machine_.config().disks.size()));
   hello.setNets(static_cast<uint32_t>(machine_.config().nets.size()));
+  auto sizes = hello.initDiskSizes(static_cast<unsigned>(machine_.diskCount()));
+  for (unsigned d = 0; d < machine_.diskCount(); ++d) sizes.set(d, machine_.disk(d).sizeBytes());
   if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " does not take our Hello"));
   expect(*link_->bulk, schema::Envelope::WELCOME, options_.to, "its Welcome");
+  // What the target's disks hold: only the chunks that differ move.
+  for (size_t d = 0; d < machine_.diskCount(); ++d)
+    disks_->standbyHolds(expect(*link_->bulk, schema::Envelope::DISK_DIGESTS, options_.to, "what its disks hold")->envelope().getDiskDigests());
+}
+
+// The disk chunks written since the last call (every chunk that differs, the first time), after a
+// round's pages and before its RoundEnd.
+void MigrationSource::sendDiskChunks() {
+  Channel& bulk = *link_->bulk;
+  stats_.diskChunks += disks_->sendChunks(bulk, [&](capnp::MallocMessageBuilder& message) {
+    if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
+  });
+  stats_.diskChunksSkipped = disks_->chunksSkipped();
 }
 
 void MigrationSource::sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading) {
@@ -123,6 +144,7 @@ void MigrationSource::sendRound(const PageSet& pages, uint32_t round, PageEncode
   } catch (const Error& e) {
     throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking pages"));
   }
+  sendDiskChunks();
   if (reading == PageEncoder::Reading::Paused) return;  // the final round: State and Done follow
   capnp::MallocMessageBuilder end;
   bulk.start(end).setRoundEnd(round);
@@ -284,6 +306,7 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
     auto part = Clock::now();
     tracker.takeInto(owed);
     stats_.postcopyPages = owed.count();
+    sendDiskChunks();  // disks are not demand-paged: the last chunks go inside the pause
     capnp::MallocMessageBuilder message;
     auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(owed.words.data()), owed.words.size() * 8);
     link_->bulk->start(message).initPostcopy().setOwed(bytes);
@@ -327,6 +350,7 @@ MigrationStats MigrationSource::run() {
   rounds_ = std::make_unique<RoundSender>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes,
                                           options_.encodeThreads);
   link_ = std::make_unique<Link>(Link::connect(options_.to));
+  disks_ = std::make_unique<DiskSender>(machine_);  // from here on every disk write is logged
   link_->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
   bool switching = false;  // from here on the switch's own failure handling says where the guest is
   try {
@@ -338,6 +362,9 @@ MigrationStats MigrationSource::run() {
       // once it is paused.
       DirtyTracker& tracker = machine_.startDirtyTracking();
       PageSet owed = backedPages();
+      // Disks are not demand-paged: they go while the guest runs, until what it writes between
+      // two passes is little, and the rest inside the pause.
+      for (int pass = 0; pass < 10 && (pass == 0 || disks_->chunksWritten() > kFewDiskChunks); ++pass) sendDiskChunks();
       switching = true;
       postcopy(tracker, std::move(owed));
     } else {
@@ -364,6 +391,7 @@ MigrationStats MigrationSource::run() {
   machine_.throttle(0);
   stats_.pages += rounds_->counts();
   stats_.bytes = link_->bytesSent();
+  disks_.reset();
   stats_.totalMs = msSince(start);
   progress_.update([&](MigrationProgress& p) {
     p.phase = "completed";

@@ -62,6 +62,7 @@ struct MigrationStats {
   uint64_t bytes = 0;
   EncodingCounts pages;
   uint32_t rounds = 0;
+  uint64_t diskChunks = 0, diskChunksSkipped = 0;  // 64 KiB chunks sent; skipped: the target had them
   unsigned throttlePercent = 0;  // the most auto-converge took from the vCPUs
   // Postcopy: pages owed at the switch, how many the target faulted on, how long those waited.
   uint64_t postcopyPages = 0, postcopyRequested = 0, postcopyFaults = 0, postcopyZeroFaults = 0;
@@ -70,6 +71,8 @@ struct MigrationStats {
 };
 
 const char* modeName(MigrationMode mode);
+
+class DiskSender;
 
 class MigrationSource {
 public:
@@ -90,6 +93,7 @@ private:
   bool precopyRounds(DirtyTracker& tracker, PageSet& dirty);
   void autoConverge(double dirtyPerSecond, double sentPerSecond);
   void sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading);
+  void sendDiskChunks();
   void awaitAck(uint32_t round);
   void stopAndCopy(DirtyTracker& tracker, PageSet pages);
   // owed: what the target does not have yet; the pages dirtied since the tracker's last take() are added.
@@ -102,6 +106,7 @@ private:
   std::unique_ptr<Link> link_;
   std::unique_ptr<BandwidthLimit> limit_;
   std::unique_ptr<RoundSender> rounds_;  // precopy rounds and stop-and-copy: one XBZRLE cache for all
+  std::unique_ptr<DiskSender> disks_;    // the disks go with the pages: chunks written since the last round
   MigrationStats stats_;
   ProgressBoard ownProgress_;
   ProgressBoard& progress_;

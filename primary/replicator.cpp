@@ -328,11 +328,7 @@ void Replicator::receiveDiskDigests(Channel& bulk, DiskSender& disks) {
     auto envelope = r.message->envelope();
     if (envelope.isRefusal()) throwRefusal(envelope.getRefusal(), "the sync");
     if (!envelope.isDiskDigests()) throw Error(ErrorKind::Failed, "the standby answered our Hello out of order");
-    auto theirs = envelope.getDiskDigests();
-    std::vector<uint64_t> digests;
-    digests.reserve(theirs.getDigests().size());
-    for (uint64_t d : theirs.getDigests()) digests.push_back(d);
-    disks.standbyHolds(theirs.getDisk(), std::move(digests));
+    disks.standbyHolds(envelope.getDiskDigests());
     ++got;
   }
 }

@@ -10,6 +10,7 @@
 #include "secondary/machine_shape.hpp"
 #include "secondary/postcopy_target.hpp"
 #include "secondary/received_page.hpp"
+#include "secondary/replica_disks.hpp"
 #include "transport/link.hpp"
 
 namespace tandem {
@@ -118,6 +119,13 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   if (mode != schema::Mode::PRECOPY && mode != schema::Mode::POSTCOPY && mode != schema::Mode::HYBRID)
     failBadInput("the source asks for a mode this standby does not serve (precopy, postcopy, hybrid)");
   MachineConfig config = machineForHello(base_, hello, "source");
+  // The disks move with the guest: chunks written here as they come (the sizes must match).
+  std::optional<ReplicaDisks> disks;
+  if (!base_.disks.empty()) {
+    disks.emplace(base_.disks);
+    disks->checkShape(hello.getDiskSizes(), "source");
+    disks->beginSync(false);
+  }
   auto machine = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
   machine->prepareStart();  // now, rather than inside the downtime
   GuestMemory& memory = machine->memory();
@@ -127,6 +135,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   capnp::MallocMessageBuilder welcome;
   link_->bulk->start(welcome).setWelcome();
   if (!link_->bulk->send(welcome)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
+  if (disks && !disks->sendDigests(*link_->bulk)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
 
   std::optional<MachineState> state;
   std::optional<PageSet> owed;
@@ -140,6 +149,10 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
       case schema::Envelope::PAGES:
         pagesArrived = true;
         writeReceivedPages(memory, envelope.getPages(), Deltas::Allowed);  // (a failed migration drops memory)
+        break;
+      case schema::Envelope::DISK_CHUNK:
+        if (!disks) throw Error(ErrorKind::Failed, "the source sent a disk chunk to a standby without disks");
+        disks->writeChunk(envelope.getDiskChunk());
         break;
       case schema::Envelope::ROUND_END: {
         // The source waits for this during precopy rounds; for the final round it does not, and
@@ -165,6 +178,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
       }
       case schema::Envelope::DONE:
         if (!state) throw Error(ErrorKind::Failed, "the source said Done before it sent the machine state");
+        if (disks) disks->keepSync();
         // Postcopy: from here on missing pages are fetched on demand, also while restoring.
         if (owed)
           postcopy_ = std::make_unique<PostcopyTarget>(

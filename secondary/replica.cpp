@@ -187,15 +187,7 @@ Replica::Outcome Replica::serve(Link& link, Incoming& helloMessage, ReleaseListe
   link.bulk->start(welcome).setWelcome();
   if (!link.bulk->send(welcome)) return Outcome::SessionEnded;
   // What its disks hold now: the sync sends only the chunks that differ.
-  for (size_t d = 0; d < disks_->count(); ++d) {
-    auto digests = disks_->digests(d);
-    capnp::MallocMessageBuilder message;
-    auto out = link.bulk->start(message).initDiskDigests();
-    out.setDisk(static_cast<uint32_t>(d));
-    auto list = out.initDigests(static_cast<unsigned>(digests.size()));
-    for (unsigned i = 0; i < digests.size(); ++i) list.set(i, digests[i]);
-    if (!link.bulk->send(message)) return Outcome::SessionEnded;
-  }
+  if (!disks_->sendDigests(*link.bulk)) return Outcome::SessionEnded;
   log::info("replication session from a primary of generation ", generation_, ": syncing");
 
   Session in{link, session, std::move(syncing)};

@@ -55,12 +55,12 @@ ReplicaDisks::ReplicaDisks(const std::vector<DiskConfig>& disks) {
   }
 }
 
-void ReplicaDisks::checkShape(capnp::List<uint64_t>::Reader primarySizes) const {
+void ReplicaDisks::checkShape(capnp::List<uint64_t>::Reader primarySizes, const char* peer) const {
   if (primarySizes.size() != disks_.size())
-    failBadInput("the primary has ", primarySizes.size(), " disks and this standby ", disks_.size(), "; give the standby one --disk per disk of the primary");
+    failBadInput("the ", peer, " has ", primarySizes.size(), " disks and this standby ", disks_.size(), "; give the standby one --disk per disk of the ", peer);
   for (unsigned d = 0; d < disks_.size(); ++d)
     if (primarySizes[d] != disks_[d].size)
-      failBadInput("the primary's disk ", d, " has ", primarySizes[d], " bytes and this standby's ", disks_[d].path, " has ", disks_[d].size,
+      failBadInput("the ", peer, "'s disk ", d, " has ", primarySizes[d], " bytes and this standby's ", disks_[d].path, " has ", disks_[d].size,
                    "; make the standby's disk the same size (truncate -s ", primarySizes[d], " ", disks_[d].path, ")");
 }
 
@@ -170,6 +170,19 @@ std::vector<uint64_t> ReplicaDisks::digests(size_t d) {
     out.push_back(dev::chunkDigest(std::span(chunk_.data(), length)));
   }
   return out;
+}
+
+bool ReplicaDisks::sendDigests(Channel& bulk) {
+  for (size_t d = 0; d < disks_.size(); ++d) {
+    auto digests = this->digests(d);
+    capnp::MallocMessageBuilder message;
+    auto out = bulk.start(message).initDiskDigests();
+    out.setDisk(static_cast<uint32_t>(d));
+    auto list = out.initDigests(static_cast<unsigned>(digests.size()));
+    for (unsigned i = 0; i < digests.size(); ++i) list.set(i, digests[i]);
+    if (!bulk.send(message)) return false;
+  }
+  return true;
 }
 
 void ReplicaDisks::makeDurable() {

@@ -21,6 +21,7 @@
 #include "machine/machine.hpp"
 #include "memory/dirty_tracker.hpp"
 #include "protocol.capnp.h"
+#include "transport/channel.hpp"
 
 namespace tandem {
 
@@ -29,12 +30,15 @@ public:
   // Opens the standby's disks read-write; throws Error(BadInput) for one that cannot be.
   explicit ReplicaDisks(const std::vector<DiskConfig>& disks);
 
-  // Throws Error(BadInput) when the primary's disks (their sizes, in order) are not these.
-  void checkShape(capnp::List<uint64_t>::Reader primarySizes) const;
+  // Throws Error(BadInput) when the primary's (or a migration source's: peer) disks, their sizes in
+  // order, are not these.
+  void checkShape(capnp::List<uint64_t>::Reader primarySizes, const char* peer = "primary") const;
 
   // XXH3-64 of every 64 KiB chunk of disk d as it is now (the sync then skips the equal ones).
   // Throws Error(Failed) when the file cannot be read.
   std::vector<uint64_t> digests(size_t d);
+  // Sends DiskDigests for every disk on bulk (after Welcome); false when the peer went away.
+  bool sendDigests(Channel& bulk);
   size_t count() const { return disks_.size(); }
 
   // A session's sync begins; with keepOld (a committed epoch stands), overwritten bytes are saved.

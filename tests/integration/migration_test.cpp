@@ -334,6 +334,57 @@ BOOST_AUTO_TEST_CASE(the_target_killed_during_precopy_leaves_the_source_running)
   expectVerified(*source, 65536);
 }
 
+// On main before this change the migration "completed" and the guest went on writing onto the
+// target's disk, which had none of its records: nothing noticed (issue 15).
+BOOST_DATA_TEST_CASE(a_guest_writing_its_disk_takes_the_disk_along, kModes, mode) {
+  TempDir tmp("migdisk");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  auto image = [&](const std::string& name) {
+    std::string path = tmp / name;
+    std::ofstream(path).close();
+    std::filesystem::resize_file(path, 8 << 20);
+    return path;
+  };
+  auto target = startStandby(endpoint, {"--disk", image("target.img")});
+  auto source = startTandemRun({"--control", socket, "--disk", image("source.img"), "--append", "job=disk rate=50"});
+  BOOST_REQUIRE(source->waitForLine("disk: wrote record 20", 20s));
+  auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
+  BOOST_REQUIRE_MESSAGE(status == 0, out);
+  nlohmann::json chunks = nlohmann::json::parse(out)["disk_chunks"];
+  uint64_t sent = chunks.value("sent", uint64_t{0}), skipped = chunks.value("skipped", uint64_t{0});
+  BOOST_TEST(sent >= 1u, out);
+  BOOST_TEST(sent + skipped >= 128u, out);  // every chunk of the 8 MiB disk, sent or found equal
+  uint64_t last = 0;
+  while (auto line = source->readLine(2s))
+    if (line->starts_with("disk: wrote record ")) last = std::stoull(line->substr(19));
+  // The guest goes on where it was, on the target's disk, and every record on it checks.
+  auto next = target->waitForLine("disk: wrote record " + std::to_string(last + 1), 20s);
+  BOOST_TEST(next.has_value(), "the target did not go on after record " << last);
+  target->send("verify\n");
+  auto verdict = target->waitForLine("verify", 30s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(verdict->starts_with("verify ok records="), *verdict);
+  if (verdict->starts_with("verify ok records=")) BOOST_TEST(std::stoull(verdict->substr(18)) > last);
+}
+
+BOOST_AUTO_TEST_CASE(a_standby_whose_disk_has_another_size_refuses_the_source_at_once) {
+  TempDir tmp("migdisksize");
+  std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
+  std::string small = tmp / "small.img", big = tmp / "big.img";
+  std::ofstream(small).close();
+  std::filesystem::resize_file(small, 4 << 20);
+  std::ofstream(big).close();
+  std::filesystem::resize_file(big, 8 << 20);
+  auto target = startStandby(endpoint, {"--disk", small});
+  auto source = startTandemRun({"--control", socket, "--disk", big, "--append", "job=counter rate=20"});
+  BOOST_REQUIRE(source->waitForLine("tick 1", 20s));
+  auto [status, out] = migrate(socket, endpoint);
+  BOOST_TEST(status == 1);
+  BOOST_TEST(out.find("truncate -s 8388608") != std::string::npos, out);
+  source->send("echo still here\n");
+  BOOST_TEST(source->waitForLine("echo still here", 10s).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(a_standby_with_other_devices_refuses_the_source) {
   TempDir tmp("migshape");
   std::string endpoint = freeEndpoint(), socket = tmp / "src.sock";
