@@ -143,6 +143,10 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   else if (onNoConverge == "postcopy") options.onNoConverge = NoConvergeAction::Postcopy;
   else if (onNoConverge == "abort") options.onNoConverge = NoConvergeAction::Abort;
   else return {{"ok", false}, {"error", concat("\"on_no_converge\" is stop, postcopy or abort, not '", onNoConverge, "'")}};
+  std::string storage = request.value("storage", "");
+  if (storage == "copy") options.storage = MigrationOptions::Storage::Copy;
+  else if (storage == "shared") options.storage = MigrationOptions::Storage::Shared;
+  else if (!storage.empty()) return {{"ok", false}, {"error", concat("\"storage\" is copy or shared, not '", storage, "'")}};
   if (migrating_.exchange(true)) return {{"ok", false}, {"error", "a migration is under way already"}};
   auto board = std::make_shared<ProgressBoard>();
   {

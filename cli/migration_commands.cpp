@@ -35,7 +35,8 @@ const char* const kMigrateUsage =
     "usage: tandem migrate --control PATH --to tcp://HOST:PORT [--mode precopy|postcopy|hybrid]\n"
     "                      [--max-downtime-ms 300] [--max-rounds 30] [--max-bandwidth SIZE (per second)]\n"
     "                      [--on-no-converge stop|postcopy|abort] [--compress auto|lz4|none]\n"
-    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--auto-converge] [--encode-threads 1] [--json]\n"
+    "                      [--xbzrle-cache SIZE (64M; 0: none)] [--auto-converge] [--encode-threads 1]\n"
+    "                      [--storage copy|shared] [--json]\n"
     "  moves the guest of the tandem at --control to the standby at --to (which listens on PORT and PORT+1)\n"
     "  precopy: rounds while the guest runs, then a short stop; postcopy: the guest moves at once and\n"
     "  fetches its memory on demand; hybrid: precopy rounds, then postcopy for what is left.\n"
@@ -45,7 +46,11 @@ const char* const kMigrateUsage =
     "  --compress auto sends each page as the smallest of: zeros, its difference from the copy sent\n"
     "  before (XBZRLE, for pages in the --xbzrle-cache of recently sent pages), lz4, raw.\n"
     "  --auto-converge throttles the vCPUs step by step while the guest dirties memory faster than\n"
-    "  half the rate the link carries it, and says so.\n";
+    "  half the rate the link carries it, and says so.\n"
+    "  --storage (required for a guest with disks): copy moves the disks with the guest (the chunks\n"
+    "  that differ, then those written meanwhile, the last ones inside the pause); shared moves\n"
+    "  nothing, and the standby proves it opened the very same files (same host: device and inode;\n"
+    "  elsewhere: sampled chunks after the source's final flush).\n";
 
 int standbyCommand(const std::vector<std::string>& args) {
   std::set<std::string> known = {"listen", "disk", "net", "console", "control", "metrics", "prealloc"};
@@ -119,7 +124,7 @@ int standbyCommand(const std::vector<std::string>& args) {
 int migrateCommand(const std::vector<std::string>& args) {
   Arguments options(args, "migrate",
                     {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge", "compress",
-                     "xbzrle-cache", "encode-threads"},
+                     "xbzrle-cache", "encode-threads", "storage"},
                     {"json", "auto-converge"});
   auto control = options.value("control");
   auto to = options.value("to");
@@ -133,9 +138,12 @@ int migrateCommand(const std::vector<std::string>& args) {
   std::string compress = options.value("compress").value_or("auto");
   if (compress != "auto" && compress != "lz4" && compress != "none")
     failBadInput("--compress is auto, lz4 or none, not '", compress, "'");
+  auto storage = options.value("storage");
+  if (storage && *storage != "copy" && *storage != "shared") failBadInput("--storage is copy or shared, not '", *storage, "'");
   urgentEndpoint(*to);  // checks the address: tcp://HOST:PORT with PORT+1 free for the urgent channel
   nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}, {"compress", compress}};
   if (options.flag("auto-converge")) request["auto_converge"] = true;
+  if (storage) request["storage"] = *storage;
   if (auto v = options.value("encode-threads")) request["encode_threads"] = parseNumber(*v, "encode-threads", 1, 64);
   if (auto v = options.value("xbzrle-cache")) request["xbzrle_cache"] = parseSize(*v, "xbzrle-cache");
   if (auto v = options.value("max-bandwidth")) request["max_bandwidth"] = parseSize(*v, "max-bandwidth");

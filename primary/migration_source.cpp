@@ -1,11 +1,18 @@
 #include "primary/migration_source.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <random>
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/host_identity.hpp"
+#include "base/fd.hpp"
 #include "base/log.hpp"
+#include "devices/disk_write_log.hpp"
 #include "primary/bandwidth_limit.hpp"
 #include "primary/disk_sender.hpp"
 #include "primary/page_encoder.hpp"
@@ -115,8 +122,20 @@ void MigrationSource::handshake() {
   hello.setNets(static_cast<uint32_t>(machine_.config().nets.size()));
   auto sizes = hello.initDiskSizes(static_cast<unsigned>(machine_.diskCount()));
   for (unsigned d = 0; d < machine_.diskCount(); ++d) sizes.set(d, machine_.disk(d).sizeBytes());
+  if (options_.storage == MigrationOptions::Storage::Shared) {
+    hello.setSharedStorage(true);
+    hello.setBootId(hostBootId());
+    auto ids = hello.initDiskIdentities(static_cast<unsigned>(machine_.diskCount()));
+    for (unsigned d = 0; d < machine_.diskCount(); ++d) {
+      struct stat st{};
+      if (::stat(machine_.disk(d).path().c_str(), &st) != 0) throwErrno(concat("stat of ", machine_.disk(d).path()), errno);
+      ids[d].setDevice(st.st_dev);
+      ids[d].setInode(st.st_ino);
+    }
+  }
   if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " does not take our Hello"));
   expect(*link_->bulk, schema::Envelope::WELCOME, options_.to, "its Welcome");
+  if (!disks_) return;  // shared storage: nothing of the disks moves
   // What the target's disks hold: only the chunks that differ move.
   for (size_t d = 0; d < machine_.diskCount(); ++d)
     disks_->standbyHolds(expect(*link_->bulk, schema::Envelope::DISK_DIGESTS, options_.to, "what its disks hold")->envelope().getDiskDigests());
@@ -125,11 +144,35 @@ void MigrationSource::handshake() {
 // The disk chunks written since the last call (every chunk that differs, the first time), after a
 // round's pages and before its RoundEnd.
 void MigrationSource::sendDiskChunks() {
+  if (!disks_) return;
   Channel& bulk = *link_->bulk;
   stats_.diskChunks += disks_->sendChunks(bulk, [&](capnp::MallocMessageBuilder& message) {
     if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
   });
   stats_.diskChunksSkipped = disks_->chunksSkipped();
+}
+
+void MigrationSource::sendSharedFingerprint() {
+  if (options_.storage != MigrationOptions::Storage::Shared) return;
+  std::vector<uint8_t> chunk;
+  for (size_t d = 0; d < machine_.diskCount(); ++d) {
+    auto& disk = machine_.disk(d);
+    Fd file(::open(disk.path().c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file || ::fdatasync(file.get()) != 0) throwErrno(concat("flushing disk ", disk.path()), errno);
+    uint64_t chunks = (disk.sizeBytes() + dev::DiskWriteLog::kChunkBytes - 1) / dev::DiskWriteLog::kChunkBytes;
+    uint64_t stride = dev::sampleStride(chunks);
+    capnp::MallocMessageBuilder message;
+    auto out = link_->bulk->start(message).initDiskDigests();
+    out.setDisk(static_cast<uint32_t>(d));
+    auto list = out.initDigests(static_cast<unsigned>((chunks + stride - 1) / stride));
+    for (uint64_t c = 0, i = 0; c < chunks; c += stride, ++i) {
+      uint64_t offset = c * dev::DiskWriteLog::kChunkBytes;
+      chunk.resize(std::min(dev::DiskWriteLog::kChunkBytes, disk.sizeBytes() - offset));
+      if (!disk.readAt(offset, chunk)) throw Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset));
+      list.set(static_cast<unsigned>(i), dev::chunkDigest(chunk));
+    }
+    if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking messages"));
+  }
 }
 
 void MigrationSource::sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading) {
@@ -281,6 +324,7 @@ void MigrationSource::stopAndCopy(DirtyTracker& tracker, PageSet pages) {
     // ordered channel, and Running answers for all of it (the target does not stop to answer a
     // RoundEnd inside the downtime).
     sendRound(pages, stats_.rounds, PageEncoder::Reading::Paused);  // (no copy: nothing writes it now)
+    sendSharedFingerprint();
     ++stats_.rounds;
     stats_.finalPagesMs = msSince(part);
     part = Clock::now();
@@ -307,6 +351,7 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
     tracker.takeInto(owed);
     stats_.postcopyPages = owed.count();
     sendDiskChunks();  // disks are not demand-paged: the last chunks go inside the pause
+    sendSharedFingerprint();
     capnp::MallocMessageBuilder message;
     auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(owed.words.data()), owed.words.size() * 8);
     link_->bulk->start(message).initPostcopy().setOwed(bytes);
@@ -347,10 +392,15 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
 
 MigrationStats MigrationSource::run() {
   auto start = Clock::now();
+  if (machine_.diskCount() > 0 && options_.storage == MigrationOptions::Storage::Unset)
+    failBadInput("the guest has ", machine_.diskCount(), machine_.diskCount() == 1 ? " disk" : " disks",
+                 ": say whether it moves with the guest (--storage copy) or the standby opens the very same storage "
+                 "(--storage shared); the guest runs on here");
   rounds_ = std::make_unique<RoundSender>(machine_.memory(), options_.compression, options_.xbzrleCacheBytes,
                                           options_.encodeThreads);
   link_ = std::make_unique<Link>(Link::connect(options_.to));
-  disks_ = std::make_unique<DiskSender>(machine_);  // from here on every disk write is logged
+  if (options_.storage == MigrationOptions::Storage::Copy)
+    disks_ = std::make_unique<DiskSender>(machine_);  // from here on every disk write is logged
   link_->setSession(std::random_device{}() | uint64_t{std::random_device{}()} << 32 | 1);
   bool switching = false;  // from here on the switch's own failure handling says where the guest is
   try {
@@ -364,7 +414,7 @@ MigrationStats MigrationSource::run() {
       PageSet owed = backedPages();
       // Disks are not demand-paged: they go while the guest runs, until what it writes between
       // two passes is little, and the rest inside the pause.
-      for (int pass = 0; pass < 10 && (pass == 0 || disks_->chunksWritten() > kFewDiskChunks); ++pass) sendDiskChunks();
+      for (int pass = 0; disks_ && pass < 10 && (pass == 0 || disks_->chunksWritten() > kFewDiskChunks); ++pass) sendDiskChunks();
       switching = true;
       postcopy(tracker, std::move(owed));
     } else {

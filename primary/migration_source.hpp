@@ -48,6 +48,9 @@ struct MigrationOptions {
   Compression compression = Compression::Auto;
   uint64_t xbzrleCacheBytes = 64 * kMiB;  // 0: no XBZRLE
   unsigned encodeThreads = 1;             // encoders beside the thread that sends
+  // A guest with disks must say: they move with it (Copy), or the standby opens the very same
+  // storage (Shared: it proves that, and no disk bytes move).
+  enum class Storage { Unset, Copy, Shared } storage = Storage::Unset;
 };
 
 struct MigrationStats {
@@ -94,6 +97,9 @@ private:
   void autoConverge(double dirtyPerSecond, double sentPerSecond);
   void sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading);
   void sendDiskChunks();
+  // Shared storage, inside the pause: the disks flushed, then every sampleStride()-th chunk's
+  // digest for the target to compare with what it sees.
+  void sendSharedFingerprint();
   void awaitAck(uint32_t round);
   void stopAndCopy(DirtyTracker& tracker, PageSet pages);
   // owed: what the target does not have yet; the pages dirtied since the tracker's last take() are added.

@@ -102,6 +102,17 @@ struct Hello {                 # source -> target, first
   diskSizes @8 :List(UInt64);  # replicate: each disk's size in bytes (the standby's must match)
   shape @9 :MachineShape;      # replicate: what a takeover will need of the standby, checked at
                                # Hello (a session that could not fail over is refused: incompatible)
+  sharedStorage @10 :Bool;     # migrate: the standby opens the very same disks; no disk bytes move.
+                               # It proves it: on the same host (bootId) each disk file is the same
+                               # device and inode; elsewhere the sampled DiskDigests the source sends
+                               # inside its pause, after its final flush, match its own
+  bootId @11 :Text;            # migrate: the source host's /proc/sys/kernel/random/boot_id
+  diskIdentities @12 :List(DiskIdentity);  # migrate, shared storage: each disk file's identity
+}
+
+struct DiskIdentity {
+  device @0 :UInt64;           # st_dev
+  inode @1 :UInt64;            # st_ino
 }
 
 struct MachineShape {          # what a restore of this machine needs of the machine it goes into
@@ -231,7 +242,9 @@ struct Envelope {
                                # poweroff, a stop of the service), and why; do not run it
     endAck @21 :Void;          # standby -> primary: the committed epochs are dropped; the primary
                                # may now show the output it still holds
-    diskDigests @22 :DiskDigests;  # standby -> primary (replicate), after Welcome, one per disk
+    diskDigests @22 :DiskDigests;  # standby -> primary or target -> source, after Welcome, one per
+                               # disk (every chunk); source -> target with shared storage, inside the
+                               # pause (sampled chunks: every sampleStride()-th)
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/host_identity.hpp"
 #include "base/log.hpp"
 #include "metrics/names.hpp"
 #include "secondary/machine_shape.hpp"
@@ -121,10 +122,13 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   MachineConfig config = machineForHello(base_, hello, "source");
   // The disks move with the guest: chunks written here as they come (the sizes must match).
   std::optional<ReplicaDisks> disks;
+  bool shared = hello.getSharedStorage();
+  size_t fingerprinted = 0;  // shared storage: disks whose sampled content matched
   if (!base_.disks.empty()) {
     disks.emplace(base_.disks);
     disks->checkShape(hello.getDiskSizes(), "source");
-    disks->beginSync(false);
+    if (!shared) disks->beginSync(false);
+    else if (hello.getBootId() == hostBootId()) disks->checkSameFiles(hello.getDiskIdentities());
   }
   auto machine = std::make_unique<Machine>(config, console_, prepared_.take(config.memory));
   machine->prepareStart();  // now, rather than inside the downtime
@@ -135,7 +139,7 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   capnp::MallocMessageBuilder welcome;
   link_->bulk->start(welcome).setWelcome();
   if (!link_->bulk->send(welcome)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
-  if (disks && !disks->sendDigests(*link_->bulk)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
+  if (disks && !shared && !disks->sendDigests(*link_->bulk)) throw Error(ErrorKind::Disconnected, "the source went away after its Hello");
 
   std::optional<MachineState> state;
   std::optional<PageSet> owed;
@@ -151,8 +155,13 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         writeReceivedPages(memory, envelope.getPages(), Deltas::Allowed);  // (a failed migration drops memory)
         break;
       case schema::Envelope::DISK_CHUNK:
-        if (!disks) throw Error(ErrorKind::Failed, "the source sent a disk chunk to a standby without disks");
+        if (!disks || shared) throw Error(ErrorKind::Failed, "the source sent a disk chunk where none was due");
         disks->writeChunk(envelope.getDiskChunk());
+        break;
+      case schema::Envelope::DISK_DIGESTS:  // shared storage, inside the source's pause
+        if (!disks || !shared) throw Error(ErrorKind::Failed, "the source sent disk digests where none were due");
+        disks->checkSameContent(envelope.getDiskDigests());
+        ++fingerprinted;
         break;
       case schema::Envelope::ROUND_END: {
         // The source waits for this during precopy rounds; for the final round it does not, and
@@ -178,7 +187,9 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
       }
       case schema::Envelope::DONE:
         if (!state) throw Error(ErrorKind::Failed, "the source said Done before it sent the machine state");
-        if (disks) disks->keepSync();
+        if (disks && shared && fingerprinted < base_.disks.size())
+          throw Error(ErrorKind::Failed, "the source declared shared storage and did not fingerprint every disk");
+        if (disks && !shared) disks->keepSync();
         // Postcopy: from here on missing pages are fetched on demand, also while restoring.
         if (owed)
           postcopy_ = std::make_unique<PostcopyTarget>(

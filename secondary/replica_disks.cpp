@@ -159,17 +159,39 @@ void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
   }
 }
 
-std::vector<uint64_t> ReplicaDisks::digests(size_t d) {
+std::vector<uint64_t> ReplicaDisks::digests(size_t d, uint64_t stride) {
   Disk& disk = disks_.at(d);
   std::vector<uint64_t> out;
-  out.reserve((disk.size + kChunk - 1) / kChunk);
+  out.reserve((disk.size + kChunk - 1) / kChunk / stride + 1);
   chunk_.resize(kChunk);
-  for (uint64_t offset = 0; offset < disk.size; offset += kChunk) {
+  for (uint64_t offset = 0; offset < disk.size; offset += kChunk * stride) {
     uint64_t length = std::min(kChunk, disk.size - offset);
     readAll(disk.fd.get(), offset, chunk_.data(), length);
     out.push_back(dev::chunkDigest(std::span(chunk_.data(), length)));
   }
   return out;
+}
+
+void ReplicaDisks::checkSameFiles(capnp::List<schema::DiskIdentity>::Reader identities) const {
+  for (unsigned d = 0; d < disks_.size() && d < identities.size(); ++d) {
+    struct stat st{};
+    if (::fstat(disks_[d].fd.get(), &st) != 0) throwErrno(concat("fstat of ", disks_[d].path), errno);
+    if (st.st_dev != identities[d].getDevice() || st.st_ino != identities[d].getInode())
+      failBadInput("with --storage shared the standby must open the source's own disk files, and its disk ", d, " (",
+                   disks_[d].path, ") is another file on this host; give the standby the source's path, or use --storage copy");
+  }
+}
+
+void ReplicaDisks::checkSameContent(schema::DiskDigests::Reader sampled) {
+  uint32_t d = sampled.getDisk();
+  if (d >= disks_.size()) throw Error(ErrorKind::Failed, concat("the source fingerprinted disk ", d, ", which it does not have"));
+  auto mine = digests(d, dev::sampleStride((disks_[d].size + kChunk - 1) / kChunk));
+  auto theirs = sampled.getDigests();
+  bool same = theirs.size() == mine.size();
+  for (unsigned i = 0; same && i < mine.size(); ++i) same = theirs[i] == mine[i];
+  if (!same)
+    failBadInput("with --storage shared the standby must see the source's disks, and its disk ", d, " (", disks_[d].path,
+                 ") holds other data after the source's final flush; give it the very same storage, or use --storage copy");
 }
 
 bool ReplicaDisks::sendDigests(Channel& bulk) {

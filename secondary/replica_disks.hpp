@@ -36,7 +36,12 @@ public:
 
   // XXH3-64 of every 64 KiB chunk of disk d as it is now (the sync then skips the equal ones).
   // Throws Error(Failed) when the file cannot be read.
-  std::vector<uint64_t> digests(size_t d);
+  std::vector<uint64_t> digests(size_t d, uint64_t stride = 1);
+  // Shared storage: Error(BadInput) unless each disk file here is the very file (device, inode)
+  // the source names; and unless the sampled digests the source sent of disk d (every
+  // dev::sampleStride()-th chunk) are those of the file here.
+  void checkSameFiles(capnp::List<schema::DiskIdentity>::Reader identities) const;
+  void checkSameContent(schema::DiskDigests::Reader sampled);
   // Sends DiskDigests for every disk on bulk (after Welcome); false when the peer went away.
   bool sendDigests(Channel& bulk);
   size_t count() const { return disks_.size(); }

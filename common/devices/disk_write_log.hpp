@@ -29,6 +29,9 @@ struct DiskWrite {
 
 // What both sides of a sync compare to find the chunks that differ (XXH3-64).
 uint64_t chunkDigest(std::span<const uint8_t> chunk);
+// Shared storage is fingerprinted by the digests of every stride-th chunk (64 of them, or all of
+// a small disk).
+inline uint64_t sampleStride(uint64_t chunks) { return chunks / 64 ? chunks / 64 : 1; }
 
 class DiskWriteLog {
 public:

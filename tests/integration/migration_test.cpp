@@ -348,7 +348,7 @@ BOOST_DATA_TEST_CASE(a_guest_writing_its_disk_takes_the_disk_along, kModes, mode
   auto target = startStandby(endpoint, {"--disk", image("target.img")});
   auto source = startTandemRun({"--control", socket, "--disk", image("source.img"), "--append", "job=disk rate=50"});
   BOOST_REQUIRE(source->waitForLine("disk: wrote record 20", 20s));
-  auto [status, out] = migrate(socket, endpoint, {"--mode", mode});
+  auto [status, out] = migrate(socket, endpoint, {"--mode", mode, "--storage", "copy"});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
   nlohmann::json chunks = nlohmann::json::parse(out)["disk_chunks"];
   uint64_t sent = chunks.value("sent", uint64_t{0}), skipped = chunks.value("skipped", uint64_t{0});
@@ -378,11 +378,53 @@ BOOST_AUTO_TEST_CASE(a_standby_whose_disk_has_another_size_refuses_the_source_at
   auto target = startStandby(endpoint, {"--disk", small});
   auto source = startTandemRun({"--control", socket, "--disk", big, "--append", "job=counter rate=20"});
   BOOST_REQUIRE(source->waitForLine("tick 1", 20s));
-  auto [status, out] = migrate(socket, endpoint);
+  auto [status, out] = migrate(socket, endpoint, {"--storage", "copy"});
   BOOST_TEST(status == 1);
   BOOST_TEST(out.find("truncate -s 8388608") != std::string::npos, out);
   source->send("echo still here\n");
   BOOST_TEST(source->waitForLine("echo still here", 10s).has_value());
+}
+
+// Shared storage is declared, never assumed: without --storage a guest with disks does not move;
+// with --storage shared the standby must open the very same file; then no disk bytes move.
+BOOST_AUTO_TEST_CASE(shared_storage_is_declared_and_proved_never_assumed) {
+  TempDir tmp("migshared");
+  std::string socket = tmp / "src.sock", image = tmp / "shared.img", other = tmp / "other.img";
+  for (const auto& path : {image, other}) {
+    std::ofstream(path).close();
+    std::filesystem::resize_file(path, 8 << 20);
+  }
+  auto source = startTandemRun({"--control", socket, "--disk", image, "--append", "job=disk rate=50"});
+  BOOST_REQUIRE(source->waitForLine("disk: wrote record 10", 20s));
+
+  // Neither option: refused, with what to do; the guest runs on.
+  std::string endpoint = freeEndpoint();
+  auto target = startStandby(endpoint, {"--disk", image});
+  auto [neither, neitherOut] = migrate(socket, endpoint);
+  BOOST_TEST(neither == 1);
+  BOOST_TEST(neitherOut.find("--storage copy") != std::string::npos, neitherOut);
+
+  // Shared, onto another file of this host: refused at once (not the same device and inode).
+  std::string otherEndpoint = freeEndpoint();
+  auto wrong = startStandby(otherEndpoint, {"--disk", other});
+  auto [refused, refusedOut] = migrate(socket, otherEndpoint, {"--storage", "shared"});
+  BOOST_TEST(refused == 1);
+  BOOST_TEST(refusedOut.find("another file") != std::string::npos, refusedOut);
+  source->send("echo still here\n");
+  BOOST_TEST(source->waitForLine("echo still here", 10s).has_value());
+
+  // Shared, onto the very same file: nothing of the disk moves, and the guest goes on there.
+  auto [status, out] = migrate(socket, endpoint, {"--storage", "shared"});
+  BOOST_REQUIRE_MESSAGE(status == 0, out);
+  BOOST_TEST(nlohmann::json::parse(out)["disk_chunks"].value("sent", uint64_t{1}) == 0u, out);
+  uint64_t last = 0;
+  while (auto line = source->readLine(2s))
+    if (line->starts_with("disk: wrote record ")) last = std::stoull(line->substr(19));
+  BOOST_TEST(target->waitForLine("disk: wrote record " + std::to_string(last + 1), 20s).has_value());
+  target->send("verify\n");
+  auto verdict = target->waitForLine("verify", 30s);
+  BOOST_REQUIRE(verdict);
+  BOOST_TEST(verdict->starts_with("verify ok records="), *verdict);
 }
 
 BOOST_AUTO_TEST_CASE(a_standby_with_other_devices_refuses_the_source) {
