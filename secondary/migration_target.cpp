@@ -120,7 +120,9 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
   if (mode != schema::Mode::PRECOPY && mode != schema::Mode::POSTCOPY && mode != schema::Mode::HYBRID)
     failBadInput("the source asks for a mode this standby does not serve (precopy, postcopy, hybrid)");
   MachineConfig config = machineForHello(base_, hello, "source");
-  // The disks move with the guest: chunks written here as they come (the sizes must match).
+  // The disks (their sizes must match) move with the guest, chunks written here as they come; or,
+  // with shared storage, the files here must be the source's (checked now on one host, and by the
+  // sampled digests the source sends inside its pause).
   std::optional<ReplicaDisks> disks;
   bool shared = hello.getSharedStorage();
   size_t fingerprinted = 0;  // shared storage: disks whose sampled content matched
