@@ -29,9 +29,9 @@ namespace {
 constexpr size_t kReaderLimit = 128 * 1024;
 
 // Waits until fd can take more bytes, wake is signalled or stop is; false on stop.
-bool waitWritable(int fd, bool wantOut, EventFd& wake, const EventFd& stop, int timeoutMs = -1) {
+bool waitWritable(int fd, bool wantOut, EventFd& wake, const EventFd& stop) {
   pollfd p[3] = {{wantOut ? fd : -1, POLLOUT, 0}, {wake.fd(), POLLIN, 0}, {stop.fd(), POLLIN, 0}};
-  int n = ::poll(p, 3, timeoutMs);
+  int n = ::poll(p, 3, -1);
   if (p[1].revents) wake.consume();
   return !(n > 0 && p[2].revents);
 }

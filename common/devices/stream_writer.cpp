@@ -13,21 +13,16 @@
 namespace tandem::dev {
 
 StreamWriter::StreamWriter(int fd, size_t limit, Overflow overflow)
-    : fd_(fd), kind_(Kind::Blocking), limit_(limit), overflow_(overflow) {
+    : fd_(fd), limit_(limit), overflow_(overflow) {
   struct stat st{};
-  if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
-    kind_ = Kind::Socket;
-  } else if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    kind_ = Kind::File;
-  } else {
+  bool known = ::fstat(fd, &st) == 0;
+  socket_ = known && S_ISSOCK(st.st_mode);
+  if (!socket_ && !(known && S_ISREG(st.st_mode))) {
     // O_NONBLOCK on the caller's descriptor would change it for every process sharing it (a shell's
     // terminal); a second opening of the same pipe or terminal is ours alone.
     std::string path = "/proc/self/fd/" + std::to_string(fd);
     int reopened = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (reopened >= 0) {
-      own_.reset(reopened);
-      kind_ = Kind::NonBlocking;
-    }
+    if (reopened >= 0) own_.reset(reopened);  // (else: written as it is, which may block)
   }
 }
 
@@ -35,7 +30,7 @@ ssize_t StreamWriter::writeNow(std::span<const uint8_t> bytes) {
   size_t done = 0;
   while (done < bytes.size()) {
     auto rest = bytes.subspan(done);
-    ssize_t n = kind_ == Kind::Socket ? ::send(fd_, rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
+    ssize_t n = socket_ ? ::send(fd_, rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
                                       : ::write(pollFd(), rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -94,7 +89,7 @@ StreamWriter::Result StreamWriter::drainQueue() {
 void StreamWriter::cutOff() {
   cut_ = true;
   queue_.clear();
-  if (kind_ == Kind::Socket) ::shutdown(fd_, SHUT_RDWR);
+  if (socket_) ::shutdown(fd_, SHUT_RDWR);
 }
 
 uint64_t StreamWriter::takeDropped() {

@@ -43,7 +43,7 @@ public:
   int pollFd() const { return own_ ? own_.get() : fd_; }
 
 private:
-  enum class Kind { Socket, File, NonBlocking, Blocking };
+
   // Writes what the kernel takes now; the count, or -1 when the reader is gone.
   ssize_t writeNow(std::span<const uint8_t> bytes);
   Result drainQueue();  // mutex_ held
@@ -51,7 +51,7 @@ private:
 
   int fd_;
   Fd own_;  // the non-blocking reopening of a pipe or terminal
-  Kind kind_;
+  bool socket_ = false;  // written with send(MSG_DONTWAIT); anything else with write(pollFd())
   const size_t limit_;
   const Overflow overflow_;
   uint64_t dropped_ = 0;

@@ -48,6 +48,21 @@ void expectTakeoverWithoutRepeats(TickStream& console, ChildProcess& primary, Ch
   BOOST_TEST(console.problem == "");
 }
 
+// A protected pair whose standby runs with `standbyFaults`; the primary (ticks at `rate`) is
+// killed `killAfter` into its protection, and the standby takes over with every tick once.
+void killUnderStandbyFault(const std::string& standbyFaults, int rate, std::chrono::milliseconds killAfter) {
+  TempDir tmp("rulefault");
+  RulePorts at;
+  std::string socket = tmp / "p.sock";
+  auto standby = startWithFaults(standbyFaults, {"standby", "--listen", at[0]});
+  auto primary = startTandem(primaryArgs(socket, at[0], rate));
+  BOOST_REQUIRE(waitProtected(socket, 30s));
+  TickStream console;
+  console.readFor(*primary, killAfter);
+  primary->kill(SIGKILL);
+  expectTakeoverWithoutRepeats(console, *primary, *standby);
+}
+
 // Planned failovers (tandem failover) of a guest printing 50 ticks a second, one after the other:
 // each standby runs the guest and protects it onward to the next, which is started meanwhile.
 void plannedFailovers(int hops) {
@@ -90,20 +105,10 @@ BOOST_AUTO_TEST_SUITE(output_rule)
 // reads them first and shows none of those epochs again. (On main it stopped reading at once and
 // showed them a second time.)
 BOOST_AUTO_TEST_CASE(a_standby_taking_over_reads_the_release_records_already_in_its_kernel) {
-  for (auto killAfter : {900ms, 1700ms}) {
+  for (auto killAfter : {900ms, 1700ms})
     BOOST_TEST_CONTEXT("killed after " << killAfter.count() << " ms") {
-      TempDir tmp("rulerecords");
-      RulePorts at;
-      std::string socket = tmp / "p.sock";
-      auto standby = startWithFaults("standby.before-release-read=stall-10000", {"standby", "--listen", at[0]});
-      auto primary = startTandem(primaryArgs(socket, at[0], 100));
-      BOOST_REQUIRE(waitProtected(socket, 30s));
-      TickStream console;
-      console.readFor(*primary, killAfter);
-      primary->kill(SIGKILL);
-      expectTakeoverWithoutRepeats(console, *primary, *standby);
+      killUnderStandbyFault("standby.before-release-read=stall-10000", 100, killAfter);
     }
-  }
 }
 
 // A planned failover hands over at Switchover{N}: the standby shows nothing of N or before (the
@@ -135,20 +140,10 @@ BOOST_AUTO_TEST_CASE(a_primary_killed_right_after_showing_an_epochs_output_repea
 // holds, so a kill at any moment repeats nothing (a primary that showed output on sending did, in
 // every run).
 BOOST_AUTO_TEST_CASE(a_standby_whose_commits_lag_holds_every_tick_the_primary_showed) {
-  for (auto killAfter : {700ms, 1500ms, 2300ms}) {
+  for (auto killAfter : {700ms, 1500ms, 2300ms})
     BOOST_TEST_CONTEXT("killed after " << killAfter.count() << " ms") {
-      TempDir tmp("rulelag");
-      RulePorts at;
-      std::string socket = tmp / "p.sock";
-      auto standby = startWithFaults("standby.before-commit=stall-100", {"standby", "--listen", at[0]});
-      auto primary = startTandem(primaryArgs(socket, at[0], 200));
-      BOOST_REQUIRE(waitProtected(socket, 30s));
-      TickStream console;
-      console.readFor(*primary, killAfter);
-      primary->kill(SIGKILL);
-      expectTakeoverWithoutRepeats(console, *primary, *standby);
+      killUnderStandbyFault("standby.before-commit=stall-100", 200, killAfter);
     }
-  }
 }
 
 // Frozen (its host stalled) after it checked its lease and before its release record, while the

@@ -90,6 +90,17 @@ std::pair<std::string, bool> readConsole(int fd, std::chrono::milliseconds withi
   return {text, false};
 }
 
+// Kills the primary; the standby takes over and goes on with the ticks where the primary's ended
+// (its log says why not, if it does not).
+void killPrimaryAndTakeOver(TickStream& console, ChildProcess& primary, ChildProcess& standby) {
+  primary.kill(SIGKILL);
+  primary.wait(5s);
+  console.readFor(primary, 100ms);
+  standby.continueConsoleOf(primary);
+  if (!console.readUntilTick(standby, 10s)) BOOST_FAIL("no takeover; the standby logged:\n" << logOf(standby));
+  console.readFor(standby, 300ms);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(protection)
@@ -137,12 +148,7 @@ BOOST_AUTO_TEST_CASE(a_standby_given_no_mac_takes_the_guests_and_can_take_over) 
   BOOST_REQUIRE(waitProtected(ps, 30s));
   TickStream console;
   console.readFor(primary, 300ms);
-  primary.kill(SIGKILL);
-  primary.wait(5s);
-  console.readFor(primary, 100ms);
-  standby.continueConsoleOf(primary);
-  bool ok = console.readUntilTick(standby, 10s).has_value();  if (!ok) BOOST_FAIL("the standby did not run the guest; it logged:\n" << logOf(standby));
-  console.readFor(standby, 300ms);
+  killPrimaryAndTakeOver(console, primary, standby);
   BOOST_TEST(console.problem == "");
 }
 
@@ -177,12 +183,7 @@ BOOST_AUTO_TEST_CASE(a_frozen_standby_with_a_nic_and_a_disk_serves_three_session
   BOOST_TEST(replication(ss).value("sessions", uint64_t{0}) == 4u);
 
   // Now the primary dies for real: the standby goes on from its last epoch, with its disk.
-  primary.kill(SIGKILL);
-  primary.wait(5s);
-  console.readFor(primary, 100ms);
-  standby.continueConsoleOf(primary);
-  if (!console.readUntilTick(standby, 10s)) BOOST_FAIL("no takeover; the standby logged:\n" << logOf(standby));
-  console.readFor(standby, 300ms);
+  killPrimaryAndTakeOver(console, primary, standby);
   BOOST_TEST(console.verify(standby, 10s).starts_with("verify ok"));
   BOOST_TEST(console.problem == "");
 }
@@ -307,12 +308,7 @@ BOOST_AUTO_TEST_CASE(an_operator_runs_a_guest_whose_standby_died_unprotected_the
   BOOST_TEST(protect->wait(10s) == 0);
   BOOST_REQUIRE(waitProtected(socket, 30s));
   console.readFor(*primary, 500ms);
-  primary->kill(SIGKILL);
-  primary->wait(5s);
-  console.readFor(*primary, 100ms);
-  next->continueConsoleOf(*primary);
-  if (!console.readUntilTick(*next, 10s)) BOOST_FAIL("no takeover; the new standby logged:\n" << logOf(*next));
-  console.readFor(*next, 300ms);
+  killPrimaryAndTakeOver(console, *primary, *next);
   BOOST_TEST(console.problem == "");
 }
 
@@ -388,11 +384,7 @@ BOOST_AUTO_TEST_CASE(a_resync_sends_only_the_disk_chunks_that_differ_from_the_st
   console.readFor(*primary, 500ms);
 
   // What the standby holds is the guest's disk: it takes over and every record checks.
-  primary->kill(SIGKILL);
-  primary->wait(5s);
-  console.readFor(*primary, 100ms);
-  standby->continueConsoleOf(*primary);
-  if (!console.readUntilTick(*standby, 10s)) BOOST_FAIL("no takeover; the standby logged:\n" << logOf(*standby));
+  killPrimaryAndTakeOver(console, *primary, *standby);
   BOOST_TEST(console.verify(*standby, 10s).starts_with("verify ok"));
   BOOST_TEST(console.problem == "");
 }
