@@ -127,8 +127,10 @@ int unprotectCommand(const std::vector<std::string>& args) {
 }
 
 int pauseResumeCommand(const std::string& command, const std::vector<std::string>& args) {
-  Arguments options(args, command, {"control"});
-  auto reply = ask(controlPath(options, command), {{"cmd", command}});
+  Arguments options(args, command, {"control"}, {"confirm"});
+  nlohmann::json request{{"cmd", command}};
+  if (options.flag("confirm")) request["confirm"] = true;  // resume after a failed postcopy
+  auto reply = ask(controlPath(options, command), request);
   std::cout << reply["state"].get<std::string>() << "\n";
   return 0;
 }

@@ -23,7 +23,8 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     return {{"ok", false}, {"error", "a request is an object with a \"cmd\" string"}};
   std::string cmd = request["cmd"];
   if (cmd == "status") return status();
-  if (migrating_ && cmd != "status")
+  if (cmd == "migrate_resume" || cmd == "migrate_give_up") return recover(request);
+  if (migrating_)
     return {{"ok", false}, {"error", concat("a migration is under way; '", cmd, "' has to wait until it ends")}};
   if (cmd == "protect") return protect(request);
   if (cmd == "unprotect") return unprotect(request);
@@ -46,6 +47,14 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     return {{"ok", true}, {"state", "paused"}};
   }
   if (cmd == "resume") {
+    if (lastMigrationPhase() == "postcopy-failed") {
+      if (!request.value("confirm", false))
+        return {{"ok", false},
+                {"error", "the guest ran on the migration's target after it left here: resuming this older copy forks it "
+                          "(what it did there is lost, and it must not run there any more); check, then add --confirm"}};
+      log::warn("the operator resumes the guest here after its postcopy failed: it goes on from the switch, and what it did "
+                "on the target since is lost");
+    }
     machine_.resume();
     return {{"ok", true}, {"state", "running"}};
   }
@@ -59,7 +68,30 @@ nlohmann::json MachineControl::handle(const nlohmann::json& request) {
     machine_.stop();
     return {{"ok", true}};
   }
-  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, failover, protect, unprotect, quit)")}};
+  return {{"ok", false}, {"error", concat("unknown command '", cmd, "' (status, pause, resume, snapshot, migrate, migrate_resume, "
+                                          "migrate_give_up, failover, protect, unprotect, quit)")}};
+}
+
+std::string MachineControl::lastMigrationPhase() const {
+  std::lock_guard lock(migrationMutex_);
+  return migration_ ? migration_->read().phase : "none";
+}
+
+// The operator, during a postcopy: connect to the target anew, or end it unfinished.
+nlohmann::json MachineControl::recover(const nlohmann::json& request) {
+  std::string phase = lastMigrationPhase();
+  if (!migrating_ || (phase != "postcopy" && phase != "postcopy-paused"))
+    return {{"ok", false}, {"error", concat("no postcopy is under way here (the last migration: ", phase, ")")}};
+  bool giveUp = request.value("cmd", "") == "migrate_give_up";
+  std::lock_guard lock(migrationMutex_);
+  if (giveUp) {
+    migrationRequests_->post({MigrationRequest::Kind::GiveUp, "", request.value("why", std::string("no reason given"))});
+    return {{"ok", true}, {"state", "giving the postcopy up; the guest stays paused here (tandem status)"}};
+  }
+  std::string to = request.value("to", std::string());
+  migrationRequests_->post({MigrationRequest::Kind::Reconnect, to, ""});
+  return {{"ok", true}, {"state", concat("connecting to ", to.empty() ? std::string("the target") : to,
+                                         " anew; tandem status shows when the postcopy goes on")}};
 }
 
 void MachineControl::collectMetrics(metrics::Families& out) const {
@@ -70,13 +102,16 @@ void MachineControl::collectMetrics(metrics::Families& out) const {
     if (migration_) progress = migration_->read();
   }
   std::string phase = progress ? progress->phase : "none";
-  for (const char* p : {"none", "setup", "precopy", "stop-and-copy", "postcopy", "completed", "failed", "undecided"})
+  if (!progress && arrival_) phase = arrival_().value("phase", "none");  // a migrated guest's arrival
+  for (const char* p : {"none", "setup", "precopy", "stop-and-copy", "postcopy", "postcopy-paused", "completed", "failed",
+                        "undecided", "postcopy-failed"})
     out.gauge(n::kMigrationPhase, "1 for the phase the last migration of this guest is in (none: never migrated)",
               phase == p ? 1 : 0, {{"phase", p}});
   if (!progress) return;
   out.gauge(n::kMigrationProgress, "Share of this round's pages sent", progress->percentSent() / 100);
   out.gauge(n::kMigrationRound, "Precopy round under way", progress->round);
   out.gauge(n::kMigrationSentBytes, "Bytes the migration has sent", static_cast<double>(progress->bytes));
+  out.gauge(n::kMigrationDiskSentBytes, "Of the bytes sent, those of disk chunks", static_cast<double>(progress->diskBytes));
   out.gauge(n::kMigrationRemaining, "Estimated time to the end of the migration", progress->leftMs / 1000);
   out.gauge(n::kMigrationExpectedDowntime, "Downtime if the guest stopped now", progress->expectedDowntimeMs / 1000);
 }
@@ -87,6 +122,7 @@ nlohmann::json MachineControl::status() const {
     std::lock_guard lock(migrationMutex_);
     if (migration_) migration = migration_->read().toJson();
   }
+  if (migration.is_null() && arrival_) migration = arrival_();
   return {{"ok", true},
           {"migration", migration},
           {"replication", protection_ ? protection_->status() : nlohmann::json()},
@@ -147,15 +183,18 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   if (storage == "copy") options.storage = MigrationOptions::Storage::Copy;
   else if (storage == "shared") options.storage = MigrationOptions::Storage::Shared;
   else if (!storage.empty()) return {{"ok", false}, {"error", concat("\"storage\" is copy or shared, not '", storage, "'")}};
+  options.postcopyWait = std::chrono::seconds(request.value("postcopy_wait_s", options.postcopyWait.count()));
   if (migrating_.exchange(true)) return {{"ok", false}, {"error", "a migration is under way already"}};
   auto board = std::make_shared<ProgressBoard>();
+  auto requests = std::make_shared<MigrationRequests>();
   {
     std::lock_guard lock(migrationMutex_);
     migration_ = board;
+    migrationRequests_ = requests;
   }
   nlohmann::json reply;
   try {
-    auto stats = MigrationSource(machine_, options, board.get()).run();
+    auto stats = MigrationSource(machine_, options, board.get(), requests.get()).run();
     reply = stats.toJson();
     reply["ok"] = true;
     log::info("migrated to ", options.to, " in ", stats.totalMs, " ms, downtime ", stats.downtimeMs,
@@ -163,7 +202,8 @@ nlohmann::json MachineControl::migrate(const nlohmann::json& request) {
   } catch (const Error& e) {
     reply = {{"ok", false}, {"error", concat("migration to ", options.to, " failed: ", e.what())}};
     board->update([&](MigrationProgress& p) {
-      if (p.phase != "undecided") p.phase = "failed";  // (undecided: the guest is paused here, see the error)
+      // (undecided, postcopy-failed: the guest is paused here, see the error)
+      if (p.phase != "undecided" && p.phase != "postcopy-failed") p.phase = "failed";
       p.error = e.what();
     });
   }

@@ -1,8 +1,10 @@
-// What the control socket of a running machine answers: status, pause, resume, snapshot, quit.
+// What the control socket of a running machine answers: status, pause, resume, snapshot, quit,
+// migrate and, during a postcopy, migrate_resume and migrate_give_up.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
+#include "primary/migration_requests.hpp"
 #include "metrics/metrics.hpp"
 #include "primary/protection.hpp"
 
@@ -30,6 +33,8 @@ public:
   void setProtection(Protection* protection) { protection_ = protection; }
   // The last migration's phase and progress, for Prometheus (any thread).
   void collectMetrics(metrics::Families& out) const;
+  // A guest that migrated here: how its arrival stands (status "migration", the phase metric).
+  void setArrival(std::function<nlohmann::json()> arrival) { arrival_ = std::move(arrival); }
 
 private:
   nlohmann::json status() const;
@@ -37,6 +42,8 @@ private:
   nlohmann::json migrate(const nlohmann::json& request);
   nlohmann::json protect(const nlohmann::json& request);
   nlohmann::json unprotect(const nlohmann::json& request);
+  nlohmann::json recover(const nlohmann::json& request);
+  std::string lastMigrationPhase() const;
 
   Machine& machine_;
   Protection* protection_ = nullptr;
@@ -44,7 +51,9 @@ private:
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> migrating_{false};
   std::shared_ptr<ProgressBoard> migration_;  // the last migration's progress (guarded by its own mutex)
-  mutable std::mutex migrationMutex_;          // guards the pointer
+  std::shared_ptr<MigrationRequests> migrationRequests_;  // the operator's --resume and --give-up for it
+  mutable std::mutex migrationMutex_;          // guards the pointers
+  std::function<nlohmann::json()> arrival_;
 };
 
 }  // namespace tandem::cli

@@ -30,7 +30,8 @@ constexpr const char* kUsage =
     "  unprotect --control PATH --confirm [--why TEXT]: run a protected guest without its standby\n"
     "            (shows its held output; only once the standby is down for good)\n"
     "  pause     --control PATH: stop the guest's vCPUs\n"
-    "  resume    --control PATH: let them run again\n";
+    "  resume    --control PATH [--confirm]: let them run again (--confirm: after a failed postcopy,\n"
+    "            run this older copy again; what the guest did on the target is lost)\n";
 
 }  // namespace
 

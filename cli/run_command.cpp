@@ -67,8 +67,8 @@ int runCommand(const std::vector<std::string>& args, const std::string& self) {
   Machine machine(config, *console);
   std::optional<metrics::Server> metricsServer;
   if (auto address = options.value("metrics")) metricsServer.emplace(*address);
-  return serveMachine(machine, signals, options.value("control"), console->describe(), {}, protect,
-                      metricsServer ? &*metricsServer : nullptr);
+  return serveMachine(machine, signals, options.value("control"), console->describe(),
+                      {.protect = protect, .metrics = metricsServer ? &*metricsServer : nullptr});
 }
 
 }  // namespace tandem::cli

@@ -55,20 +55,21 @@ void StopWhileWaiting::handOver() {
 }
 
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
-                 const std::string& consoleDescription, const std::function<void()>& onStarted,
-                 const std::optional<ReplicationOptions>& protect, metrics::Server* metrics, std::optional<uint64_t> tookOverAt) {
+                 const std::string& consoleDescription, const ServeOptions& options) {
   MachineControl control(machine, consoleDescription);
   Protection protection(machine);
-  if (protect) protection.protectFromBoot(*protect);  // holds the output from here on
-  else if (tookOverAt)
-    protection.runUnprotected(*tookOverAt, "this standby took the guest over and has no --protect: no standby holds it now");
+  if (options.protect) protection.protectFromBoot(*options.protect);  // holds the output from here on
+  else if (options.tookOverAt)
+    protection.runUnprotected(*options.tookOverAt, "this standby took the guest over and has no --protect: no standby holds it now");
   control.setProtection(&protection);
+  control.setArrival(options.arrival);
+  metrics::Server* metrics = options.metrics;
   if (metrics) {
     metrics->addSource([&protection](metrics::Families& out) { protection.collectMetrics(out); });
     metrics->addSource([&control](metrics::Families& out) { control.collectMetrics(out); });
   }
   machine.start();
-  if (onStarted) onStarted();
+  if (options.onStarted) options.onStarted();
   std::unique_ptr<ControlServer> server;
   if (controlPath)
     server = std::make_unique<ControlServer>(

@@ -40,16 +40,23 @@ private:
   std::unique_ptr<NamedThread> watcher_;
 };
 
+struct ServeOptions {
+  // Runs once the vCPUs run (a migration target reports to its source there), before the control
+  // socket opens (a migration target's own goes in onStarted, not inside the downtime).
+  std::function<void()> onStarted;
+  // A Replicator keeps the guest protected by that standby (its output held from the start).
+  std::optional<ReplicationOptions> protect;
+  metrics::Server* metrics = nullptr;  // shows the guest's figures there
+  // The generation of a guest this standby took over (without protect it runs unprotected, and
+  // says so).
+  std::optional<uint64_t> tookOverAt;
+  // A migrated guest: how its arrival stands (MigrationTarget::arrivalStatus), for status and metrics.
+  std::function<nlohmann::json()> arrival;
+};
+
 // Starts the machine, serves the control socket (if any) and returns the exit code: 0 when the
 // guest powered off cleanly or was stopped by a signal or "quit", 1 when it or tandem failed.
-// onStarted runs once the vCPUs run (a migration target reports to its source there), before the
-// control socket opens (a migration target's own goes in onStarted, not inside the downtime). With
-// protect, a Replicator keeps the guest protected by that standby (its output held from the start);
-// with metrics, it shows its figures there. tookOverAt: the generation of a guest this standby took
-// over (without protect it runs unprotected, and says so).
 int serveMachine(Machine& machine, const Fd& stopSignals, const std::optional<std::string>& controlPath,
-                 const std::string& consoleDescription, const std::function<void()>& onStarted = {},
-                 const std::optional<ReplicationOptions>& protect = std::nullopt, metrics::Server* metrics = nullptr,
-                 std::optional<uint64_t> tookOverAt = std::nullopt);
+                 const std::string& consoleDescription, const ServeOptions& options = {});
 
 }  // namespace tandem::cli

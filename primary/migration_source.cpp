@@ -18,6 +18,7 @@
 #include "primary/page_encoder.hpp"
 #include "primary/page_server.hpp"
 #include "transport/link.hpp"
+#include "transport/page_bitmap.hpp"
 
 namespace tandem {
 
@@ -90,22 +91,26 @@ nlohmann::json MigrationStats::toJson() const {
       {"pages", {{"zero", pages.zero}, {"raw", pages.raw}, {"lz4", pages.lz4}, {"xbzrle", pages.xbzrle}}},
       {"xbzrle_cache", {{"hits", pages.xbzrleCacheHits}, {"misses", pages.xbzrleCacheMisses}}},
       {"rounds", rounds},
-      {"disk_chunks", {{"sent", diskChunks}, {"skipped", diskChunksSkipped}, {"bytes_sent", diskChunks * 64 * 1024}}},
+      {"memory_bytes", bytes - diskBytes},
+      {"disk_chunks", {{"sent", diskChunks}, {"skipped", diskChunksSkipped}, {"bytes_sent", diskChunks * 64 * 1024}, {"wire_bytes", diskBytes}}},
       {"throttle_percent", throttlePercent},
       {"throughput_mbps", totalMs > 0 ? static_cast<double>(bytes) * 8 / totalMs / 1000 : 0.0},
       {"postcopy", switchedToPostcopy}};
   if (switchedToPostcopy)
     j["postcopy_stats"] = {{"pages", postcopyPages},       {"ms", postcopyMs},          {"requested", postcopyRequested},
                            {"faults", postcopyFaults},     {"zero_faults", postcopyZeroFaults},
-                           {"fault_median_us", faultMedianUs}, {"fault_p99_us", faultP99Us}, {"fault_max_us", faultMaxUs}};
+                           {"fault_median_us", faultMedianUs}, {"fault_p99_us", faultP99Us}, {"fault_max_us", faultMaxUs},
+                           {"pauses", postcopyPauses},       {"paused_ms", postcopyPausedMs}};
   return j;
 }
 
-MigrationSource::MigrationSource(Machine& machine, MigrationOptions options, ProgressBoard* progress)
+MigrationSource::MigrationSource(Machine& machine, MigrationOptions options, ProgressBoard* progress,
+                                 MigrationRequests* requests)
     : machine_(machine),
       options_(std::move(options)),
       limit_(std::make_unique<BandwidthLimit>(options_.maxBandwidth)),
-      progress_(progress ? *progress : ownProgress_) {
+      progress_(progress ? *progress : ownProgress_),
+      requests_(requests) {
   stats_.mode = options_.mode;
   progress_.update([&](MigrationProgress& p) { p.mode = modeName(options_.mode); });
 }
@@ -144,12 +149,35 @@ void MigrationSource::handshake() {
 // The disk chunks written since the last call (every chunk that differs, the first time), after a
 // round's pages and before its RoundEnd.
 void MigrationSource::sendDiskChunks() {
+  lastDiskPassMs_ = 0;
   if (!disks_) return;
   Channel& bulk = *link_->bulk;
-  stats_.diskChunks += disks_->sendChunks(bulk, [&](capnp::MallocMessageBuilder& message) {
-    if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
+  auto start = Clock::now();
+  uint64_t toSend = disks_->chunksWritten();
+  progress_.update([&](MigrationProgress& p) {
+    p.diskChunksToSend = toSend;
+    p.diskChunksSent = 0;
   });
+  uint64_t sent = disks_->sendChunks(bulk, [&](capnp::MallocMessageBuilder& message) {
+    uint64_t before = bulk.bytesSent();
+    if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
+    stats_.diskBytes += bulk.bytesSent() - before;
+    progress_.update([&](MigrationProgress& p) {
+      ++p.diskChunksSent;
+      p.diskBytes = stats_.diskBytes;
+      p.bytes = link_->bytesSent();
+    });
+  });
+  stats_.diskChunks += sent;
   stats_.diskChunksSkipped = disks_->chunksSkipped();
+  // How fast chunks go (reading, encoding, the link), for the next estimate of what is left.
+  lastDiskPassMs_ = msSince(start);
+  if (sent >= 16) diskChunksPerSecond_ = static_cast<double>(sent) / std::max(1e-3, lastDiskPassMs_ / 1000);
+}
+
+double MigrationSource::diskMsLeft() const {
+  if (!disks_) return 0;
+  return static_cast<double>(disks_->chunksWritten()) / diskChunksPerSecond_ * 1000;
 }
 
 void MigrationSource::sendSharedFingerprint() {
@@ -227,15 +255,20 @@ bool MigrationSource::precopyRounds(DirtyTracker& tracker, PageSet& pages) {
     awaitAck(round);
     ++stats_.rounds;
     double seconds = std::max(1e-3, msSince(roundStart) / 1000);
+    double pageSeconds = std::max(1e-3, seconds - lastDiskPassMs_ / 1000);
     uint64_t sent = pages.count();
-    // Pages per second as this round went (encoding, link and --max-bandwidth all in it); a round
-    // of few pages mostly measures the round trip, which errs on the safe side.
-    double pagesPerSecond = std::max(static_cast<double>(sent) / seconds, 1.0);
+    // Pages per second as this round went (encoding, link and --max-bandwidth all in it, the disk
+    // chunks after them left out); a round of few pages mostly measures the round trip, which errs
+    // on the safe side.
+    double pagesPerSecond = std::max(static_cast<double>(sent) / pageSeconds, 1.0);
     double bytesPerSecond = static_cast<double>(link_->bulk->bytesSent() - before) / seconds;
     pages = tracker.take();
-    double expectedMs = static_cast<double>(pages.count()) / pagesPerSecond * 1000;
+    // The last pages and the disk chunks written meanwhile both go inside the pause.
+    double expectedMs = static_cast<double>(pages.count()) / pagesPerSecond * 1000 + diskMsLeft();
     log::info("migration round ", round, ": ", sent, " pages, ", (link_->bulk->bytesSent() - before) / kKiB, " KiB in ",
-              seconds * 1000, " ms; ", pages.count(), " pages dirty, about ", expectedMs, " ms to send");
+              seconds * 1000, " ms (disks ", lastDiskPassMs_, " ms); ", pages.count(), " pages dirty",
+              disks_ ? concat(", ", disks_->chunksWritten(), " disk chunks written") : std::string(), ", about ", expectedMs,
+              " ms to send");
     progress_.update([&](MigrationProgress& p) {
       p.transferMiBps = bytesPerSecond / kMiB;
       p.dirtyPagesPerSecond = static_cast<double>(pages.count()) / seconds;
@@ -353,8 +386,7 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
     sendDiskChunks();  // disks are not demand-paged: the last chunks go inside the pause
     sendSharedFingerprint();
     capnp::MallocMessageBuilder message;
-    auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(owed.words.data()), owed.words.size() * 8);
-    link_->bulk->start(message).initPostcopy().setOwed(bytes);
+    link_->bulk->start(message).initPostcopy().setOwed(bitmapBytes(owed));
     if (!link_->bulk->send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking messages"));
     sendStateAndDone();
     stats_.stateMs = msSince(part);
@@ -365,7 +397,8 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
       p.expectedDowntimeMs = 0;
     });
     PageServer server(machine_.memory(), *link_, std::move(owed), *limit_, options_.to, progress_,
-                      options_.compression == Compression::None ? Compression::None : Compression::Lz4);
+                      options_.compression == Compression::None ? Compression::None : Compression::Lz4,
+                      {options_.postcopyWait, requests_});
     serverSeen = &server;
     auto served = server.serve();
     stats_.targetMs = served.runningAfterMs;
@@ -377,14 +410,23 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
     stats_.faultMedianUs = served.medianUs;
     stats_.faultP99Us = served.p99Us;
     stats_.faultMaxUs = served.maxUs;
+    stats_.postcopyPauses = served.pauses;
+    stats_.postcopyPausedMs = served.pausedMs;
     stats_.pages += server.counts();
     serverSeen = nullptr;
   } catch (const Error& e) {
     if (serverSeen && serverSeen->running()) {
-      // The guest ran there: resuming the old copy here would fork it. It is lost.
-      machine_.stop();
-      throw Error(e.kind(), concat(e.what(), "; the guest had started on ", options_.to,
-                                   " and cannot continue without the pages still here: it is stopped on both sides"));
+      // The guest ran there: resuming this older copy here would fork it. Only an operator may.
+      progress_.update([&](MigrationProgress& p) {
+        p.phase = "postcopy-failed";
+        p.silentSince.reset();
+      });
+      std::string what = concat(e.what(), "; the guest ran on ", options_.to, " since ", log::utcTime(stats_.pausedAt),
+                                " and cannot go on there without the pages still here, so it stays paused here: end it "
+                                "(tandem quit), or run this copy from the switch again and lose what it did there "
+                                "(tandem resume --confirm)");
+      log::error("postcopy failed: ", what);
+      throw Error(e.kind(), what);
     }
     throw failSwitch(e);
   }

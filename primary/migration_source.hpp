@@ -5,7 +5,8 @@
 //             bandwidth; then the guest pauses, the last pages and the MachineState go, and the
 //             source ends once the target reports the guest running there.
 //   postcopy  the guest pauses at once; MachineState and the list of owed pages go; the target
-//             runs the guest and fetches pages on demand while the rest follows (PageServer).
+//             runs the guest and fetches pages on demand while the rest follows (PageServer,
+//             which pauses while the link is silent and resumes when it returns).
 //   hybrid    precopy rounds, then postcopy for what they left dirty.
 //
 // With auto-converge, a round after which the guest dirtied pages faster than half the rate the
@@ -14,7 +15,8 @@
 //
 // When the rounds do not converge within --max-rounds, --on-no-converge decides: stop (stop and
 // copy anyway), postcopy, or abort (the guest runs on here, untouched). Any failure before the
-// guest runs on the target resumes it here.
+// guest runs on the target resumes it here; once it may run there, the guest never runs here
+// again without an operator (tandem resume --confirm, logged).
 #pragma once
 
 #include <chrono>
@@ -26,6 +28,7 @@
 #include "base/error.hpp"
 #include "machine/machine.hpp"
 #include "primary/migration_progress.hpp"
+#include "primary/migration_requests.hpp"
 #include "primary/page_encoder.hpp"
 #include "primary/round_sender.hpp"
 
@@ -51,6 +54,9 @@ struct MigrationOptions {
   // A guest with disks must say: they move with it (Copy), or the standby opens the very same
   // storage (Shared: it proves that, and no disk bytes move).
   enum class Storage { Unset, Copy, Shared } storage = Storage::Unset;
+  // Postcopy: how long the target may stay silent before the postcopy ends unfinished (3 s of
+  // silence pause it; the link coming back, or --resume, resumes it).
+  std::chrono::seconds postcopyWait{600};
 };
 
 struct MigrationStats {
@@ -66,10 +72,13 @@ struct MigrationStats {
   EncodingCounts pages;
   uint32_t rounds = 0;
   uint64_t diskChunks = 0, diskChunksSkipped = 0;  // 64 KiB chunks sent; skipped: the target had them
+  uint64_t diskBytes = 0;                          // what those chunks took on the link (part of bytes)
   unsigned throttlePercent = 0;  // the most auto-converge took from the vCPUs
   // Postcopy: pages owed at the switch, how many the target faulted on, how long those waited.
   uint64_t postcopyPages = 0, postcopyRequested = 0, postcopyFaults = 0, postcopyZeroFaults = 0;
   double postcopyMs = 0, faultMedianUs = 0, faultP99Us = 0, faultMaxUs = 0;
+  uint32_t postcopyPauses = 0;  // times the link fell silent and the postcopy paused (then resumed)
+  double postcopyPausedMs = 0;
   nlohmann::json toJson() const;
 };
 
@@ -79,8 +88,10 @@ class DiskSender;
 
 class MigrationSource {
 public:
-  // progress: where to report how it goes (read by `tandem status`), or null.
-  MigrationSource(Machine& machine, MigrationOptions options, ProgressBoard* progress = nullptr);
+  // progress: where to report how it goes (read by `tandem status`), or null. requests: the
+  // operator's --resume and --give-up during postcopy, or null.
+  MigrationSource(Machine& machine, MigrationOptions options, ProgressBoard* progress = nullptr,
+                  MigrationRequests* requests = nullptr);
   ~MigrationSource();
 
   // Runs the whole migration on the calling thread. On success the machine has been stopped; on
@@ -97,6 +108,10 @@ private:
   void autoConverge(double dirtyPerSecond, double sentPerSecond);
   void sendRound(const PageSet& pages, uint32_t round, PageEncoder::Reading reading);
   void sendDiskChunks();
+  // The disk chunks written since the last pass, at the rate the last pass sent them (0 without disks).
+  double diskMsLeft() const;
+  double diskChunksPerSecond_ = 200;  // (a guess until a pass of 16 chunks or more measured it)
+  double lastDiskPassMs_ = 0;
   // Shared storage, inside the pause: the disks flushed, then every sampleStride()-th chunk's
   // digest for the target to compare with what it sees.
   void sendSharedFingerprint();
@@ -116,6 +131,7 @@ private:
   MigrationStats stats_;
   ProgressBoard ownProgress_;
   ProgressBoard& progress_;
+  MigrationRequests* requests_;
 };
 
 }  // namespace tandem

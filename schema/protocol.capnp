@@ -24,9 +24,16 @@
 #   Pages{requested} ========================>   (urgent channel: never behind background pages)
 #   Pages{background, nearest the last fault first} -->   (bulk channel)
 #                      <======================= PostcopyComplete{fault statistics}
-#   Heartbeat both ways every 100 ms on the urgent channel; three seconds of silence from the source
-#   stop the guest on the target (it cannot go on without the owed pages), and silence from the
-#   target ends the source (the guest ran there: resuming it here would fork it).
+#   Heartbeat both ways every 100 ms on the urgent channel. Three seconds of silence pause the
+#   postcopy on the side that hears nothing (postcopy-paused): the target keeps the guest, whose
+#   vCPUs that fault on owed pages wait; the source keeps every page it owes and the guest paused.
+#   When the side that paused hears its peer again (the link came back, or tandem migrate --resume
+#   connected the source anew), they handshake:
+#                      <======================= PostcopyResume{pages the target still needs}
+#   (the source's owed list becomes that; the target asks again for the pages its vCPUs wait on;
+#   a source that paused, or connected anew, asks first with an empty PostcopyResume). Silence for --postcopy-wait
+#   ends it: the target stops the guest and exits 1; the source keeps the guest paused for the
+#   operator (tandem resume --confirm or tandem quit), never resuming it by itself.
 #
 # Continuous replication (mode replicate; DESIGN.md, "Epoch loop"):
 #
@@ -71,7 +78,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("tandem::schema");
 
-const kProtocolVersion :UInt32 = 3;
+const kProtocolVersion :UInt32 = 4;
 
 enum Mode {
   invalid @0;
@@ -245,7 +252,17 @@ struct Envelope {
     diskDigests @22 :DiskDigests;  # standby -> primary or target -> source, after Welcome, one per
                                # disk (every chunk); source -> target with shared storage, inside the
                                # pause (sampled chunks: every sampleStride()-th)
+    postcopyResume @23 :PostcopyResume;  # after a postcopy pause, on the urgent channel
   }
+}
+
+struct PostcopyResume {
+  needed @0 :Data;             # target -> source: bitmap (as Postcopy.owed) of the pages it still
+                               # needs, which replaces the source's owed list; source -> target:
+                               # empty, "say what you need"
+  reconnected @1 :Bool;        # source -> target: it connected anew (tandem migrate --resume); the
+                               # target listens anew on its bulk port, dropping the old connection
+                               # (a cut may have left it open on this side only)
 }
 
 struct DiskDigests {           # what a standby's disk holds now, so that the sync sends only the

@@ -1,7 +1,6 @@
 #include "secondary/migration_target.hpp"
 
 #include <chrono>
-#include <cstring>
 #include <vector>
 
 #include "base/error.hpp"
@@ -13,6 +12,7 @@
 #include "secondary/received_page.hpp"
 #include "secondary/replica_disks.hpp"
 #include "transport/link.hpp"
+#include "transport/page_bitmap.hpp"
 
 namespace tandem {
 
@@ -22,8 +22,10 @@ constexpr auto kSilence = std::chrono::seconds(30);
 
 }  // namespace
 
-MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Console& console, PreparedMemory& prepared)
-    : listen_(std::move(listen)),
+MigrationTarget::MigrationTarget(std::string listen, MachineConfig base, dev::Console& console, PreparedMemory& prepared,
+                                 std::chrono::seconds postcopyWait)
+    : postcopyWait_(postcopyWait),
+      listen_(std::move(listen)),
       base_(std::move(base)),
       console_(console),
       link_(std::make_unique<Link>(Link::listen(listen_))),
@@ -180,11 +182,8 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
       }
       case schema::Envelope::POSTCOPY: {
         if (mode == schema::Mode::PRECOPY) throw Error(ErrorKind::Failed, "the source switched to postcopy during a precopy migration");
-        auto bytes = envelope.getPostcopy().getOwed();
-        owed.emplace(memory.pageCount());
-        if (bytes.size() != owed->words.size() * sizeof(uint64_t))
-          throw Error(ErrorKind::Failed, "the source's list of owed pages does not match the guest's memory");
-        std::memcpy(owed->words.data(), bytes.begin(), bytes.size());
+        owed = bitmapOf(envelope.getPostcopy().getOwed(), memory.pageCount());
+        if (!owed) throw Error(ErrorKind::Failed, "the source's list of owed pages does not match the guest's memory");
         break;
       }
       case schema::Envelope::DONE:
@@ -195,8 +194,9 @@ std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {
         // Postcopy: from here on missing pages are fetched on demand, also while restoring.
         if (owed)
           postcopy_ = std::make_unique<PostcopyTarget>(
-              memory, *link_, std::move(*owed),
-              pagesArrived || memoryBacked ? PostcopyTarget::Memory::HasStaleCopies : PostcopyTarget::Memory::Untouched);
+              memory, *link_, listen_, std::move(*owed),
+              pagesArrived || memoryBacked ? PostcopyTarget::Memory::HasStaleCopies : PostcopyTarget::Memory::Untouched,
+              postcopyWait_);
         try {
           machine->restore(*state);
         } catch (...) {
@@ -238,6 +238,12 @@ void MigrationTarget::reportRunning() {
   capnp::MallocMessageBuilder message;
   link_->bulk->start(message).setRunning();
   link_->bulk->send(message);
+}
+
+nlohmann::json MigrationTarget::arrivalStatus() const {
+  if (postcopy_) return postcopy_->status();
+  if (tookOver_) return nullptr;
+  return {{"direction", "incoming"}, {"phase", "completed"}};
 }
 
 void MigrationTarget::collectMetrics(metrics::Families& out) const {

@@ -11,6 +11,7 @@
 // much memory) ends it, with exit code 2.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,7 +35,9 @@ public:
   // base: the standby's devices and console (memory and vCPUs come from the source).
   // prepared: memory to receive a guest into when it fits (prepared again, when a guest that took
   // it was dropped, before the next wait for a source).
-  MigrationTarget(std::string listen, MachineConfig base, dev::Console& console, PreparedMemory& prepared);
+  // postcopyWait: how long a postcopy waits for a silent source before it gives the guest up.
+  MigrationTarget(std::string listen, MachineConfig base, dev::Console& console, PreparedMemory& prepared,
+                  std::chrono::seconds postcopyWait = std::chrono::seconds(600));
   ~MigrationTarget();
 
   // Blocks until a migration has arrived or a replicated primary died; returns the machine,
@@ -49,6 +52,9 @@ public:
   // The generation the guest runs at here after a takeover (the primary's + 1).
   uint64_t generation() const { return replica_.generation() + 1; }
   nlohmann::json status() const { return replica_.status(); }
+  // Once the guest runs here: how its arrival stands (a postcopy's phase and owed pages), for
+  // tandem status and the migration phase metric; null after a takeover.
+  nlohmann::json arrivalStatus() const;
   // While waiting: the replica's figures. Once the guest runs here: failovers and postcopy faults.
   void collectMetrics(metrics::Families& out) const;
   void collectRunningMetrics(metrics::Families& out) const;
@@ -57,6 +63,7 @@ private:
   std::unique_ptr<Machine> receiveFrom(class Incoming& hello);
   void refuse(schema::RefusalReason reason, const std::string& text);
 
+  std::chrono::seconds postcopyWait_;
   std::string listen_;
   MachineConfig base_;
   dev::Console& console_;

@@ -9,6 +9,7 @@
 #include "base/log.hpp"
 #include "metrics/names.hpp"
 #include "secondary/received_page.hpp"
+#include "transport/page_bitmap.hpp"
 
 namespace tandem {
 
@@ -38,12 +39,15 @@ void discardOwed(GuestMemory& memory, const PageSet& owed) {
 
 }  // namespace
 
-PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, PageSet owed, Memory before)
+PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, std::string bulkEndpoint, PageSet owed, Memory before,
+                               std::chrono::seconds wait)
     : memory_(memory),
       link_(link),
+      bulkEndpoint_(std::move(bulkEndpoint)),
       owed_((before == Memory::HasStaleCopies ? discardOwed(memory, owed) : void(), std::move(owed))),
       owedCount_(owed_.count()),
       userfault_(memory),
+      wait_(wait),
       heartbeat_(*link.urgent) {
   log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");
   owedForMetrics_ = owedCount_;
@@ -63,31 +67,84 @@ void PostcopyTarget::reportRunning() {
 
 void PostcopyTarget::loop() {
   try {
-    while (!stop_ && !complete_) {
+    // Once complete, it stays `wait` longer for a source that missed PostcopyComplete.
+    while (!stop_ && !(complete_ && Clock::now() - completedAt_ > wait_)) {
       auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat_.nextBeat() - Clock::now());
       Channel::waitAny({link_.urgent.get(), link_.bulk.get()}, {userfault_.fd(), wake_.fd()},
                        std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(100)));
       wake_.consume();
-      serveFaults();
+      if (!complete_) serveFaults();
       sendRequests();
       if (startedFlag_ && !runningSent_) {
         capnp::MallocMessageBuilder message;
         link_.urgent->start(message).setRunning();
-        if (!link_.urgent->send(message)) fail("the source does not take messages any more");
-        runningSent_ = true;
+        runningSent_ = link_.urgent->trySend(message);  // (a full queue: again next time)
       }
       // Requested pages first; then one bulk message, so that a fault never waits for many.
       for (int i = 0; i < 64 && receive(*link_.urgent); ++i) {
       }
       receive(*link_.bulk);
-      if (owedCount_ == 0 && runningSent_) finish();
+      if (owedCount_ == 0 && runningSent_ && !complete_) finish();
+      if (complete_ && !completeSent_) sendComplete();
       heartbeat_.beatIfDue();
-      if (heartbeat_.peerSilent())
-        fail(concat("the source went silent for ", kPeerSilenceLimit.count(), " s"));
+      if (!complete_) watchSilence();
     }
   } catch (const Error& e) {
     fail(e.what());
   }
+}
+
+void PostcopyTarget::watchSilence() {
+  if (!pausedAt_ && heartbeat_.peerSilent()) {
+    pausedAt_ = heartbeat_.lastHeard();
+    log::warn("postcopy paused: the source has been silent for ", kPeerSilenceLimit.count(), " s; ", owedCount_,
+              " pages are still there, vCPUs that need one wait for it, the others run; waiting up to ", wait_.count(),
+              " s (--postcopy-wait) for the source to come back");
+    std::lock_guard lock(metricsMutex_);
+    ++pausesForStatus_;
+    phaseForStatus_ = "postcopy-paused";
+    silentSinceForStatus_ = pausedAt_;
+  }
+  if (pausedAt_ && Clock::now() - heartbeat_.lastHeard() > wait_)
+    fail(concat("the source stayed silent for ", wait_.count(), " s (--postcopy-wait)"));
+}
+
+void PostcopyTarget::heard() {
+  heartbeat_.heard();
+  if (!pausedAt_) return;
+  log::warn("postcopy resumed: the source is back after ",
+            static_cast<uint64_t>(std::chrono::duration<double, std::milli>(Clock::now() - *pausedAt_).count()),
+            " ms of silence; ", owedCount_, " pages still to come");
+  pausedAt_.reset();
+  {
+    std::lock_guard lock(metricsMutex_);
+    phaseForStatus_ = complete_ ? "completed" : "postcopy";
+    silentSinceForStatus_.reset();
+  }
+  sendNeeded();
+}
+
+// The source connected anew: its old bulk connection may be open on this side still (its end
+// was closed while the link was cut), and a listening PAIR socket takes one peer at a time.
+void PostcopyTarget::listenAnew() {
+  log::warn("postcopy: the source connected anew; listening anew on ", bulkEndpoint_);
+  uint64_t session = link_.bulk->session();
+  link_.bulk.reset();
+  link_.bulk = Channel::listen(bulkEndpoint_);
+  link_.bulk->setSession(session);
+}
+
+void PostcopyTarget::sendNeeded() {
+  if (complete_) {  // it missed PostcopyComplete
+    completeSent_ = false;
+    return;
+  }
+  capnp::MallocMessageBuilder message;
+  link_.urgent->start(message).initPostcopyResume().setNeeded(bitmapBytes(owed_));
+  link_.urgent->trySend(message);  // (lost: the source asks again)
+  // What went before may be lost with the old connection: the requests vCPUs wait on go again.
+  for (const auto& [page, since] : waiting_) unsent_.push_back(memory_.gpaOfPage(page).value / kPageSize);
+  sendRequests();
 }
 
 void PostcopyTarget::serveFaults() {
@@ -122,9 +179,13 @@ bool PostcopyTarget::receive(Channel& channel) {
   Received r = channel.receive(std::chrono::milliseconds(0));
   if (r.kind == Received::Kind::Timeout) return false;
   if (r.kind == Received::Kind::Refused) fail(concat("the source sent ", r.problem));
-  heartbeat_.heard();
+  heard();
   auto envelope = r.message->envelope();
   switch (envelope.which()) {
+    case schema::Envelope::POSTCOPY_RESUME:  // the source asks what is still needed
+      if (envelope.getPostcopyResume().getReconnected()) listenAnew();
+      sendNeeded();
+      break;
     case schema::Envelope::PAGES:
       decodeReceivedPages(memory_, envelope.getPages(), Deltas::Refused, [&](uint64_t page, const uint8_t* bytes) {
         if (owed_.test(page)) install(page, bytes);
@@ -161,17 +222,32 @@ void PostcopyTarget::collectMetrics(metrics::Families& out) const {
 void PostcopyTarget::finish() {
   userfault_.unregister();
   std::sort(serviceUs_.begin(), serviceUs_.end());
-  capnp::MallocMessageBuilder message;
-  auto done = link_.urgent->start(message).initPostcopyComplete();
+  auto done = link_.urgent->start(completeMessage_).initPostcopyComplete();
   done.setFaults(serviceUs_.size());
   done.setZeroFaults(zeroFaults_);
   done.setMedianUs(percentile(serviceUs_, 0.5));
   done.setP99Us(percentile(serviceUs_, 0.99));
   done.setMaxUs(serviceUs_.empty() ? 0 : serviceUs_.back());
-  link_.urgent->send(message);
   log::info("postcopy complete: ", serviceUs_.size(), " faults waited for the source (median ", percentile(serviceUs_, 0.5),
             " us, p99 ", percentile(serviceUs_, 0.99), " us), ", zeroFaults_, " pages were zeros");
   complete_ = true;
+  completedAt_ = Clock::now();
+  std::lock_guard lock(metricsMutex_);
+  phaseForStatus_ = "completed";
+  silentSinceForStatus_.reset();
+}
+
+void PostcopyTarget::sendComplete() { completeSent_ = link_.urgent->trySend(completeMessage_); }
+
+nlohmann::json PostcopyTarget::status() const {
+  std::lock_guard lock(metricsMutex_);
+  nlohmann::json j{{"direction", "incoming"}, {"mode", "postcopy"}, {"phase", phaseForStatus_},
+                   {"pages_owed", owedForMetrics_}, {"pauses", pausesForStatus_}};
+  if (silentSinceForStatus_) {
+    j["silent_ms"] = std::chrono::duration<double, std::milli>(Clock::now() - *silentSinceForStatus_).count();
+    j["postcopy_wait_ms"] = static_cast<double>(wait_.count()) * 1000;
+  }
+  return j;
 }
 
 void PostcopyTarget::fail(const std::string& why) {

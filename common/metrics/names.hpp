@@ -44,6 +44,7 @@ inline constexpr const char* kMigrationPhase = "tandem_migration_phase";  // gau
 inline constexpr const char* kMigrationProgress = "tandem_migration_progress_ratio";  // of this round
 inline constexpr const char* kMigrationRound = "tandem_migration_round";
 inline constexpr const char* kMigrationSentBytes = "tandem_migration_sent_bytes";
+inline constexpr const char* kMigrationDiskSentBytes = "tandem_migration_disk_sent_bytes";  // of those, disk chunks
 inline constexpr const char* kMigrationRemaining = "tandem_migration_remaining_seconds";
 inline constexpr const char* kMigrationExpectedDowntime = "tandem_migration_expected_downtime_seconds";
 inline constexpr const char* kPostcopyFault = "tandem_postcopy_fault_seconds";  // histogram

@@ -60,6 +60,7 @@ public:
 
   // The session this channel accepts; 0 until set (the target adopts the source's in Hello).
   void setSession(uint64_t session) { session_ = session; }
+  uint64_t session() const { return session_; }
 
   // A builder for the next envelope, stamped with version and session.
   schema::Envelope::Builder start(capnp::MallocMessageBuilder& message) const;

@@ -221,8 +221,9 @@ BOOST_AUTO_TEST_CASE(pages_sent_again_go_as_xbzrle_differences_and_arrive_intact
   expectVerified(*target, 8192);
 }
 
-BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_target_with_a_reason) {
-  Pair pair("migpostkill", {"--memory", "512M", "--append", "job=dirty mib=256 rate=1000"}, "dirty: working set filled");
+BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_target_after_its_wait_with_a_reason) {
+  Pair pair("migpostkill", {"--memory", "512M", "--append", "job=dirty mib=256 rate=1000"}, "dirty: working set filled",
+            {"--postcopy-wait", "4"});
   auto& [tmp, endpoint, socket, target, source] = pair;
   // Its pages compress to about 5 MiB: at 1 MiB/s that takes far longer than the second the source has left.
   auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--mode", "postcopy",
@@ -232,7 +233,8 @@ BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_ta
   source->wait(10s);
   BOOST_TEST(target->wait(20s) == 1);
   std::string err = target->stderrText();
-  BOOST_TEST(err.find("postcopy failed: the source went silent") != std::string::npos, err);
+  BOOST_TEST(err.find("postcopy paused: the source has been silent for 3 s") != std::string::npos, err);
+  BOOST_TEST(err.find("postcopy failed: the source stayed silent for 4 s (--postcopy-wait)") != std::string::npos, err);
   BOOST_TEST(err.find("the guest is stopped") != std::string::npos, err);
   BOOST_TEST(migration->wait(20s) != 0);
 }

@@ -2,6 +2,7 @@
 // replication status of a tandem, a protected pair of processes.
 #pragma once
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
