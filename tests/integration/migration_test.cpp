@@ -9,7 +9,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
+#include <vector>
 
 #include "support/snapshot_helpers.hpp"
 #include "transport/channel.hpp"
@@ -347,21 +349,48 @@ BOOST_DATA_TEST_CASE(a_guest_writing_its_disk_takes_the_disk_along, kModes, mode
     std::filesystem::resize_file(path, 8 << 20);
     return path;
   };
-  auto target = startStandby(endpoint, {"--disk", image("target.img")});
-  auto source = startTandemRun({"--control", socket, "--disk", image("source.img"), "--append", "job=disk rate=50"});
+  std::string targetImage = image("target.img"), sourceImage = image("source.img"), targetSocket = tmp / "dst.sock";
+  auto target = startStandby(endpoint, {"--disk", targetImage, "--control", targetSocket});
+  auto source = startTandemRun({"--control", socket, "--disk", sourceImage, "--append", "job=disk rate=50"});
   BOOST_REQUIRE(source->waitForLine("disk: wrote record 20", 20s));
   auto [status, out] = migrate(socket, endpoint, {"--mode", mode, "--storage", "copy"});
   BOOST_REQUIRE_MESSAGE(status == 0, out);
-  nlohmann::json chunks = nlohmann::json::parse(out)["disk_chunks"];
+  nlohmann::json result = nlohmann::json::parse(out), chunks = result["disk_chunks"];
   uint64_t sent = chunks.value("sent", uint64_t{0}), skipped = chunks.value("skipped", uint64_t{0});
   BOOST_TEST(sent >= 1u, out);
   BOOST_TEST(sent + skipped >= 128u, out);  // every chunk of the 8 MiB disk, sent or found equal
+  BOOST_TEST(chunks.value("wire_bytes", uint64_t{0}) > 0u, out);  // counted apart from memory
+  BOOST_TEST(result.value("memory_bytes", uint64_t{0}) + chunks.value("wire_bytes", uint64_t{0}) == result.value("bytes", uint64_t{0}), out);
   uint64_t last = 0;
   while (auto line = source->readLine(2s))
     if (line->starts_with("disk: wrote record ")) last = std::stoull(line->substr(19));
   // The guest goes on where it was, on the target's disk, and every record on it checks.
   auto next = target->waitForLine("disk: wrote record " + std::to_string(last + 1), 20s);
   BOOST_TEST(next.has_value(), "the target did not go on after record " << last);
+
+  // The source's disk file is the disk at the switch point. The target's is that too, but for the
+  // records the guest wrote there since (record k sits in sector k - 1): paused, it is byte for
+  // byte the source's everywhere else.
+  control(targetSocket, {{"cmd", "pause"}});
+  uint64_t newest = last + 1;
+  while (auto line = target->readLine(500ms))
+    if (line->starts_with("disk: wrote record ")) newest = std::stoull(line->substr(19));
+  auto bytesOf = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+  };
+  auto atSource = bytesOf(sourceImage), atTarget = bytesOf(targetImage);
+  BOOST_REQUIRE(atSource.size() == atTarget.size());
+  uint64_t differing = 0, firstDiffering = 0;
+  for (uint64_t sector = 0; sector < atSource.size() / 512; ++sector) {
+    bool writtenThere = sector >= last && sector <= newest;  // records last + 1 .. newest + 1 (one may be unshown)
+    if (writtenThere || std::equal(atSource.begin() + sector * 512, atSource.begin() + (sector + 1) * 512, atTarget.begin() + sector * 512))
+      continue;
+    if (differing++ == 0) firstDiffering = sector;
+  }
+  BOOST_TEST(differing == 0u, differing << " sectors differ between the disk files, the first at sector " << firstDiffering
+                                        << " (records 1 to " << last << " were written on the source)");
+  control(targetSocket, {{"cmd", "resume"}});
   target->send("verify\n");
   auto verdict = target->waitForLine("verify", 30s);
   BOOST_REQUIRE(verdict);

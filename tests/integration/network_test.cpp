@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <signal.h>
 
+#include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
@@ -198,6 +199,50 @@ BOOST_AUTO_TEST_CASE(kv_keeps_serving_its_client_across_a_migration_to_another_t
   BOOST_TEST(source.wait(10s) == 0);  // the source ended; the guest serves from tap1 now
   BOOST_REQUIRE_EQUAL(acknowledged.size(), 800u);
   BOOST_TEST(firstLostKey(net, acknowledged) == "");
+}
+
+// kv with sync=1 writes each SET to its disk before it answers: a migration that takes the disk
+// along (issue 15) leaves every acknowledged SET in memory on the target and on the target's disk,
+// where a guest booted afresh from that disk alone finds it again.
+BOOST_DATA_TEST_CASE(kv_with_sync_keeps_every_acknowledged_set_on_the_target_disk_across_a_migration,
+                     boost::unit_test::data::make({"precopy", "postcopy", "hybrid"}), mode) {
+  TestNetwork net(2);
+  TempDir tmp("netmigsync");
+  auto image = [&](const std::string& name) {
+    std::string path = tmp / name;
+    std::ofstream(path).close();
+    std::filesystem::resize_file(path, 4 * 1024 * 1024);
+    return path;
+  };
+  std::string socket = tmp / "src.sock", sourceImage = image("source.img"), targetImage = image("target.img");
+  std::string endpoint = "tcp://127.0.0.1:" + std::to_string(28000 + 4 * ((::getpid() + 7 * std::string(mode).size()) % 500));
+  const std::string mac = "52:54:00:77:00:03";
+  ChildProcess target(net.inside({kTandemBinary, "standby", "--listen", endpoint, "--net", "tap=tap1,mac=" + mac, "--disk", targetImage}));
+  ChildProcess source(net.inside({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap0,mac=" + mac, "--disk",
+                                  sourceImage, "--control", socket, "--append", "job=kv ip=10.77.0.2/16 sync=1"}));
+  BOOST_REQUIRE(source.waitForLine("kv: serving", 30s));
+
+  BackgroundWriter writer(net, "s", 400);
+  writer.waitUntilDone(100);
+  auto stats = control(socket, {{"cmd", "migrate"}, {"to", endpoint}, {"mode", mode}, {"storage", "copy"}});
+  int at = writer.done();
+  const auto& acknowledged = writer.join();
+  BOOST_REQUIRE_MESSAGE(stats["ok"], stats.dump());
+  BOOST_TEST_MESSAGE(mode << ": migrated after " << at << " SETs: " << stats.dump());
+  BOOST_TEST(at < 400);
+  BOOST_TEST(source.wait(10s) == 0);
+  BOOST_REQUIRE_EQUAL(acknowledged.size(), 400u);
+  BOOST_TEST(firstLostKey(net, acknowledged) == "");
+
+  // The target's disk alone: a guest booted from it replays every SET.
+  target.send("poweroff\n");
+  BOOST_TEST(target.wait(20s) == 0);
+  ChildProcess fresh(net.inside({kTandemBinary, "run", "--kernel", kTestGuest, "--net", "tap=tap1,mac=" + mac, "--disk",
+                                 targetImage, "--append", "job=kv ip=10.77.0.2/16 sync=1"}));
+  BOOST_REQUIRE(fresh.waitForLine("kv: serving", 30s));
+  BOOST_TEST(firstLostKey(net, acknowledged) == "");
+  fresh.send("poweroff\n");
+  BOOST_TEST(fresh.wait(20s) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
