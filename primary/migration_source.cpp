@@ -412,6 +412,7 @@ void MigrationSource::postcopy(DirtyTracker& tracker, PageSet owed) {
     stats_.faultMaxUs = served.maxUs;
     stats_.postcopyPauses = served.pauses;
     stats_.postcopyPausedMs = served.pausedMs;
+    stats_.bytesOnEarlierLinks = served.earlierLinksBytes;
     stats_.pages += server.counts();
     serverSeen = nullptr;
   } catch (const Error& e) {
@@ -482,7 +483,7 @@ MigrationStats MigrationSource::run() {
   }
   machine_.throttle(0);
   stats_.pages += rounds_->counts();
-  stats_.bytes = link_->bytesSent();
+  stats_.bytes = stats_.bytesOnEarlierLinks + link_->bytesSent();
   disks_.reset();
   stats_.totalMs = msSince(start);
   progress_.update([&](MigrationProgress& p) {

@@ -69,6 +69,7 @@ struct MigrationStats {
   // When the vCPUs were all parked (by this host's clock): where the guest stopped running here.
   std::chrono::system_clock::time_point pausedAt;
   uint64_t bytes = 0;
+  uint64_t bytesOnEarlierLinks = 0;  // of bytes: on the links a postcopy's --resume replaced
   EncodingCounts pages;
   uint32_t rounds = 0;
   uint64_t diskChunks = 0, diskChunksSkipped = 0;  // 64 KiB chunks sent; skipped: the target had them

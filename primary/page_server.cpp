@@ -156,7 +156,7 @@ bool PageServer::pushBackground() {
   limit_.account(link_.bulk->bytesSent() - before);
   progress_.update([&](MigrationProgress& p) {
     p.pagesSent = owedAtStart_ - std::min(owedAtStart_, owedCount_);
-    p.bytes = link_.bytesSent();
+    p.bytes = stats_.earlierLinksBytes + link_.bytesSent();
     double seconds = std::max(1e-3, msSince(started_) / 1000);
     p.transferMiBps = static_cast<double>(p.bytes) / seconds / kMiB;
     p.leftMs = static_cast<double>(owedCount_) / (std::max<double>(static_cast<double>(p.pagesSent), 1) / seconds) * 1000;
@@ -222,6 +222,7 @@ void PageServer::reconnect(const std::string& to) {
   log::warn("postcopy: connecting to ", to, " anew, as the operator asked");
   uint64_t session = link_.bulk->session();
   Link fresh = Link::connect(to);
+  stats_.earlierLinksBytes += link_.bytesSent();
   fresh.setSession(session);
   heartbeat_.reset();
   pendingBatch_.reset();

@@ -33,6 +33,7 @@ struct PostcopyStats {
   double medianUs = 0, p99Us = 0, maxUs = 0;
   uint32_t pauses = 0;        // times the link fell silent and the postcopy paused
   double pausedMs = 0;        // how long those pauses lasted, together
+  uint64_t earlierLinksBytes = 0;  // sent on the links the operator's --resume replaced
 };
 
 class PageServer {

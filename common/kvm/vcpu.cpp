@@ -93,19 +93,21 @@ VcpuState Vcpu::save(const std::vector<uint32_t>& msrIndices) const {
   s.mpState = mp.mp_state;
   call(KVM_GET_REGS, &s.regs, "KVM_GET_REGS");
   call(KVM_GET_SREGS, &s.sregs, "KVM_GET_SREGS");
-  saveAfterRegs(s, msrIndices);
+  saveAfterRegs(s, msrIndices, Xsave::Now);
   call(KVM_GET_VCPU_EVENTS, &s.events, "KVM_GET_VCPU_EVENTS");
   return s;
 }
 
 // MP_STATE first, as above; REGS, SREGS and VCPU_EVENTS last, together (nothing read before them
-// changes the registers).
+// changes the registers), and XSAVE after them: the KVM_RUN that reads them loads the guest's FPU
+// and puts it back, which may rewrite the XSAVE image's form (not what it means), so that a read
+// before it would differ from any read after.
 VcpuState Vcpu::saveOnRunThread(const std::vector<uint32_t>& msrIndices) {
   VcpuState s;
   kvm_mp_state mp{};
   call(KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
   s.mpState = mp.mp_state;
-  saveAfterRegs(s, msrIndices);
+  saveAfterRegs(s, msrIndices, Xsave::Later);
   kvm_run& run = runPage();
   std::memset(&run.s.regs, 0, sizeof run.s.regs);  // KVM sets the interrupt bitmap's bits, never clears them
   run.kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
@@ -119,11 +121,12 @@ VcpuState Vcpu::saveOnRunThread(const std::vector<uint32_t>& msrIndices) {
   s.regs = run.s.regs.regs;
   s.sregs = run.s.regs.sregs;
   s.events = run.s.regs.events;
+  call(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
   return s;
 }
 
-void Vcpu::saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices) const {
-  call(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
+void Vcpu::saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices, Xsave xsave) const {
+  if (xsave == Xsave::Now) call(abi::kGetXsave, s.xsave.data(), "KVM_GET_XSAVE");
   call(KVM_GET_XCRS, &s.xcrs, "KVM_GET_XCRS");
   call(KVM_GET_DEBUGREGS, &s.debugRegs, "KVM_GET_DEBUGREGS");
   call(KVM_GET_LAPIC, &s.lapic, "KVM_GET_LAPIC");

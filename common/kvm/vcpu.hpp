@@ -59,7 +59,8 @@ public:
   std::string describePosition() const;
 
 private:
-  void saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices) const;  // XSAVE..MSRS
+  enum class Xsave { Now, Later };  // Later: the caller reads it itself (saveOnRunThread)
+  void saveAfterRegs(VcpuState& s, const std::vector<uint32_t>& msrIndices, Xsave xsave) const;  // XSAVE..MSRS
   // ioctl on this vCPU's fd; throws naming the request (`name`) and the vCPU when it fails.
   int call(unsigned long request, const void* argument, const char* name) const;
 

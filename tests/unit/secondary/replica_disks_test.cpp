@@ -8,6 +8,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <memory>
+#include <span>
 #include <fstream>
 #include <random>
 #include <string>
@@ -147,6 +149,33 @@ BOOST_AUTO_TEST_CASE(a_primary_with_other_disks_is_bad_input) {
     BOOST_TEST((e.kind() == ErrorKind::BadInput));
     BOOST_TEST(std::string(e.what()).find("truncate -s") != std::string::npos);
   }
+}
+
+// Shared storage on another host: the source's sampled digests (every sampleStride()-th chunk,
+// after its final flush) must be what the standby's file holds at those chunks.
+BOOST_AUTO_TEST_CASE(shared_storage_fingerprints_match_the_same_content_and_refuse_other_content) {
+  DiskFile file;
+  auto bytes = readFile(file.path);
+  auto sampled = [&](const std::vector<uint8_t>& content, size_t count) {
+    auto message = std::make_unique<capnp::MallocMessageBuilder>();
+    auto digests = message->initRoot<schema::DiskDigests>();
+    digests.setDisk(0);
+    uint64_t chunks = content.size() / kChunk, stride = dev::sampleStride(chunks);
+    auto list = digests.initDigests(static_cast<unsigned>(count));
+    for (uint64_t c = 0, i = 0; i < count; c += stride, ++i)
+      list.set(static_cast<unsigned>(i), dev::chunkDigest(std::span(content).subspan(c * kChunk, kChunk)));
+    return message;
+  };
+  ReplicaDisks disks({DiskConfig{file.path, false}});
+  auto same = sampled(bytes, kDiskBytes / kChunk);
+  BOOST_CHECK_NO_THROW(disks.checkSameContent(same->getRoot<schema::DiskDigests>().asReader()));
+  auto other = bytes;
+  other[2 * kChunk + 100] ^= 1;  // one byte of a sampled chunk
+  auto differing = sampled(other, kDiskBytes / kChunk);
+  BOOST_CHECK_THROW(disks.checkSameContent(differing->getRoot<schema::DiskDigests>().asReader()), Error);
+  auto tooFew = sampled(bytes, 2);
+  BOOST_CHECK_THROW(disks.checkSameContent(tooFew->getRoot<schema::DiskDigests>().asReader()), Error);
+  BOOST_TEST(readFile(file.path) == bytes);  // looking changes nothing
 }
 
 BOOST_AUTO_TEST_CASE(a_read_only_standby_disk_is_bad_input) {

@@ -1,0 +1,248 @@
+"""Driver for the disk case of ops/bench/migrate: a guest writing its 1 GiB disk, migrated with the
+disk by tandem and by QEMU 7.2 block migration, the same guest file and the same disk contents.
+
+Usage: migrate_disk_bench.py TANDEM GUEST_ELF RUNS
+Environment: MIGRATE_BENCH_VMMS, comma-separated substrings of the VMM names to run (default: all).
+
+The disk: 1 GiB of random bytes (nothing compresses, nothing is zero), made once; each run starts
+from a copy of it on the source and an empty 1 GiB file on the target. The guest (256 MiB, 1 vCPU)
+runs job=disk rate=200: it appends a 512-byte record and flushes, 200 times a second, throughout.
+Per run:
+  total      the migration's total time as the VMM reports it
+  downtime   as the VMM reports it (QEMU: in whole ms, without its destination's start)
+  bytes      on the wire, memory and disk, as the VMM reports them
+  identical  the two disk files at the switch point: with the target's guest paused right after the
+             migration, every sector but those of the records it wrote there since (record k sits in
+             sector k - 1) must be byte for byte the source's, which stopped writing at the switch
+"""
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import Console, Qmp, stop, unix_request  # noqa: E402
+
+TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
+TANDEM_PORT, QEMU_PORT = 23464, 23468
+DISK_BYTES = 1 << 30
+MEMORY = "256M"
+APPEND = "job=disk rate=200"
+MIB = 1 << 20
+RECORD = re.compile(r"disk: wrote record (\d+)")
+
+VMMS = [
+    ("tandem precopy", "tandem", {"mode": "precopy"}),
+    ("tandem postcopy", "tandem", {"mode": "postcopy"}),
+    ("tandem hybrid", "tandem", {"mode": "hybrid"}),
+    ("qemu blk default", "qemu", {}),
+    ("qemu blk unlimited", "qemu", {"unlimited": True}),
+]
+GOAL_AGAINST = ["qemu blk default", "qemu blk unlimited"]
+
+procs = []
+
+
+def start(args, tmp, name, env=None):
+    err = open(os.path.join(tmp, name + ".err"), "w")
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env)
+    procs.append(proc)
+    return proc, Console(proc)
+
+
+def make_base_disk(path):
+    with open(path, "wb") as f:
+        for _ in range(DISK_BYTES // (16 * MIB)):
+            f.write(os.urandom(16 * MIB))
+
+
+def prepare_disks(tmp, base):
+    source, target = os.path.join(tmp, "source.img"), os.path.join(tmp, "target.img")
+    shutil.copyfile(base, source)
+    with open(target, "wb") as f:
+        f.truncate(DISK_BYTES)
+    return source, target
+
+
+def last_record(console):
+    lines, _ = console.snapshot()
+    found = [int(m.group(1)) for _, text in lines if (m := RECORD.search(text))]
+    return max(found) if found else 0
+
+
+def identical_at_switch(source, target, last_on_source, newest_on_target):
+    """None when the files match outside the records the target wrote since the switch, else the
+    first sector that differs."""
+    skip_from, skip_to = last_on_source * 512, (newest_on_target + 1) * 512
+    with open(source, "rb") as a, open(target, "rb") as b:
+        offset = 0
+        while True:
+            x, y = a.read(4 * MIB), b.read(4 * MIB)
+            if not x and not y:
+                return None
+            if x != y:
+                for s in range(0, max(len(x), len(y)), 512):
+                    if not skip_from <= offset + s < skip_to and x[s:s + 512] != y[s:s + 512]:
+                        return (offset + s) // 512
+            offset += len(x)
+
+
+def settle(console):
+    console.wait_for("disk: verified 0 records", 120)
+    console.wait_for("disk: wrote record 200", 60)  # a second of writing, then the migration
+
+
+def run_tandem(tmp, base, settings):
+    source_img, target_img = prepare_disks(tmp, base)
+    endpoint = f"tcp://127.0.0.1:{TANDEM_PORT}"
+    source_sock, target_sock = os.path.join(tmp, "source.sock"), os.path.join(tmp, "target.sock")
+    target, target_console = start([TANDEM, "standby", "--listen", endpoint, "--disk", target_img, "--control", target_sock],
+                                   tmp, "target")
+    source, source_console = start([TANDEM, "run", "--kernel", GUEST, "--memory", MEMORY, "--disk", source_img,
+                                    "--control", source_sock, "--append", APPEND], tmp, "source")
+    try:
+        settle(source_console)
+        reply = unix_request(source_sock, {"cmd": "migrate", "to": endpoint, "storage": "copy", **settings}, timeout=600)
+        if not reply.get("ok"):
+            return {"error": reply.get("error", "failed")}
+        unix_request(target_sock, {"cmd": "pause"})
+        source.wait(timeout=30)
+        time.sleep(0.3)
+        differs = identical_at_switch(source_img, target_img, last_record(source_console), last_record(target_console))
+        return {"total": reply["total_ms"], "downtime": reply["downtime_ms"], "bytes": reply["bytes"],
+                "disk_bytes": reply["disk_chunks"]["wire_bytes"], "differs": differs}
+    finally:
+        stop(source)
+        stop(target)
+
+
+def qemu_command(disk, qmp, extra):
+    return ["qemu-system-x86_64", "-M", "microvm,acpi=off", "-enable-kvm", "-m", MEMORY, "-smp", "1", "-nodefaults",
+            "-no-user-config", "-nographic", "-display", "none", "-serial", "stdio",
+            "-global", "virtio-mmio.force-legacy=false",
+            "-drive", f"id=d0,file={disk},format=raw,if=none", "-device", "virtio-blk-device,drive=d0",
+            "-kernel", GUEST, "-append", APPEND, "-qmp", f"unix:{qmp},server=on,wait=off"] + extra
+
+
+def run_qemu(tmp, base, settings):
+    source_img, target_img = prepare_disks(tmp, base)
+    qs, qd = os.path.join(tmp, "qs.sock"), os.path.join(tmp, "qd.sock")
+    target, target_console = start(qemu_command(target_img, qd, ["-incoming", f"tcp:127.0.0.1:{QEMU_PORT}"]), tmp, "target")
+    source, source_console = start(qemu_command(source_img, qs, []), tmp, "source")
+    try:
+        target_qmp = Qmp(qd)
+        settle(source_console)
+        qmp = Qmp(qs)
+        if settings.get("unlimited"):
+            qmp.execute("migrate-set-parameters", **{"max-bandwidth": 64 << 30})
+        qmp.execute("migrate", uri=f"tcp:127.0.0.1:{QEMU_PORT}", blk=True)
+        while True:
+            info = qmp.execute("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.01)
+        if info["status"] != "completed":
+            return {"error": f"QEMU says {info.get('status')}: {info.get('error-desc', '')}"}
+        target_qmp.execute("stop")
+        time.sleep(0.3)
+        differs = identical_at_switch(source_img, target_img, last_record(source_console), last_record(target_console))
+        disk = info.get("disk", {}).get("transferred")
+        return {"total": info["total-time"], "downtime": info.get("downtime"),
+                "bytes": info["ram"]["transferred"] + (disk or 0), "disk_bytes": disk, "differs": differs}
+    finally:
+        stop(source)
+        stop(target)
+
+
+def fmt(v, width, digits=1):
+    return f"{v:{width}.{digits}f}" if v is not None else f"{'-':>{width}}"
+
+
+def describe(r):
+    if "error" in r:
+        return f"FAILED: {r['error']}"
+    same = "identical" if r["differs"] is None else f"DIFFER from sector {r['differs']}"
+    disk = fmt(r["disk_bytes"] / MIB if r.get("disk_bytes") is not None else None, 7)
+    return (f"total {fmt(r['total'], 8)} ms  downtime {fmt(r['downtime'], 7)} ms  {r['bytes'] / MIB:7.1f} MiB "
+            f"(disk {disk} MiB)  disks at the switch: {same}")
+
+
+def median(runs, key):
+    values = [r[key] for r in runs if "error" not in r and r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def main():
+    vmm_filter = [s.strip() for s in os.environ.get("MIGRATE_BENCH_VMMS", "").split(",") if s.strip()]
+    vmms = [v for v in VMMS if not vmm_filter or any(f in v[0] for f in vmm_filter)]
+    print(f"\nMigration with a 1 GiB disk being written (random contents; {MEMORY} guest, -append '{APPEND}'), over "
+          f"127.0.0.1,\ntandem --storage copy vs QEMU 7.2 block migration (migrate blk=true onto an empty disk; "
+          f"default = max-bandwidth 128 MiB/s,\nunlimited = 64 GiB/s), {RUNS} run(s) each.", flush=True)
+    work = tempfile.mkdtemp(prefix="tandem-migrate-disk-bench-")
+    try:
+        base = os.path.join(work, "base.img")
+        make_base_disk(base)
+        results = {name: [] for name, _, _ in vmms}
+        for run in range(RUNS):
+            for name, kind, settings in vmms:
+                tmp = tempfile.mkdtemp(dir=work)
+                began = time.monotonic()
+                try:
+                    r = (run_tandem if kind == "tandem" else run_qemu)(tmp, base, settings)
+                except Exception as e:  # one run's failure is reported, the others go on
+                    errs = {n: open(os.path.join(tmp, n + ".err"), errors="replace").read()[-300:]
+                            for n in ("source", "target") if os.path.exists(os.path.join(tmp, n + ".err"))}
+                    r = {"error": f"{e} {errs}"}
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                results[name].append(r)
+                print(f"  run {run + 1} {name:20s} {describe(r)}  [{time.monotonic() - began:.0f} s]", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nSummary, medians over {RUNS} run(s):")
+    print(f"   {'':20s}{'total ms':>10s}{'downtime ms':>13s}{'MiB':>8s}  disks identical at the switch")
+    med = {}
+    for name, runs in results.items():
+        med[name] = {k: median(runs, k) for k in ("total", "downtime", "bytes")}
+        done = [r for r in runs if "error" not in r]
+        same = sum(1 for r in done if r["differs"] is None)
+        mib = med[name]["bytes"] / MIB if med[name]["bytes"] is not None else None
+        print(f"   {name:20s}{fmt(med[name]['total'], 10)}{fmt(med[name]['downtime'], 13)}{fmt(mib, 8)}  "
+              f"{same}/{len(runs)} run(s)" + (f", {len(runs) - len(done)} FAILED" if len(done) < len(runs) else ""))
+    against = [q for q in GOAL_AGAINST if q in med and med[q]["total"]]
+    tandems = [t for t in med if t.startswith("tandem") and med[t]["total"]]
+    if against and tandems:
+        print("   total time, tandem/QEMU ('*' = at most 0.5, the goal):")
+        for t in tandems:
+            cells = []
+            for q in against:
+                ratio = med[t]["total"] / med[q]["total"]
+                cells.append(f"vs {q}: {ratio:.2f}{'*' if ratio <= 0.5 else ''}")
+            print(f"   {t:20s}" + "   ".join(cells))
+
+
+def cleanup():
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        cleanup()
