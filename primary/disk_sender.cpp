@@ -2,6 +2,7 @@
 
 #include "base/error.hpp"
 #include "codec/page_codec.hpp"
+#include "devices/disk_write_log.hpp"
 
 namespace tandem {
 
@@ -40,33 +41,47 @@ uint64_t DiskSender::chunksWritten() const {
   return n;
 }
 
-uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void(capnp::MallocMessageBuilder&)>& deliver) {
+// Each chunk is read straight into its message's staging buffer, which goes on the wire without a
+// copy when it is sent raw (lz4 only when that makes it smaller). A chunk inside a hole of the file
+// is zeros, known without reading it.
+uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void(std::unique_ptr<OutgoingMessage>)>& deliver) {
   uint64_t sent = 0;
   for (size_t d = 0; d < machine_.diskCount(); ++d) {
     auto& disk = machine_.disk(d);
     PageSet chunks = disk.writeLog().takeChunks();
+    const auto& theirs = standbyDigests_[d];
+    uint64_t dataAt = 0;
+    bool looked = false;
     std::exception_ptr failure;
     chunks.forEach([&](uint64_t chunk) {
       if (failure) return;
       uint64_t offset = chunk * dev::DiskWriteLog::kChunkBytes;
-      chunk_.resize(std::min(dev::DiskWriteLog::kChunkBytes, disk.sizeBytes() - offset));
-      if (!disk.readAt(offset, chunk_)) {
+      size_t length = std::min(dev::DiskWriteLog::kChunkBytes, disk.sizeBytes() - offset);
+      if (!looked || dataAt < offset) {
+        dataAt = disk.nextDataAt(offset);
+        looked = true;
+      }
+      auto message = std::make_unique<OutgoingMessage>();
+      bool hole = dataAt >= offset + length;
+      std::span<uint8_t> bytes(message->staging(length), length);
+      if (!hole && !disk.readAt(offset, bytes)) {
         failure = std::make_exception_ptr(Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset)));
         return;
       }
-      const auto& theirs = standbyDigests_[d];
-      if (chunk < theirs.size() && theirs[chunk] == dev::chunkDigest(chunk_)) {
+      uint64_t digest = hole ? dev::zeroChunkDigest(length) : dev::chunkDigest(bytes);
+      if (chunk < theirs.size() && theirs[chunk] == digest) {
         ++skipped_;
         return;
       }
-      capnp::MallocMessageBuilder message;
-      auto out = channel.start(message).initDiskChunk();
+      auto out = channel.start(*message).initDiskChunk();
       out.setDisk(static_cast<uint32_t>(d));
       out.setOffset(offset);
-      out.setLength(static_cast<uint32_t>(chunk_.size()));
-      out.setEncoding(toSchema(codec::encodeBlock(chunk_, encoded_)));
-      if (!encoded_.empty()) out.setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
-      deliver(message);
+      out.setLength(static_cast<uint32_t>(length));
+      auto encoding = hole ? codec::Encoding::Zero : codec::encodeBlock(bytes, encoded_, codec::RawCopy::Skip);
+      out.setEncoding(toSchema(encoding));
+      if (encoding == codec::Encoding::Lz4) out.setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
+      if (encoding == codec::Encoding::Raw) out.adoptBytes(message->referenceStaging(length));
+      deliver(std::move(message));
       ++sent;
     });
     if (failure) std::rethrow_exception(failure);

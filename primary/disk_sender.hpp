@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "machine/machine.hpp"
 #include "transport/channel.hpp"
+#include "transport/outgoing.hpp"
 
 namespace tandem {
 
@@ -36,7 +38,7 @@ public:
   uint64_t chunksWritten() const;
   // Sends those chunks on channel, each through deliver; returns how many went. Throws Error when
   // a disk cannot be read.
-  uint64_t sendChunks(const Channel& channel, const std::function<void(capnp::MallocMessageBuilder&)>& deliver);
+  uint64_t sendChunks(const Channel& channel, const std::function<void(std::unique_ptr<OutgoingMessage>)>& deliver);
 
   void takeEpoch();
   uint64_t epochWriteBytes() const;
@@ -46,7 +48,7 @@ private:
   Machine& machine_;
   std::vector<std::vector<dev::DiskWrite>> epoch_;  // per disk
   bool epochFlushed_ = false;                       // the guest flushed a disk in this epoch
-  std::vector<uint8_t> chunk_, encoded_;
+  std::vector<uint8_t> encoded_;
   std::vector<std::vector<uint64_t>> standbyDigests_;  // per disk, until the first sendChunks() used them
   uint64_t skipped_ = 0;
 };

@@ -158,9 +158,9 @@ void MigrationSource::sendDiskChunks() {
     p.diskChunksToSend = toSend;
     p.diskChunksSent = 0;
   });
-  uint64_t sent = disks_->sendChunks(bulk, [&](capnp::MallocMessageBuilder& message) {
+  uint64_t sent = disks_->sendChunks(bulk, [&](std::unique_ptr<OutgoingMessage> message) {
     uint64_t before = bulk.bytesSent();
-    if (!bulk.send(message)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
+    if (!bulk.send(std::move(message))) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
     stats_.diskBytes += bulk.bytesSent() - before;
     progress_.update([&](MigrationProgress& p) {
       ++p.diskChunksSent;

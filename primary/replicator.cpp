@@ -357,7 +357,9 @@ void Replicator::initialSync(SessionParts& s) {
     } catch (const Error&) {
       throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
     }
-    uint64_t chunks = s.disks.sendChunks(s.bulk, sendOrThrow);
+    uint64_t chunks = s.disks.sendChunks(s.bulk, [&](std::unique_ptr<OutgoingMessage> chunk) {
+      if (!s.bulk.send(std::move(chunk))) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
+    });
     chunksSent += chunks;
     sent += chunks * kPagesPerChunk;
     capnp::MallocMessageBuilder end;

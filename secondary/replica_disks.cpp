@@ -102,11 +102,18 @@ void ReplicaDisks::writeChunk(schema::DiskChunk::Reader chunk) {
     throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not fit it (", length, " bytes at ", offset, ")"));
   codec::Encoding encoding;
   auto bytes = chunk.getBytes();
-  chunk_.resize(length);
-  if (!codecEncoding(chunk.getEncoding(), encoding) || !codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), chunk_))
+  if (!codecEncoding(chunk.getEncoding(), encoding))
     throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
+  // A raw chunk is written from the message as it arrived; the others are decoded first.
+  const uint8_t* data = bytes.begin();
+  if (encoding != codec::Encoding::Raw || bytes.size() != length) {
+    chunk_.resize(length);
+    if (!codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), chunk_))
+      throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
+    data = chunk_.data();
+  }
   saveOld(disk, offset, length);
-  writeAll(disk.fd.get(), disk.path, offset, chunk_.data(), length);
+  writeAll(disk.fd.get(), disk.path, offset, data, length);
 }
 
 void ReplicaDisks::keepSync() {
@@ -159,13 +166,25 @@ void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
   }
 }
 
+// A chunk inside a hole of the file is zeros: its digest is the zero chunk's, without reading it
+// (a fresh disk file is one hole, and reading a hole costs the kernel a memset per page).
 std::vector<uint64_t> ReplicaDisks::digests(size_t d, uint64_t stride) {
   Disk& disk = disks_.at(d);
   std::vector<uint64_t> out;
   out.reserve((disk.size + kChunk - 1) / kChunk / stride + 1);
   chunk_.resize(kChunk);
+  uint64_t dataAt = 0;  // where the file's data goes on, at or after offset (the next look's start)
+  bool looked = false;
   for (uint64_t offset = 0; offset < disk.size; offset += kChunk * stride) {
     uint64_t length = std::min(kChunk, disk.size - offset);
+    if (!looked || dataAt < offset) {
+      dataAt = dev::nextDataAt(disk.fd.get(), offset, disk.size);
+      looked = true;
+    }
+    if (dataAt >= offset + length) {
+      out.push_back(dev::zeroChunkDigest(length));
+      continue;
+    }
     readAll(disk.fd.get(), offset, chunk_.data(), length);
     out.push_back(dev::chunkDigest(std::span(chunk_.data(), length)));
   }

@@ -57,7 +57,7 @@ bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page
   return false;
 }
 
-Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out) {
+Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out, RawCopy raw) {
   out.clear();
   const uint8_t* p = block.data();
   size_t n = block.size();
@@ -69,7 +69,8 @@ Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out) 
     out.resize(static_cast<size_t>(packed));
     return Encoding::Lz4;
   }
-  out.assign(p, p + n);
+  if (raw == RawCopy::Make) out.assign(p, p + n);
+  else out.clear();
   return Encoding::Raw;
 }
 

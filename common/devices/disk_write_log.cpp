@@ -1,12 +1,29 @@
 #include "devices/disk_write_log.hpp"
 
+#include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <utility>
+#include <vector>
 
 namespace tandem::dev {
 
 uint64_t chunkDigest(std::span<const uint8_t> chunk) { return XXH3_64bits(chunk.data(), chunk.size()); }
+
+uint64_t zeroChunkDigest(size_t length) {
+  static const std::vector<uint8_t> zeros(DiskWriteLog::kChunkBytes);
+  static const uint64_t whole = chunkDigest(zeros);
+  if (length == zeros.size()) return whole;
+  return chunkDigest(std::span(zeros).first(std::min(length, zeros.size())));
+}
+
+uint64_t nextDataAt(int fd, uint64_t offset, uint64_t size) {
+  off_t at = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+  if (at < 0) return errno == ENXIO ? size : offset;
+  return std::min(static_cast<uint64_t>(at), size);
+}
 
 void DiskWriteLog::begin() {
   std::lock_guard lock(mutex_);

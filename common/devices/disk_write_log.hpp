@@ -29,6 +29,11 @@ struct DiskWrite {
 
 // What both sides of a sync compare to find the chunks that differ (XXH3-64).
 uint64_t chunkDigest(std::span<const uint8_t> chunk);
+// chunkDigest of `length` zero bytes.
+uint64_t zeroChunkDigest(size_t length);
+// Where the data of the file `fd` (`size` bytes) goes on at or after offset: offset itself when the
+// file system cannot tell (SEEK_DATA), size when only a hole follows.
+uint64_t nextDataAt(int fd, uint64_t offset, uint64_t size);
 // Shared storage is fingerprinted by the digests of every stride-th chunk (64 of them, or all of
 // a small disk).
 inline uint64_t sampleStride(uint64_t chunks) { return chunks / 64 ? chunks / 64 : 1; }
