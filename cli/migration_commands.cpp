@@ -39,7 +39,7 @@ const char* const kMigrateUsage =
     "                      [--max-downtime-ms 300] [--max-rounds 30] [--max-bandwidth SIZE (per second)]\n"
     "                      [--on-no-converge stop|postcopy|abort] [--compress auto|lz4|none]\n"
     "                      [--xbzrle-cache SIZE (64M; 0: none)] [--auto-converge] [--encode-threads 1]\n"
-    "                      [--storage copy|shared] [--postcopy-wait SECONDS (600)] [--json]\n"
+    "                      [--storage copy|shared | --shared-storage] [--postcopy-wait SECONDS (600)] [--json]\n"
     "       tandem migrate --control PATH --resume [--to tcp://HOST:PORT]\n"
     "       tandem migrate --control PATH --give-up --confirm [--why TEXT]\n"
     "  moves the guest of the tandem at --control to the standby at --to (which listens on PORT and PORT+1)\n"
@@ -166,7 +166,7 @@ int migrateCommand(const std::vector<std::string>& args) {
   Arguments options(args, "migrate",
                     {"control", "to", "mode", "max-downtime-ms", "max-rounds", "max-bandwidth", "on-no-converge", "compress",
                      "xbzrle-cache", "encode-threads", "storage", "postcopy-wait", "why"},
-                    {"json", "auto-converge", "resume", "give-up", "confirm"});
+                    {"json", "auto-converge", "resume", "give-up", "confirm", "shared-storage"});
   auto control = options.value("control");
   auto to = options.value("to");
   if (options.flag("resume") && options.flag("give-up")) failBadInput("tandem migrate takes --resume or --give-up, not both");
@@ -183,6 +183,10 @@ int migrateCommand(const std::vector<std::string>& args) {
     failBadInput("--compress is auto, lz4 or none, not '", compress, "'");
   auto storage = options.value("storage");
   if (storage && *storage != "copy" && *storage != "shared") failBadInput("--storage is copy or shared, not '", *storage, "'");
+  if (options.flag("shared-storage")) {  // (the same as --storage shared)
+    if (storage && *storage != "shared") failBadInput("--shared-storage and --storage ", *storage, " contradict each other");
+    storage = "shared";
+  }
   urgentEndpoint(*to);  // checks the address: tcp://HOST:PORT with PORT+1 free for the urgent channel
   nlohmann::json request{{"cmd", "migrate"}, {"to", *to}, {"mode", mode}, {"on_no_converge", onNoConverge}, {"compress", compress}};
   if (options.flag("auto-converge")) request["auto_converge"] = true;

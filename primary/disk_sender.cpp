@@ -77,7 +77,14 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
       out.setDisk(static_cast<uint32_t>(d));
       out.setOffset(offset);
       out.setLength(static_cast<uint32_t>(length));
-      auto encoding = hole ? codec::Encoding::Zero : codec::encodeBlock(bytes, encoded_, codec::RawCopy::Skip);
+      // After a chunk lz4 could not shrink, the next ones skip it, twice as many each time (up to
+      // 64): a disk of incompressible data costs one try in 64; one that shrinks resets it.
+      bool tryLz4 = lz4SkipLeft_ == 0;
+      if (!tryLz4) --lz4SkipLeft_;
+      auto encoding = hole ? codec::Encoding::Zero
+                           : codec::encodeBlock(bytes, encoded_, codec::RawCopy::Skip, tryLz4 ? codec::Lz4::Try : codec::Lz4::Skip);
+      if (tryLz4 && encoding == codec::Encoding::Raw) lz4SkipLeft_ = lz4Backoff_ = std::min<uint32_t>(64, lz4Backoff_ * 2 + 1);
+      if (encoding == codec::Encoding::Lz4) lz4Backoff_ = 0;
       out.setEncoding(toSchema(encoding));
       if (encoding == codec::Encoding::Lz4) out.setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
       if (encoding == codec::Encoding::Raw) out.adoptBytes(message->referenceStaging(length));

@@ -49,6 +49,7 @@ private:
   std::vector<std::vector<dev::DiskWrite>> epoch_;  // per disk
   bool epochFlushed_ = false;                       // the guest flushed a disk in this epoch
   std::vector<uint8_t> encoded_;
+  uint32_t lz4SkipLeft_ = 0, lz4Backoff_ = 0;  // chunks to send without trying lz4, and the last such run
   std::vector<std::vector<uint64_t>> standbyDigests_;  // per disk, until the first sendChunks() used them
   uint64_t skipped_ = 0;
 };

@@ -51,6 +51,7 @@ ReplicaDisks::ReplicaDisks(const std::vector<DiskConfig>& disks) {
     struct stat st{};
     if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) failBadInput("disk ", config.path, " is not a regular file");
     disk.size = static_cast<uint64_t>(st.st_size) / 512 * 512;  // what the guest sees (whole sectors)
+    disk.direct.reset(::open(config.path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
     disks_.push_back(std::move(disk));
   }
 }
@@ -65,6 +66,7 @@ void ReplicaDisks::checkShape(capnp::List<uint64_t>::Reader primarySizes, const 
 }
 
 void ReplicaDisks::beginSync(bool keepOld) {
+  writeRun();
   dropUndo();
   keepOld_ = keepOld;
   if (!keepOld_) return;
@@ -104,24 +106,61 @@ void ReplicaDisks::writeChunk(schema::DiskChunk::Reader chunk) {
   auto bytes = chunk.getBytes();
   if (!codecEncoding(chunk.getEncoding(), encoding))
     throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
-  // A raw chunk is written from the message as it arrived; the others are decoded first.
+  // Decoded into the run of direct writes when it continues it; else a raw chunk is written from
+  // the message as it arrived, the others decoded first.
+  bool direct = disk.direct && offset % 4096 == 0 && length % 512 == 0;
+  if (run_.length && (!direct || run_.disk != d || run_.offset + run_.length != offset || run_.length + length > kRunBytes))
+    writeRun();
   const uint8_t* data = bytes.begin();
-  if (encoding != codec::Encoding::Raw || bytes.size() != length) {
-    chunk_.resize(length);
-    if (!codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), chunk_))
+  if (direct || encoding != codec::Encoding::Raw || bytes.size() != length) {
+    if (direct && !aligned_) aligned_.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, kRunBytes)));
+    chunk_.resize(direct ? 0 : length);
+    std::span<uint8_t> into = direct ? std::span(aligned_.get() + run_.length, length) : std::span(chunk_);
+    if (!codec::decodeBlock(encoding, std::span(bytes.begin(), bytes.size()), into))
       throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
-    data = chunk_.data();
+    data = into.data();
   }
   saveOld(disk, offset, length);
+  if (direct) {
+    if (!run_.length) run_ = {d, offset, 0};
+    run_.length += length;
+    if (run_.length == kRunBytes) writeRun();
+    return;
+  }
   writeAll(disk.fd.get(), disk.path, offset, data, length);
 }
 
+void ReplicaDisks::writeRun() {
+  if (!run_.length) return;
+  Disk& disk = disks_[run_.disk];
+  uint64_t offset = run_.offset, length = run_.length;
+  run_.length = 0;
+  if (!writeDirect(disk, offset, aligned_.get(), length)) writeAll(disk.fd.get(), disk.path, offset, aligned_.get(), length);
+}
+
+bool ReplicaDisks::writeDirect(Disk& disk, uint64_t offset, const uint8_t* bytes, uint64_t length) {
+  while (length) {
+    ssize_t n = ::pwrite(disk.direct.get(), bytes, length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL) {  // this file system takes no direct writes of that shape
+      log::info("disk ", disk.path, " takes no O_DIRECT writes; it is written through the page cache");
+      disk.direct.reset();
+      return false;
+    }
+    if (n <= 0) throw Error(ErrorKind::Failed, concat("cannot write ", disk.path, " at byte ", offset, ": ", std::strerror(errno)));
+    bytes += n, offset += static_cast<uint64_t>(n), length -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
 void ReplicaDisks::keepSync() {
+  writeRun();
   dropUndo();
   keepOld_ = false;
 }
 
 void ReplicaDisks::rollBackSync() {
+  writeRun();
   if (!keepOld_) return;
   std::vector<uint8_t> old;
   size_t chunks = 0;
@@ -157,6 +196,7 @@ std::optional<std::string> ReplicaDisks::check(capnp::List<schema::DiskWrite>::R
 }
 
 void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
+  writeRun();
   for (auto w : writes) {
     Disk& disk = disks_[w.getDisk()];
     auto bytes = w.getBytes();
@@ -169,6 +209,7 @@ void ReplicaDisks::apply(capnp::List<schema::DiskWrite>::Reader writes) {
 // A chunk inside a hole of the file is zeros: its digest is the zero chunk's, without reading it
 // (a fresh disk file is one hole, and reading a hole costs the kernel a memset per page).
 std::vector<uint64_t> ReplicaDisks::digests(size_t d, uint64_t stride) {
+  writeRun();
   Disk& disk = disks_.at(d);
   std::vector<uint64_t> out;
   out.reserve((disk.size + kChunk - 1) / kChunk / stride + 1);
@@ -227,6 +268,7 @@ bool ReplicaDisks::sendDigests(Channel& bulk) {
 }
 
 void ReplicaDisks::makeDurable() {
+  writeRun();
   auto start = std::chrono::steady_clock::now();
   for (auto& disk : disks_)
     if (::fdatasync(disk.fd.get()) != 0) throwErrno(concat("fdatasync of disk ", disk.path), errno);

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +73,10 @@ private:
   struct Disk {
     std::string path;
     Fd fd;
+    // The same file opened O_DIRECT, for whole chunks: a disk copied whole then does not go
+    // through the page cache (on this machine five times faster). None where the file system
+    // refuses it.
+    Fd direct;
     uint64_t size = 0;
     // The sync's undo file: (offset, length, where its old bytes are in the file) per saved chunk.
     Fd undo;
@@ -84,10 +90,23 @@ private:
   // With an undo file open, saves the old bytes of every chunk [offset, offset + length) touches.
   void saveOld(Disk& disk, uint64_t offset, uint64_t length);
   void dropUndo();
+  // Writes through disk.direct; false (and no more direct writes to that disk) when the file
+  // system refuses it.
+  bool writeDirect(Disk& disk, uint64_t offset, const uint8_t* bytes, uint64_t length);
+  // Direct writes go in runs of contiguous chunks, up to kRunBytes: one 64 KiB direct write waits
+  // for the device (about 100 us here), a 1 MiB one hardly longer. Every other use of the files
+  // writes the run out first.
+  static constexpr uint64_t kRunBytes = 16 * 65536;
+  void writeRun();
+  struct Run {
+    size_t disk = 0;
+    uint64_t offset = 0, length = 0;  // its bytes: aligned_[0, length)
+  } run_;
 
   std::vector<Disk> disks_;
   bool keepOld_ = false;
   std::vector<uint8_t> chunk_;
+  std::unique_ptr<uint8_t, void (*)(void*)> aligned_{nullptr, std::free};  // kRunBytes, page-aligned (for O_DIRECT)
   uint64_t bytesApplied_ = 0;
   uint64_t syncs_ = 0;
   double syncMs_ = 0;

@@ -57,14 +57,17 @@ bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page
   return false;
 }
 
-Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out, RawCopy raw) {
+Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out, RawCopy raw, Lz4 lz4) {
   out.clear();
   const uint8_t* p = block.data();
   size_t n = block.size();
   if (n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0)) return Encoding::Zero;
-  out.resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(n))));
-  int packed = LZ4_compress_default(reinterpret_cast<const char*>(p), reinterpret_cast<char*>(out.data()),
-                                    static_cast<int>(n), static_cast<int>(out.size()));
+  int packed = 0;
+  if (lz4 == Lz4::Try) {
+    out.resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(n))));
+    packed = LZ4_compress_default(reinterpret_cast<const char*>(p), reinterpret_cast<char*>(out.data()),
+                                  static_cast<int>(n), static_cast<int>(out.size()));
+  }
   if (packed > 0 && static_cast<size_t>(packed) < n) {
     out.resize(static_cast<size_t>(packed));
     return Encoding::Lz4;

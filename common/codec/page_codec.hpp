@@ -28,8 +28,11 @@ bool decodePage(Encoding encoding, std::span<const uint8_t> bytes, uint8_t* page
 // The same for a block of any size (disk chunks): zero, lz4 or raw, whichever is smallest, and
 // back into out (its size is the block's); false if bytes do not decode to exactly out.size().
 // RawCopy::Skip: a block that goes raw leaves out empty (the caller sends the block itself).
+// Lz4::Skip: zero or raw only (for a caller that found the last blocks incompressible).
 enum class RawCopy { Make, Skip };
-Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out, RawCopy raw = RawCopy::Make);
+enum class Lz4 { Try, Skip };
+Encoding encodeBlock(std::span<const uint8_t> block, std::vector<uint8_t>& out, RawCopy raw = RawCopy::Make,
+                     Lz4 lz4 = Lz4::Try);
 bool decodeBlock(Encoding encoding, std::span<const uint8_t> bytes, std::span<uint8_t> out);
 
 }  // namespace tandem::codec

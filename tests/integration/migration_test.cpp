@@ -65,6 +65,16 @@ void expectVerified(ChildProcess& guest, uint64_t pages) {
   BOOST_TEST(*verdict == "verify ok pages=" + std::to_string(pages));
 }
 
+// The last "disk: wrote record K" a source showed, all of its output read (it has stopped).
+uint64_t lastRecordShown(ChildProcess& source) {
+  while (source.readLine(2s)) {
+  }
+  uint64_t last = 0;
+  for (const auto& line : source.lines())
+    if (line.starts_with("disk: wrote record ")) last = std::stoull(line.substr(19));
+  return last;
+}
+
 // Info-level logs for the tandems started while it lives.
 struct InfoLogs {
   InfoLogs() { ::setenv("TANDEM_LOG", "info", 1); }
@@ -361,9 +371,7 @@ BOOST_DATA_TEST_CASE(a_guest_writing_its_disk_takes_the_disk_along, kModes, mode
   BOOST_TEST(sent + skipped >= 128u, out);  // every chunk of the 8 MiB disk, sent or found equal
   BOOST_TEST(chunks.value("wire_bytes", uint64_t{0}) > 0u, out);  // counted apart from memory
   BOOST_TEST(result.value("memory_bytes", uint64_t{0}) + chunks.value("wire_bytes", uint64_t{0}) == result.value("bytes", uint64_t{0}), out);
-  uint64_t last = 0;
-  while (auto line = source->readLine(2s))
-    if (line->starts_with("disk: wrote record ")) last = std::stoull(line->substr(19));
+  uint64_t last = lastRecordShown(*source);
   // The guest goes on where it was, on the target's disk, and every record on it checks.
   auto next = target->waitForLine("disk: wrote record " + std::to_string(last + 1), 20s);
   BOOST_TEST(next.has_value(), "the target did not go on after record " << last);
@@ -445,12 +453,10 @@ BOOST_AUTO_TEST_CASE(shared_storage_is_declared_and_proved_never_assumed) {
   BOOST_TEST(source->waitForLine("echo still here", 10s).has_value());
 
   // Shared, onto the very same file: nothing of the disk moves, and the guest goes on there.
-  auto [status, out] = migrate(socket, endpoint, {"--storage", "shared"});
+  auto [status, out] = migrate(socket, endpoint, {"--shared-storage"});  // (the same as --storage shared)
   BOOST_REQUIRE_MESSAGE(status == 0, out);
   BOOST_TEST(nlohmann::json::parse(out)["disk_chunks"].value("sent", uint64_t{1}) == 0u, out);
-  uint64_t last = 0;
-  while (auto line = source->readLine(2s))
-    if (line->starts_with("disk: wrote record ")) last = std::stoull(line->substr(19));
+  uint64_t last = lastRecordShown(*source);
   BOOST_TEST(target->waitForLine("disk: wrote record " + std::to_string(last + 1), 20s).has_value());
   target->send("verify\n");
   auto verdict = target->waitForLine("verify", 30s);
