@@ -1,5 +1,7 @@
 #include "primary/disk_sender.hpp"
 
+#include <algorithm>
+
 #include "base/error.hpp"
 #include "codec/page_codec.hpp"
 #include "devices/disk_write_log.hpp"
@@ -41,6 +43,15 @@ uint64_t DiskSender::chunksWritten() const {
   return n;
 }
 
+// Whether the standby's chunk (its digest) is ours. Against zeros there (a fresh disk file), a
+// look for a nonzero byte, which stops at the first, instead of a digest of the whole chunk.
+bool DiskSender::standbyHas(uint64_t theirs, bool hole, std::span<const uint8_t> bytes) const {
+  if (hole) return theirs == dev::zeroChunkDigest(bytes.size());
+  if (theirs == dev::zeroChunkDigest(bytes.size()))
+    return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; });
+  return theirs == dev::chunkDigest(bytes);
+}
+
 // Each chunk is read straight into its message's staging buffer, which goes on the wire without a
 // copy when it is sent raw (lz4 only when that makes it smaller). A chunk inside a hole of the file
 // is zeros, known without reading it.
@@ -68,8 +79,7 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
         failure = std::make_exception_ptr(Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset)));
         return;
       }
-      uint64_t digest = hole ? dev::zeroChunkDigest(length) : dev::chunkDigest(bytes);
-      if (chunk < theirs.size() && theirs[chunk] == digest) {
+      if (chunk < theirs.size() && standbyHas(theirs[chunk], hole, bytes)) {
         ++skipped_;
         return;
       }

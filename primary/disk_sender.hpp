@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "machine/machine.hpp"
@@ -45,6 +46,8 @@ public:
   void fillCommit(schema::Commit::Builder commit);
 
 private:
+  bool standbyHas(uint64_t theirs, bool hole, std::span<const uint8_t> bytes) const;
+
   Machine& machine_;
   std::vector<std::vector<dev::DiskWrite>> epoch_;  // per disk
   bool epochFlushed_ = false;                       // the guest flushed a disk in this epoch

@@ -45,8 +45,9 @@ VMMS = [
     ("tandem hybrid", "tandem", {"mode": "hybrid"}),
     ("qemu blk default", "qemu", {}),
     ("qemu blk unlimited", "qemu", {"unlimited": True}),
+    ("qemu blk unlim direct", "qemu", {"unlimited": True, "direct": True}),
 ]
-GOAL_AGAINST = ["qemu blk default", "qemu blk unlimited"]
+GOAL_AGAINST = ["qemu blk default", "qemu blk unlimited", "qemu blk unlim direct"]
 
 procs = []
 
@@ -69,6 +70,7 @@ def prepare_disks(tmp, base):
     shutil.copyfile(base, source)
     with open(target, "wb") as f:
         f.truncate(DISK_BYTES)
+    os.sync()  # the copy's write-back is not part of the migration
     return source, target
 
 
@@ -131,19 +133,22 @@ def run_tandem(tmp, base, settings):
         stop(target)
 
 
-def qemu_command(disk, qmp, extra):
+def qemu_command(disk, qmp, extra, direct=False):
+    cache = ",cache=none" if direct else ""  # none: O_DIRECT, as tandem's standby writes whole chunks
     return ["qemu-system-x86_64", "-M", "microvm,acpi=off", "-enable-kvm", "-m", MEMORY, "-smp", "1", "-nodefaults",
             "-no-user-config", "-nographic", "-display", "none", "-serial", "stdio",
             "-global", "virtio-mmio.force-legacy=false",
-            "-drive", f"id=d0,file={disk},format=raw,if=none", "-device", "virtio-blk-device,drive=d0",
+            "-drive", f"id=d0,file={disk},format=raw,if=none{cache}", "-device", "virtio-blk-device,drive=d0",
             "-kernel", GUEST, "-append", APPEND, "-qmp", f"unix:{qmp},server=on,wait=off"] + extra
 
 
 def run_qemu(tmp, base, settings):
     source_img, target_img = prepare_disks(tmp, base)
     qs, qd = os.path.join(tmp, "qs.sock"), os.path.join(tmp, "qd.sock")
-    target, target_console = start(qemu_command(target_img, qd, ["-incoming", f"tcp:127.0.0.1:{QEMU_PORT}"]), tmp, "target")
-    source, source_console = start(qemu_command(source_img, qs, []), tmp, "source")
+    direct = settings.get("direct", False)
+    target, target_console = start(qemu_command(target_img, qd, ["-incoming", f"tcp:127.0.0.1:{QEMU_PORT}"], direct),
+                                   tmp, "target")
+    source, source_console = start(qemu_command(source_img, qs, [], direct), tmp, "source")
     try:
         target_qmp = Qmp(qd)
         settle(source_console)
@@ -204,7 +209,8 @@ def main():
     vmms = [v for v in VMMS if not vmm_filter or any(f in v[0] for f in vmm_filter)]
     print(f"\nMigration with a 1 GiB disk being written (random contents; {MEMORY} guest, -append '{APPEND}'), over "
           f"127.0.0.1,\ntandem --storage copy vs QEMU 7.2 block migration (migrate blk=true onto an empty disk; "
-          f"default = max-bandwidth 128 MiB/s,\nunlimited = 64 GiB/s), {RUNS} run(s) each.", flush=True)
+          f"default = max-bandwidth 128 MiB/s,\nunlimited = 64 GiB/s, direct = unlimited with both drives cache=none, O_DIRECT as "
+          f"tandem's standby writes whole chunks), {RUNS} run(s) each.", flush=True)
     work = tempfile.mkdtemp(prefix="tandem-migrate-disk-bench-")
     try:
         base = os.path.join(work, "base.img")
