@@ -109,7 +109,7 @@ void PostcopyTarget::watchSilence() {
     fail(concat("the source stayed silent for ", wait_.count(), " s (--postcopy-wait)"));
 }
 
-void PostcopyTarget::heard() {
+void PostcopyTarget::heard(Answer answer) {
   heartbeat_.heard();
   if (!pausedAt_) return;
   log::warn("postcopy resumed: the source is back after ",
@@ -121,7 +121,7 @@ void PostcopyTarget::heard() {
     phaseForStatus_ = complete_ ? "completed" : "postcopy";
     silentSinceForStatus_.reset();
   }
-  sendNeeded();
+  if (answer == Answer::Now) sendNeeded();
 }
 
 // The source connected anew: its old bulk connection may be open on this side still (its end
@@ -179,8 +179,8 @@ bool PostcopyTarget::receive(Channel& channel) {
   Received r = channel.receive(std::chrono::milliseconds(0));
   if (r.kind == Received::Kind::Timeout) return false;
   if (r.kind == Received::Kind::Refused) fail(concat("the source sent ", r.problem));
-  heard();
   auto envelope = r.message->envelope();
+  heard(envelope.isPostcopyResume() ? Answer::Later : Answer::Now);
   switch (envelope.which()) {
     case schema::Envelope::POSTCOPY_RESUME:  // the source asks what is still needed
       if (envelope.getPostcopyResume().getReconnected()) listenAnew();

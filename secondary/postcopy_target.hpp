@@ -63,7 +63,10 @@ private:
   void finish();
   void sendComplete();
   void watchSilence();
-  void heard();  // anything from the source: a pause ends
+  // Anything from the source: a pause ends, and what is still needed goes to it now, or Later
+  // (the message is a PostcopyResume, answered as such).
+  enum class Answer { Now, Later };
+  void heard(Answer answer);
   void sendNeeded();  // PostcopyResume with every owed page, and the waited-for requests again
   void listenAnew();
   [[noreturn]] void fail(const std::string& why);

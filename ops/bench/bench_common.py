@@ -4,7 +4,10 @@ import json
 import os
 import re
 import select
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -108,6 +111,25 @@ class Qmp:
 
     def close(self):
         self.sock.close()
+
+
+def run_benchmark(main, procs):
+    """Runs main(); SIGTERM and ^C end it cleanly, and every process in procs (what it started)
+    that still runs is ended afterwards, whatever happened."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def wait_until(check, timeout=120, step=0.002):

@@ -20,7 +20,6 @@ For every case and every VMM it migrates a freshly booted guest over 127.0.0.1 a
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import time
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp, read_trace, stop, unix_request  # noqa: E402
+from bench_common import Console, Qmp, read_trace, run_benchmark, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT = 23456  # the standby also listens on PORT + 1 (its urgent channel)
@@ -435,22 +434,5 @@ def main():
     summary(case_results)
 
 
-def cleanup():
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
-    finally:
-        cleanup()
+    run_benchmark(main, procs)

@@ -21,7 +21,6 @@ Per run:
 """
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp, stop, unix_request  # noqa: E402
+from bench_common import Console, Qmp, run_benchmark, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT, QEMU_PORT = 23464, 23468
@@ -257,22 +256,5 @@ def main():
             print(f"   {t:20s}" + "   ".join(cells))
 
 
-def cleanup():
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
-    finally:
-        cleanup()
+    run_benchmark(main, procs)
