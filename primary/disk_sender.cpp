@@ -21,7 +21,10 @@ schema::Encoding toSchema(codec::Encoding e) {
 }  // namespace
 
 DiskSender::DiskSender(Machine& machine)
-    : machine_(machine), epoch_(machine.diskCount()), standbyDigests_(machine.diskCount()) {
+    : machine_(machine),
+      epoch_(machine.diskCount()),
+      standbyDigests_(machine.diskCount()),
+      staging_(StagingPool::make(dev::DiskWriteLog::kChunkBytes)) {
   for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().begin();
 }
 
@@ -74,7 +77,7 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
       }
       auto message = std::make_unique<OutgoingMessage>();
       bool hole = dataAt >= offset + length;
-      std::span<uint8_t> bytes(message->staging(length), length);
+      std::span<uint8_t> bytes(message->staging(length, *staging_), length);
       if (!hole && !disk.readAt(offset, bytes)) {
         failure = std::make_exception_ptr(Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset)));
         return;

@@ -19,6 +19,7 @@
 #include "machine/machine.hpp"
 #include "transport/channel.hpp"
 #include "transport/outgoing.hpp"
+#include "transport/staging_pool.hpp"
 
 namespace tandem {
 
@@ -54,6 +55,7 @@ private:
   std::vector<uint8_t> encoded_;
   uint32_t lz4SkipLeft_ = 0, lz4Backoff_ = 0;  // chunks to send without trying lz4, and the last such run
   std::vector<std::vector<uint64_t>> standbyDigests_;  // per disk, until the first sendChunks() used them
+  std::shared_ptr<StagingPool> staging_;         // chunk buffers, used again once ZeroMQ sent them
   uint64_t skipped_ = 0;
 };
 
