@@ -24,7 +24,7 @@ DiskSender::DiskSender(Machine& machine)
     : machine_(machine),
       epoch_(machine.diskCount()),
       standbyDigests_(machine.diskCount()),
-      staging_(StagingPool::make(dev::DiskWriteLog::kChunkBytes)) {
+      staging_(StagingPool::make(kRunChunks * dev::DiskWriteLog::kChunkBytes)) {
   for (size_t d = 0; d < machine_.diskCount(); ++d) machine_.disk(d).writeLog().begin();
 }
 
@@ -55,10 +55,12 @@ bool DiskSender::standbyHas(uint64_t theirs, bool hole, std::span<const uint8_t>
   return theirs == dev::chunkDigest(bytes);
 }
 
-// Each chunk is read straight into its message's staging buffer, which goes on the wire without a
-// copy when it is sent raw (lz4 only when that makes it smaller). A chunk inside a hole of the file
-// is zeros, known without reading it.
-uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void(std::unique_ptr<OutgoingMessage>)>& deliver) {
+// Chunks that go raw travel in runs: contiguous chunks read one after the other into one staging
+// buffer, sent as one DiskChunk of up to kRunChunks chunks without a copy (a message per 64 KiB
+// cost each side's ZeroMQ thread more than the bytes). A chunk that is zeros (a hole of the file:
+// known without reading) or that lz4 shrinks goes alone, the run before it first.
+uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void(std::unique_ptr<OutgoingMessage>, uint32_t)>& deliver) {
+  constexpr uint64_t kChunk = dev::DiskWriteLog::kChunkBytes;
   uint64_t sent = 0;
   for (size_t d = 0; d < machine_.diskCount(); ++d) {
     auto& disk = machine_.disk(d);
@@ -66,45 +68,71 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
     const auto& theirs = standbyDigests_[d];
     uint64_t dataAt = 0;
     bool looked = false;
+    std::unique_ptr<OutgoingMessage> run;  // raw chunks [runOffset, runOffset + runLength) in its staging buffer
+    uint8_t* runBytes = nullptr;
+    uint64_t runOffset = 0, runLength = 0;
+    auto start = [&](OutgoingMessage& message, uint64_t offset, uint64_t length, codec::Encoding encoding) {
+      auto out = channel.start(message).initDiskChunk();
+      out.setDisk(static_cast<uint32_t>(d));
+      out.setOffset(offset);
+      out.setLength(static_cast<uint32_t>(length));
+      out.setEncoding(toSchema(encoding));
+      return out;
+    };
+    auto sendRun = [&] {
+      if (!run || runLength == 0) return;
+      start(*run, runOffset, runLength, codec::Encoding::Raw).adoptBytes(run->referenceStaging(runLength));
+      deliver(std::move(run), static_cast<uint32_t>((runLength + kChunk - 1) / kChunk));
+      run.reset();
+    };
     std::exception_ptr failure;
     chunks.forEach([&](uint64_t chunk) {
       if (failure) return;
-      uint64_t offset = chunk * dev::DiskWriteLog::kChunkBytes;
-      size_t length = std::min(dev::DiskWriteLog::kChunkBytes, disk.sizeBytes() - offset);
+      uint64_t offset = chunk * kChunk;
+      size_t length = std::min(kChunk, disk.sizeBytes() - offset);
       if (!looked || dataAt < offset) {
         dataAt = disk.nextDataAt(offset);
         looked = true;
       }
-      auto message = std::make_unique<OutgoingMessage>();
       bool hole = dataAt >= offset + length;
-      std::span<uint8_t> bytes(message->staging(length, *staging_), length);
+      if (run && (runOffset + runLength != offset || runLength == kRunChunks * kChunk)) sendRun();
+      if (!run) {
+        run = std::make_unique<OutgoingMessage>();
+        runBytes = run->staging(kRunChunks * kChunk, *staging_);
+        runOffset = offset;
+        runLength = 0;
+      }
+      std::span<uint8_t> bytes(runBytes + runLength, length);  // (a hole's are not read, nor looked at)
       if (!hole && !disk.readAt(offset, bytes)) {
         failure = std::make_exception_ptr(Error(ErrorKind::Failed, concat("cannot read disk ", disk.path(), " at byte ", offset)));
         return;
       }
       if (chunk < theirs.size() && standbyHas(theirs[chunk], hole, bytes)) {
         ++skipped_;
+        sendRun();  // (the run ends here: this chunk is not in it)
         return;
       }
-      auto out = channel.start(*message).initDiskChunk();
-      out.setDisk(static_cast<uint32_t>(d));
-      out.setOffset(offset);
-      out.setLength(static_cast<uint32_t>(length));
       // After a chunk lz4 could not shrink, the next ones skip it, twice as many each time (up to
       // 64): a disk of incompressible data costs one try in 64; one that shrinks resets it.
-      bool tryLz4 = lz4SkipLeft_ == 0;
-      if (!tryLz4) --lz4SkipLeft_;
+      bool tryLz4 = !hole && lz4SkipLeft_ == 0;
+      if (!hole && !tryLz4) --lz4SkipLeft_;
       auto encoding = hole ? codec::Encoding::Zero
                            : codec::encodeBlock(bytes, encoded_, codec::RawCopy::Skip, tryLz4 ? codec::Lz4::Try : codec::Lz4::Skip);
       if (tryLz4 && encoding == codec::Encoding::Raw) lz4SkipLeft_ = lz4Backoff_ = std::min<uint32_t>(64, lz4Backoff_ * 2 + 1);
       if (encoding == codec::Encoding::Lz4) lz4Backoff_ = 0;
-      out.setEncoding(toSchema(encoding));
-      if (encoding == codec::Encoding::Lz4) out.setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
-      if (encoding == codec::Encoding::Raw) out.adoptBytes(message->referenceStaging(length));
-      deliver(std::move(message));
       ++sent;
+      if (encoding == codec::Encoding::Raw) {
+        runLength += length;
+        return;
+      }
+      sendRun();
+      auto alone = std::make_unique<OutgoingMessage>();
+      auto out = start(*alone, offset, length, encoding);
+      if (encoding == codec::Encoding::Lz4) out.setBytes(capnp::Data::Reader(encoded_.data(), encoded_.size()));
+      deliver(std::move(alone), 1);
     });
     if (failure) std::rethrow_exception(failure);
+    sendRun();
     standbyDigests_[d].clear();  // only the first round compares: later ones send what was written
   }
   return sent;

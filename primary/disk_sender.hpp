@@ -38,9 +38,11 @@ public:
 
   // Chunks written since the last sendChunks() (or all, before the first).
   uint64_t chunksWritten() const;
-  // Sends those chunks on channel, each through deliver; returns how many went. Throws Error when
-  // a disk cannot be read.
-  uint64_t sendChunks(const Channel& channel, const std::function<void(std::unique_ptr<OutgoingMessage>)>& deliver);
+  // Sends those chunks on channel, each message through deliver (with the number of chunks in
+  // it: raw chunks go in runs of up to kRunChunks in a row); returns how many chunks went. Throws
+  // Error when a disk cannot be read.
+  static constexpr uint64_t kRunChunks = 16;
+  uint64_t sendChunks(const Channel& channel, const std::function<void(std::unique_ptr<OutgoingMessage>, uint32_t)>& deliver);
 
   void takeEpoch();
   uint64_t epochWriteBytes() const;
@@ -55,7 +57,7 @@ private:
   std::vector<uint8_t> encoded_;
   uint32_t lz4SkipLeft_ = 0, lz4Backoff_ = 0;  // chunks to send without trying lz4, and the last such run
   std::vector<std::vector<uint64_t>> standbyDigests_;  // per disk, until the first sendChunks() used them
-  std::shared_ptr<StagingPool> staging_;         // chunk buffers, used again once ZeroMQ sent them
+  std::shared_ptr<StagingPool> staging_;         // run buffers, used again once ZeroMQ sent them
   uint64_t skipped_ = 0;
 };
 

@@ -158,12 +158,12 @@ void MigrationSource::sendDiskChunks() {
     p.diskChunksToSend = toSend;
     p.diskChunksSent = 0;
   });
-  uint64_t sent = disks_->sendChunks(bulk, [&](std::unique_ptr<OutgoingMessage> message) {
+  uint64_t sent = disks_->sendChunks(bulk, [&](std::unique_ptr<OutgoingMessage> message, uint32_t chunks) {
     uint64_t before = bulk.bytesSent();
     if (!bulk.send(std::move(message))) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
     stats_.diskBytes += bulk.bytesSent() - before;
     progress_.update([&](MigrationProgress& p) {
-      ++p.diskChunksSent;
+      p.diskChunksSent += chunks;
       p.diskBytes = stats_.diskBytes;
       p.bytes = link_->bytesSent();
     });
@@ -172,6 +172,7 @@ void MigrationSource::sendDiskChunks() {
   stats_.diskChunksSkipped = disks_->chunksSkipped();
   // How fast chunks go (reading, encoding, the link), for the next estimate of what is left.
   lastDiskPassMs_ = msSince(start);
+  log::info("migration disk pass: ", sent, " chunks sent of ", toSend, " written, in ", lastDiskPassMs_, " ms");
   if (sent >= 16) diskChunksPerSecond_ = static_cast<double>(sent) / std::max(1e-3, lastDiskPassMs_ / 1000);
 }
 

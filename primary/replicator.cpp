@@ -357,7 +357,7 @@ void Replicator::initialSync(SessionParts& s) {
     } catch (const Error&) {
       throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
     }
-    uint64_t chunks = s.disks.sendChunks(s.bulk, [&](std::unique_ptr<OutgoingMessage> chunk) {
+    uint64_t chunks = s.disks.sendChunks(s.bulk, [&](std::unique_ptr<OutgoingMessage> chunk, uint32_t) {
       if (!s.bulk.send(std::move(chunk))) throw Error(ErrorKind::Disconnected, "the standby stopped taking the initial sync");
     });
     chunksSent += chunks;

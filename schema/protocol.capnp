@@ -188,7 +188,8 @@ struct DiskWrite {             # one write the guest made to a disk during the e
 struct DiskChunk {             # primary -> standby, initial sync: a piece of a disk as it is now
   disk @0 :UInt32;
   offset @1 :UInt64;           # a multiple of 64 KiB
-  length @2 :UInt32;           # 64 KiB, less at the end of the disk
+  length @2 :UInt32;           # 64 KiB, less at the end of the disk; raw: up to 16 whole chunks
+                               # in a row (1 MiB; the last as long as the disk has left)
   encoding @3 :Encoding;       # zero, raw or lz4 (of the whole chunk)
   bytes @4 :Data;
 }

@@ -100,12 +100,15 @@ void ReplicaDisks::writeChunk(schema::DiskChunk::Reader chunk) {
   if (d >= disks_.size()) throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, ", which this standby does not have"));
   Disk& disk = disks_[d];
   uint64_t offset = chunk.getOffset(), length = chunk.getLength();
-  if (offset % kChunk || length == 0 || length > kChunk || offset > disk.size || length > disk.size - offset)
-    throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not fit it (", length, " bytes at ", offset, ")"));
   codec::Encoding encoding;
   auto bytes = chunk.getBytes();
   if (!codecEncoding(chunk.getEncoding(), encoding))
     throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not decode (at byte ", offset, ")"));
+  // One chunk, or (raw) a run of whole chunks in a row, the last one as long as the disk has left.
+  uint64_t most = encoding == codec::Encoding::Raw ? kRunBytes : kChunk;
+  if (offset % kChunk || length == 0 || length > most || offset > disk.size || length > disk.size - offset ||
+      (length > kChunk && length % kChunk && offset + length != disk.size))
+    throw Error(ErrorKind::Failed, concat("the primary sent a chunk of disk ", d, " that does not fit it (", length, " bytes at ", offset, ")"));
   // Decoded into the run of direct writes when it continues it; else a raw chunk is written from
   // the message as it arrived, the others decoded first.
   bool direct = disk.direct && offset % 4096 == 0 && length % 512 == 0;

@@ -7,6 +7,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -149,6 +150,29 @@ BOOST_AUTO_TEST_CASE(a_primary_with_other_disks_is_bad_input) {
     BOOST_TEST((e.kind() == ErrorKind::BadInput));
     BOOST_TEST(std::string(e.what()).find("truncate -s") != std::string::npos);
   }
+}
+
+// Raw chunks in a row travel as one DiskChunk (a run); it must be whole chunks but for the disk's end.
+BOOST_AUTO_TEST_CASE(a_run_of_raw_chunks_is_written_whole_and_a_ragged_one_is_refused) {
+  DiskFile file;
+  ReplicaDisks disks({DiskConfig{file.path, false}});
+  disks.beginSync(false);
+  std::vector<uint8_t> random(2 * kChunk + 512);
+  std::mt19937 generator(11);
+  for (auto& b : random) b = static_cast<uint8_t>(generator());
+  auto before = readFile(file.path);
+  Chunk ragged(0, 0, std::vector<uint8_t>(random.begin(), random.begin() + kChunk + 512));
+  BOOST_CHECK_THROW(disks.writeChunk(ragged.reader()), Error);
+  BOOST_TEST((readFile(file.path) == before));
+
+  Chunk run(0, kChunk, std::vector<uint8_t>(random.begin(), random.begin() + 2 * kChunk));
+  BOOST_REQUIRE((run.reader().getEncoding() == schema::Encoding::RAW));
+  disks.writeChunk(run.reader());
+  disks.keepSync();  // (writes out what waits to be written)
+  auto after = readFile(file.path);
+  BOOST_TEST(std::equal(random.begin(), random.begin() + 2 * kChunk, after.begin() + kChunk));
+  BOOST_TEST(std::equal(before.begin(), before.begin() + kChunk, after.begin()));
+  BOOST_TEST(std::equal(before.begin() + 3 * kChunk, before.end(), after.begin() + 3 * kChunk));
 }
 
 // Shared storage on another host: the source's sampled digests (every sampleStride()-th chunk,
