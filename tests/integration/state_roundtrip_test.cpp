@@ -135,8 +135,11 @@ void roundTrip(Way way) {
   BOOST_TEST((withoutClocks(again) == withoutClocks(saved)));
 
   // And the restored machine continues the count where the first one stopped.
-  size_t lastTick = printed.rfind("tick ");
-  uint64_t last = std::stoull(printed.substr(lastTick + 5));
+  // (the last whole line: the pause may have come in the middle of the next one)
+  size_t lineEnd = printed.rfind("\r\n");
+  size_t lastTick = printed.rfind("tick ", lineEnd);
+  BOOST_REQUIRE(lineEnd != std::string::npos && lastTick != std::string::npos);
+  uint64_t last = std::stoull(printed.substr(lastTick + 5, lineEnd - lastTick - 5));
   second.start();
   std::this_thread::sleep_for(300ms);
   second.pause();
