@@ -79,10 +79,12 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
       out.setEncoding(toSchema(encoding));
       return out;
     };
+    // Sends the run, if it holds any chunk; either way the next raw chunk starts a new one.
     auto sendRun = [&] {
-      if (!run || runLength == 0) return;
-      start(*run, runOffset, runLength, codec::Encoding::Raw).adoptBytes(run->referenceStaging(runLength));
-      deliver(std::move(run), static_cast<uint32_t>((runLength + kChunk - 1) / kChunk));
+      if (run && runLength > 0) {
+        start(*run, runOffset, runLength, codec::Encoding::Raw).adoptBytes(run->referenceStaging(runLength));
+        deliver(std::move(run), static_cast<uint32_t>((runLength + kChunk - 1) / kChunk));
+      }
       run.reset();
     };
     std::exception_ptr failure;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -360,6 +361,20 @@ BOOST_DATA_TEST_CASE(a_guest_writing_its_disk_takes_the_disk_along, kModes, mode
     return path;
   };
   std::string targetImage = image("target.img"), sourceImage = image("source.img"), targetSocket = tmp / "dst.sock";
+  // Every kind of chunk: the records (lz4 shrinks them), holes (zeros), and from 1 MiB on runs of
+  // random bytes (raw, sent in runs) broken by a hole and by a chunk of one repeated byte.
+  {
+    std::fstream file(sourceImage, std::ios::in | std::ios::out | std::ios::binary);
+    std::mt19937_64 random(15);
+    std::vector<char> chunk(64 << 10);
+    for (int c = 16; c < 16 + 40; ++c) {
+      if (c == 30) continue;  // a hole
+      for (auto& b : chunk) b = static_cast<char>(random());
+      if (c == 41) std::fill(chunk.begin(), chunk.end(), 'x');
+      file.seekp(static_cast<std::streamoff>(c) << 16);
+      file.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    }
+  }
   auto target = startStandby(endpoint, {"--disk", targetImage, "--control", targetSocket});
   auto source = startTandemRun({"--control", socket, "--disk", sourceImage, "--append", "job=disk rate=50"});
   BOOST_REQUIRE(source->waitForLine("disk: wrote record 20", 20s));
