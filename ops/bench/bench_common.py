@@ -113,6 +113,11 @@ class Qmp:
         self.sock.close()
 
 
+def fmt(v, width, digits=1):
+    """v right-aligned in width with digits decimals, or '-' for None."""
+    return f"{v:{width}.{digits}f}" if v is not None else f"{'-':>{width}}"
+
+
 def run_benchmark(main, procs):
     """Runs main(); SIGTERM and ^C end it cleanly, and every process in procs (what it started)
     that still runs is ended afterwards, whatever happened."""

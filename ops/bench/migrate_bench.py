@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp, read_trace, run_benchmark, stop, unix_request  # noqa: E402
+from bench_common import Console, Qmp, fmt, read_trace, run_benchmark, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT = 23456  # the standby also listens on PORT + 1 (its urgent channel)
@@ -267,10 +267,6 @@ def run_qemu(tmp, memory, append, ready, rate, settings):
     finally:
         stop(source)
         stop(target)
-
-
-def fmt(v, width, digits=1):
-    return f"{v:{width}.{digits}f}" if v is not None else f"{'-':>{width}}"
 
 
 def describe(r):

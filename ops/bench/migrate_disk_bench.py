@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp, run_benchmark, stop, unix_request  # noqa: E402
+from bench_common import Console, Qmp, fmt, run_benchmark, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT, QEMU_PORT = 23464, 23468
@@ -181,10 +181,6 @@ def run_qemu(tmp, base, settings):
     finally:
         stop(source)
         stop(target)
-
-
-def fmt(v, width, digits=1):
-    return f"{v:{width}.{digits}f}" if v is not None else f"{'-':>{width}}"
 
 
 def describe(r):
