@@ -459,6 +459,14 @@ MigrationStats MigrationSource::run() {
       // Disks are not demand-paged: they go while the guest runs, until what it writes between
       // two passes is little, and the rest inside the pause.
       for (int pass = 0; disks_ && pass < 10 && (pass == 0 || disks_->chunksWritten() > kFewDiskChunks); ++pass) sendDiskChunks();
+      // The target has written them all before the pause: what is still queued on the way would
+      // otherwise be written inside the downtime (10-20 ms with a 1 GiB disk here).
+      if (disks_) {
+        capnp::MallocMessageBuilder end;
+        link_->bulk->start(end).setRoundEnd(0);
+        if (!link_->bulk->send(end)) throw Error(ErrorKind::Disconnected, concat(options_.to, " stopped taking disk chunks"));
+        awaitAck(0);
+      }
       switching = true;
       postcopy(tracker, std::move(owed));
     } else {
