@@ -6,6 +6,8 @@
 #   Hello{mode, shape} ----------------------->
 #                      <----------------------- Welcome | Refusal{reason}
 #   Pages{round 0: every backed page}* ------->
+#   DiskChunk*  (--storage copy: after DiskDigests from the target, the chunks that differ; each
+#               later round the chunks written since; raw ones in runs of up to 16)
 #   RoundEnd{0} ------------------------------>
 #                      <----------------------- RoundAck{0}
 #   Pages{round n: pages dirtied meanwhile}*  ... until the rest fits in the downtime budget
@@ -16,6 +18,9 @@
 #
 # Postcopy (and hybrid: precopy rounds first, then this for what is still dirty):
 #
+#   (a guest with disks, --storage copy: DiskChunk* passes while it runs, until one finds few
+#    chunks written; RoundEnd{0} ; <-- RoundAck{0}: the target wrote them all. Disks are not
+#    demand-paged: the chunks written since go inside the pause, before Postcopy)
 #   (source pauses the guest)
 #   Postcopy{pages still owed} ; State ; Done -->     target drops stale copies of those pages,
 #                                                     registers its memory with userfaultfd, runs
