@@ -66,8 +66,7 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
     auto& disk = machine_.disk(d);
     PageSet chunks = disk.writeLog().takeChunks();
     const auto& theirs = standbyDigests_[d];
-    uint64_t dataAt = 0;
-    bool looked = false;
+    dev::HoleWalk holes = disk.holes();
     std::unique_ptr<OutgoingMessage> run;  // raw chunks [runOffset, runOffset + runLength) in its staging buffer
     uint8_t* runBytes = nullptr;
     uint64_t runOffset = 0, runLength = 0;
@@ -92,11 +91,7 @@ uint64_t DiskSender::sendChunks(const Channel& channel, const std::function<void
       if (failure) return;
       uint64_t offset = chunk * kChunk;
       size_t length = std::min(kChunk, disk.sizeBytes() - offset);
-      if (!looked || dataAt < offset) {
-        dataAt = disk.nextDataAt(offset);
-        looked = true;
-      }
-      bool hole = dataAt >= offset + length;
+      bool hole = holes.inHole(offset, length);
       if (run && (runOffset + runLength != offset || runLength == kRunChunks * kChunk)) sendRun();
       if (!run) {
         run = std::make_unique<OutgoingMessage>();

@@ -217,15 +217,10 @@ std::vector<uint64_t> ReplicaDisks::digests(size_t d, uint64_t stride) {
   std::vector<uint64_t> out;
   out.reserve((disk.size + kChunk - 1) / kChunk / stride + 1);
   chunk_.resize(kChunk);
-  uint64_t dataAt = 0;  // where the file's data goes on, at or after offset (the next look's start)
-  bool looked = false;
+  dev::HoleWalk holes(disk.fd.get(), disk.size);
   for (uint64_t offset = 0; offset < disk.size; offset += kChunk * stride) {
     uint64_t length = std::min(kChunk, disk.size - offset);
-    if (!looked || dataAt < offset) {
-      dataAt = dev::nextDataAt(disk.fd.get(), offset, disk.size);
-      looked = true;
-    }
-    if (dataAt >= offset + length) {
+    if (holes.inHole(offset, length)) {
       out.push_back(dev::zeroChunkDigest(length));
       continue;
     }

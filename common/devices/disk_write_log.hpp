@@ -34,6 +34,26 @@ uint64_t zeroChunkDigest(size_t length);
 // Where the data of the file `fd` (`size` bytes) goes on at or after offset: offset itself when the
 // file system cannot tell (SEEK_DATA), size when only a hole follows.
 uint64_t nextDataAt(int fd, uint64_t offset, uint64_t size);
+
+// Walks a file's chunks in increasing order and tells which lie wholly in a hole (zeros, known
+// without reading them), asking the file system again only past the data it found last.
+class HoleWalk {
+public:
+  HoleWalk(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  bool inHole(uint64_t offset, uint64_t length) {
+    if (!looked_ || dataAt_ < offset) {
+      dataAt_ = nextDataAt(fd_, offset, size_);
+      looked_ = true;
+    }
+    return dataAt_ >= offset + length;
+  }
+
+private:
+  int fd_;
+  uint64_t size_;
+  uint64_t dataAt_ = 0;
+  bool looked_ = false;
+};
 // Shared storage is fingerprinted by the digests of every stride-th chunk (64 of them, or all of
 // a small disk).
 inline uint64_t sampleStride(uint64_t chunks) { return chunks / 64 ? chunks / 64 : 1; }

@@ -52,8 +52,6 @@ Blk::Blk(std::string path, bool readonly)
       sectors_(sectorsOf(fd_, path_)),
       writeLog_(sectors_ * kSectorSize) {}
 
-uint64_t Blk::nextDataAt(uint64_t offset) const { return dev::nextDataAt(fd_.get(), offset, sizeBytes()); }
-
 bool Blk::readAt(uint64_t offset, std::span<uint8_t> out) const {
   if (offset > sizeBytes() || out.size() > sizeBytes() - offset) return false;
   size_t done = 0;

@@ -29,8 +29,8 @@ public:
   DiskWriteLog& writeLog() { return writeLog_; }
   // Reads the disk's bytes at offset into out (any thread); false on a read error or past the end.
   bool readAt(uint64_t offset, std::span<uint8_t> out) const;
-  // Where the file's data goes on at or after offset (sizeBytes() when only a hole follows).
-  uint64_t nextDataAt(uint64_t offset) const;
+  // The disk's holes, chunk after chunk (what is in one need not be read: it is zeros).
+  HoleWalk holes() const { return HoleWalk(fd_.get(), sizeBytes()); }
 
 private:
   uint8_t serve(const Chain& chain, GuestMemory& memory, uint32_t& written);
