@@ -53,6 +53,14 @@ std::string describeReplication(const nlohmann::json& r) {
   return out.str();
 }
 
+// "user mode (CPL 3): 1234 exits from CPL 3, 5 from CPL 0".
+std::string describePrivilege(const nlohmann::json& p) {
+  if (!p.is_object()) return "unknown";
+  std::string mode = p.value("mode", "unknown");
+  std::string where = mode == "user" ? "user mode (CPL 3, native)" : mode == "kernel" ? "kernel mode (CPL 0, emulated)" : "no exits yet";
+  return concat(where, ": ", p.value("user_exits", 0ull), " exits from CPL 3, ", p.value("kernel_exits", 0ull), " from CPL 0");
+}
+
 }  // namespace
 
 int statusCommand(const std::vector<std::string>& args) {
@@ -68,6 +76,7 @@ int statusCommand(const std::vector<std::string>& args) {
     std::cout << "uptime:   " << std::fixed << std::setprecision(1) << reply["uptime_s"].get<double>() << " s\n"
               << "vcpus:    " << reply["vcpus"] << "\n"
               << "memory:   " << reply["memory_mb"] << " MiB\n"
+              << "guest:    " << describePrivilege(reply["guest_privilege"]) << "\n"
               << "console:  " << reply["console"].get<std::string>() << "\n"
               << "cmdline:  " << reply["cmdline"].get<std::string>() << "\n";
   if (reply.contains("migration") && reply["migration"].is_object())

@@ -96,6 +96,11 @@ nlohmann::json MachineControl::recover(const nlohmann::json& request) {
 
 void MachineControl::collectMetrics(metrics::Families& out) const {
   namespace n = metrics::names;
+  Machine::Privilege privilege = machine_.privilege();
+  out.counter(n::kGuestExits, "Guest exits to the VMM, by the privilege level the guest left from (3: native user mode)",
+              static_cast<double>(privilege.userExits), {{"cpl", "3"}});
+  out.counter(n::kGuestExits, "Guest exits to the VMM, by the privilege level the guest left from (3: native user mode)",
+              static_cast<double>(privilege.kernelExits), {{"cpl", "0"}});
   std::optional<MigrationProgress> progress;
   {
     std::lock_guard lock(migrationMutex_);
@@ -116,6 +121,20 @@ void MachineControl::collectMetrics(metrics::Families& out) const {
   out.gauge(n::kMigrationExpectedDowntime, "Downtime if the guest stopped now", progress->expectedDowntimeMs / 1000);
 }
 
+namespace {
+
+// "user" when the guest's exits came from CPL 3 (native on kvm_pvm), "kernel" from CPL 0 (emulated).
+nlohmann::json privilegeJson(const Machine::Privilege& p) {
+  nlohmann::json last = nlohmann::json::array();
+  for (int cpl : p.lastCpl) last.push_back(cpl);
+  std::string mode = p.userExits == 0 && p.kernelExits == 0 ? "unknown"
+                     : p.userExits >= p.kernelExits         ? "user"
+                                                            : "kernel";
+  return {{"mode", mode}, {"user_exits", p.userExits}, {"kernel_exits", p.kernelExits}, {"last_cpl", last}};
+}
+
+}  // namespace
+
 nlohmann::json MachineControl::status() const {
   nlohmann::json migration;
   {
@@ -129,6 +148,7 @@ nlohmann::json MachineControl::status() const {
           {"state", machine_.paused() ? "paused" : "running"},
           {"uptime_s", millisecondsSince(started_) / 1000},
           {"vcpus", machine_.config().cpus},
+          {"guest_privilege", privilegeJson(machine_.privilege())},
           {"memory_mb", machine_.config().memory / kMiB},
           {"console", console_},
           {"cmdline", machine_.config().cmdline}};

@@ -21,6 +21,7 @@ Vcpu::Vcpu(Vm& vm, uint32_t index) : index_(index) {
   fd_.reset(checkSys(::ioctl(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)),
                      concat("KVM_CREATE_VCPU ", index)));
   runPage_ = Mapping::shared(fd_.get(), vm.system().vcpuMmapSize(), PROT_READ | PROT_WRITE);
+  runPage().kvm_valid_regs = kExitRegs;
 }
 
 Vcpu::RunResult Vcpu::run() {
@@ -116,7 +117,7 @@ VcpuState Vcpu::saveOnRunThread(const std::vector<uint32_t>& msrIndices) {
   int rc = ::ioctl(fd_.get(), KVM_RUN, 0);
   int error = errno;
   run.immediate_exit = immediateExit;
-  run.kvm_valid_regs = 0;
+  run.kvm_valid_regs = kExitRegs;
   if (rc == 0 || error != EINTR) throwErrno(concat("KVM_RUN (to read the registers) on vcpu ", index_), rc == 0 ? EIO : error);
   s.regs = run.s.regs.regs;
   s.sregs = run.s.regs.sregs;

@@ -20,6 +20,10 @@ class Vcpu {
 public:
   Vcpu(Vm& vm, uint32_t index);
 
+  // At every exit KVM leaves the segment registers on the run page (run.s.regs.sregs), so that the
+  // VMM sees at which privilege level the guest left (Machine::privilege()).
+  static constexpr uint64_t kExitRegs = KVM_SYNC_X86_SREGS;
+
   uint32_t index() const { return index_; }
   kvm_run& runPage() { return *reinterpret_cast<kvm_run*>(runPage_.data()); }
 

@@ -47,6 +47,11 @@ void Vm::setIrqLine(uint32_t gsi, bool level) {
   checkSys(::ioctl(fd_.get(), KVM_IRQ_LINE, &irq), concat("KVM_IRQ_LINE ", gsi));
 }
 
+void Vm::pulseIrqLine(uint32_t gsi) {
+  setIrqLine(gsi, true);
+  setIrqLine(gsi, false);
+}
+
 void Vm::addIoeventfd(Gpa gpa, uint32_t value, int fd) {
   kvm_ioeventfd io{};
   io.addr = gpa.value;
@@ -55,13 +60,6 @@ void Vm::addIoeventfd(Gpa gpa, uint32_t value, int fd) {
   io.fd = fd;
   io.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
   checkSys(::ioctl(fd_.get(), KVM_IOEVENTFD, &io), concat("KVM_IOEVENTFD at 0x", std::hex, gpa.value));
-}
-
-void Vm::addIrqfd(int fd, uint32_t gsi) {
-  kvm_irqfd irq{};
-  irq.fd = static_cast<uint32_t>(fd);
-  irq.gsi = gsi;
-  checkSys(::ioctl(fd_.get(), KVM_IRQFD, &irq), concat("KVM_IRQFD for GSI ", gsi));
 }
 
 VmState Vm::save() const {

@@ -30,8 +30,8 @@ public:
 
   // A guest write of `value` (4 bytes) to MMIO address gpa signals fd instead of exiting to us.
   void addIoeventfd(Gpa gpa, uint32_t value, int fd);
-  // Signalling fd raises GSI gsi (edge) in the in-kernel irqchip.
-  void addIrqfd(int fd, uint32_t gsi);
+  // An edge on an edge-triggered pin (level 1, then 0), delivered to the LAPIC before it returns.
+  void pulseIrqLine(uint32_t gsi);
 
   // PIC master and slave, IOAPIC, PIT and kvmclock. Every vCPU is parked.
   VmState save() const;

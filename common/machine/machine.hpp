@@ -6,8 +6,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -143,6 +145,14 @@ public:
   DirtyTracker& startDirtyTracking();
   void stopDirtyTracking();
 
+  // Where the guest ran when it left to the VMM: exits (port I/O, MMIO, ...) taken at CPL 3, where
+  // kvm_pvm runs guest code natively, and at CPL 0, where it emulates it (DESIGN.md, "The guest").
+  struct Privilege {
+    uint64_t userExits = 0, kernelExits = 0;
+    std::vector<int> lastCpl;  // per vCPU, -1 before its first exit
+  };
+  Privilege privilege() const;
+
   // Auto-converge: the vCPUs get percent% less of their time (0 ends the throttling).
   void throttle(unsigned percent);
   unsigned throttlePercent() const;
@@ -167,6 +177,8 @@ private:
   void createVcpusAndDevices();
   void createThreads(VcpuRunner::Start how);
   bool handleExit(kvm::Vcpu& vcpu);
+  // How virtio device `index` raises its interrupt (IOAPIC pin 16 + index).
+  std::function<void()> raiserFor(size_t index);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
 
   MachineConfig config_;
@@ -195,6 +207,13 @@ private:
   std::vector<std::unique_ptr<dev::virtio::Transport>> transports_;  // one per virtio device
   IoThread io_;
   std::unique_ptr<DirtyTracker> dirty_;
+
+  // Per vCPU, written by its thread at each exit (Privilege).
+  struct ExitCounts {
+    std::atomic<uint64_t> user{0}, kernel{0};
+    std::atomic<int> lastCpl{-1};
+  };
+  std::unique_ptr<ExitCounts[]> exitCounts_;
 
   std::vector<std::unique_ptr<VcpuRunner>> runners_;  // after the devices: threads stop first
   std::unique_ptr<VcpuThrottle> throttle_;            // after the runners it naps: ends first

@@ -8,6 +8,7 @@ namespace tandem::metrics::names {
 inline constexpr const char* kRole = "tandem_role";  // gauge 1, label role=primary|standby
 inline constexpr const char* kProtected = "tandem_protected";  // 1 while a standby holds every epoch
 inline constexpr const char* kGeneration = "tandem_generation";
+inline constexpr const char* kGuestExits = "tandem_guest_exits_total";  // label cpl=0|3
 
 // A replicating primary.
 inline constexpr const char* kEpochs = "tandem_epochs_total";

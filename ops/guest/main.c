@@ -1,39 +1,49 @@
 /*
- * The tandem test guest: boots on vCPU 0, reads its jobs from the command line (job=NAME, or
- * several at once: job=kv+counter+disk; options such as rate= go to every job that reads them),
- * prints
- *   tandem-guest: ready cpus=N mem_mb=M
- * exactly once, then runs them. Console commands: verify, stats, cmdline, echo TEXT, poweroff.
+ * The tandem test guest's user mode (CPL 3, native speed on kvm_pvm; kernel/kernel.c got it here):
+ * vCPU 0 reads its jobs from the command line (job=NAME, or several at once: job=kv+counter+disk;
+ * options such as rate= go to every job that reads them), prints
+ *   tandem-guest: ready cpus=N mem_mb=M cpl=C irq=0|1 mips=S
+ * exactly once (C: the privilege level its jobs run at, S: millions of simple instructions a
+ * second measured there), then runs them. Console commands: verify, stats, cmdline, echo TEXT,
+ * fault (an invalid instruction: the exception path), poweroff.
  */
+#include "arch/cpu.h"
+#include "drivers/console.h"
+#include "drivers/virtio.h"
+#include "drivers/vmm.h"
 #include "jobs/job.h"
-#include "runtime/boot_info.h"
-#include "runtime/clock.h"
-#include "runtime/cmdline.h"
-#include "runtime/console.h"
-#include "runtime/cpu.h"
-#include "runtime/smp.h"
-#include "runtime/vmm.h"
+#include "kernel/clock.h"
+#include "kernel/idle.h"
+#include "kernel/percpu.h"
+#include "kernel/smp.h"
+#include "lib/boot_info.h"
+#include "lib/cmdline.h"
 
 #define MAX_RUNNING 4
 
 static const struct job* const jobs[] = {&counter_job, &dirty_job, &disk_job, &kv_job};
 static const struct job* running[MAX_RUNNING];
 static unsigned running_count;
-static uint64_t ticks_per_us;
 static const char* boot_cmdline = "";
-
-uint32_t us_until(uint64_t when, uint32_t cap) {
-  uint64_t now = rdtsc();
-  if (now >= when) return 0;
-  uint64_t us = (when - now) / ticks_per_us;
-  return us > cap ? cap : (uint32_t)us;
-}
 
 void idle_forever(uint32_t cpu) {
   for (;;) {
+    uint64_t seen = idle_wakes();
     smp_checkpoint(cpu);
-    vmm_idle(100000);
+    idle_until(seen, tsc_after_us(10000));
   }
+}
+
+static void interrupt_stats(void) {
+  struct percpu* p = percpu_of(0);
+  console_puts("stats interrupts mode=");
+  console_puts(idle_by_interrupts ? "irq" : "poll");
+  console_puts(" taken=");
+  console_put_u64(p->wakes);
+  console_puts(" timer=");
+  console_put_u64(p->timer);
+  console_putc('\n');
+  virtio_stats();
 }
 
 static void run_command(const char* line) {
@@ -56,6 +66,9 @@ static void run_command(const char* line) {
     console_putc('\n');
   } else if (str_eq(line, "stats")) {
     for (unsigned i = 0; i < running_count; ++i) running[i]->stats();
+    interrupt_stats();
+  } else if (str_eq(line, "fault")) {
+    __asm__ volatile("ud2");
   } else if (str_starts(line, "echo ") || str_eq(line, "echo")) {
     console_puts("echo");
     console_puts(line + 4);
@@ -63,7 +76,7 @@ static void run_command(const char* line) {
   } else {
     console_puts("unknown command: ");
     console_puts(line);
-    console_puts(" (commands: verify, stats, cmdline, echo TEXT, poweroff)\n");
+    console_puts(" (commands: verify, stats, cmdline, echo TEXT, fault, poweroff)\n");
   }
 }
 
@@ -79,12 +92,28 @@ __attribute__((noreturn)) static void fail(const char* why) {
   vmm_poweroff(1);
 }
 
+/* Millions of simple instructions a second, here: a dependent add/dec/branch loop, timed by the
+ * TSC over about a millisecond (or one round, where that takes longer: emulated code). */
+static uint64_t measure_mips(void) {
+  uint64_t rounds = 0, start = rdtsc(), spent;
+  do {
+    uint64_t n = 100000, sum = 0;
+    __asm__ volatile("1: add %1, %0\n\tdec %1\n\tjnz 1b" : "+r"(sum), "+r"(n));
+    ++rounds;
+    spent = rdtsc() - start;
+  } while (spent < tsc_hz / 1000);
+  return rounds * 100000 * 3 * (tsc_hz / 1000) / (spent / 1000 + 1) / 1000000;
+}
+
+static unsigned current_cpl(void) {
+  uint16_t cs;
+  __asm__ volatile("mov %%cs, %0" : "=r"(cs));
+  return cs & 3;
+}
+
 static void boot(uint64_t start_info, uint32_t cpus) {
-  console_init();
   struct boot_info info;
   if (!boot_info_read(start_info, &info)) fail("no PVH start info from the loader");
-  if (!clock_calibrate()) fail("no kvmclock: cannot measure time");
-  ticks_per_us = tsc_hz / 1000000;
   boot_cmdline = info.cmdline;
 
   char names[48];
@@ -129,6 +158,12 @@ static void boot(uint64_t start_info, uint32_t cpus) {
   console_put_u64(cpus);
   console_puts(" mem_mb=");
   console_put_u64((info.ram_bytes + (1 << 20) - 1) >> 20);
+  console_puts(" cpl=");
+  console_put_u64(current_cpl());
+  console_puts(" irq=");
+  console_put_u64((uint64_t)idle_by_interrupts);
+  console_puts(" mips=");
+  console_put_u64(measure_mips());
   console_putc('\n');
   smp.boot_done = 1;
 }
@@ -138,13 +173,14 @@ __attribute__((noreturn)) static void poll_jobs(void) {
   for (unsigned i = 0; i < running_count; ++i)
     if (running[i]->start) running[i]->start();
   for (;;) {
+    uint64_t seen = idle_wakes();
     console_service();
     uint32_t idle = 100000;
     for (unsigned i = 0; i < running_count; ++i) {
       uint32_t wait = running[i]->poll();
       if (wait < idle) idle = wait;
     }
-    if (idle) vmm_idle(idle);
+    if (idle) idle_until(seen, tsc_after_us(idle));
   }
 }
 
@@ -154,7 +190,7 @@ __attribute__((noreturn)) void guest_main(uint64_t cpu, uint64_t start_info, uin
     if (running[0]->main_loop) running[0]->main_loop();
     poll_jobs();
   }
-  while (!smp.boot_done) vmm_idle(1000);
+  while (!smp.boot_done) idle_until(idle_wakes(), tsc_after_us(1000));
   if (running_count == 1) running[0]->other_loop((uint32_t)cpu);
   idle_forever((uint32_t)cpu);
 }

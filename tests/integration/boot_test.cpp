@@ -26,8 +26,11 @@ BOOST_DATA_TEST_CASE(ready_line_shows_requested_cpus_and_memory,
   auto tandem = startTandemRun({"--cpus", std::to_string(cpus), "--memory", memory, "--append", "job=counter rate=1"});
   auto line = tandem->waitForLine("tandem-guest: ready", 20s);
   BOOST_REQUIRE(line);
-  std::string expected = "tandem-guest: ready cpus=" + std::to_string(cpus) + " mem_mb=" + (memory == "64M" ? "64" : "2048");
-  BOOST_TEST(*line == expected);
+  // ... and that its jobs run at CPL 3 (native on kvm_pvm), woken by interrupts, at native speed.
+  std::string expected = "tandem-guest: ready cpus=" + std::to_string(cpus) + " mem_mb=" + (memory == "64M" ? "64" : "2048") +
+                         " cpl=3 irq=1 mips=";
+  BOOST_TEST(line->starts_with(expected), *line);
+  BOOST_TEST(std::stoull(line->substr(line->find("mips=") + 5)) > 100u, *line);  // emulated: about 1
   tandem->send("poweroff\n");
   BOOST_TEST(tandem->wait(20s) == 0);
   int ready = 0;
@@ -42,6 +45,31 @@ BOOST_AUTO_TEST_CASE(console_command_reaches_the_guest_and_its_answer_comes_back
   auto answer = tandem->waitForLine("echo ", 10s);
   BOOST_REQUIRE(answer);
   BOOST_TEST(*answer == "echo over and out 42");
+}
+
+BOOST_AUTO_TEST_CASE(an_exception_in_the_guest_prints_one_line_and_ends_it_with_a_failure) {
+  auto tandem = startTandemRun({"--append", "job=counter rate=5"});
+  BOOST_REQUIRE(tandem->waitForLine("tick 1", 20s));
+  tandem->send("fault\n");  // an invalid instruction at CPL 3
+  auto line = tandem->waitForLine("tandem-guest: exception", 10s);
+  BOOST_REQUIRE(line);
+  BOOST_TEST(line->starts_with("tandem-guest: exception vector=6 error=0x0 rip=0x"), *line);
+  BOOST_TEST(line->ends_with(" cpl=3"), *line);
+  BOOST_TEST(tandem->wait(10s) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(the_guest_can_poll_instead_of_taking_interrupts) {
+  auto tandem = startTandemRun({"--append", "job=counter rate=20 irq=0"});
+  auto line = tandem->waitForLine("tandem-guest: ready", 20s);
+  BOOST_REQUIRE(line);
+  BOOST_TEST(line->find(" cpl=3 irq=0 ") != std::string::npos, *line);
+  BOOST_REQUIRE(tandem->waitForLine("tick 3", 20s));
+  tandem->send("stats\n");
+  auto stats = tandem->waitForLine("stats interrupts", 10s);
+  BOOST_REQUIRE(stats);
+  BOOST_TEST(stats->starts_with("stats interrupts mode=poll taken=0 "), *stats);
+  tandem->send("poweroff\n");
+  BOOST_TEST(tandem->wait(10s) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(poweroff_ends_tandem_run_with_exit_code_zero) {

@@ -221,11 +221,16 @@ BOOST_AUTO_TEST_CASE(status_pause_resume_and_snapshot_commands_speak_to_a_runnin
   BOOST_TEST(json["memory_mb"] == 96);
   BOOST_TEST(json["console"] == "stdio");
   BOOST_TEST(json["uptime_s"].get<double>() > 0);
+  // The test guest runs its jobs at CPL 3: what tandem saw at the guest's exits.
+  BOOST_TEST(json["guest_privilege"]["mode"] == "user");
+  BOOST_TEST(json["guest_privilege"]["user_exits"].get<uint64_t>() > 0u);
+  BOOST_TEST(json["guest_privilege"]["last_cpl"] == nlohmann::json::parse("[3, 3]"));
 
   BOOST_TEST(cli({"pause", "--control", socket}).first == 0);
   auto [personCode, person] = cli({"status", "--control", socket});
   BOOST_TEST(personCode == 0);
   BOOST_TEST(person.find("state:    paused") != std::string::npos, person);
+  BOOST_TEST(person.find("guest:    user mode (CPL 3, native)") != std::string::npos, person);
   BOOST_TEST(cli({"resume", "--control", socket}).first == 0);
 
   auto [snapCode, snap] = cli({"snapshot", "--control", socket, "--to", tmp / "snap"});

@@ -1,8 +1,5 @@
 // Every component's state under KVM: save, encode, decode, restore into a fresh machine, save
 // again, compare. Then the restored machine runs on from where the first one stopped.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <boost/test/unit_test.hpp>
 
 #include <cstring>
@@ -10,6 +7,7 @@
 
 #include "devices/console.hpp"
 #include "machine/machine.hpp"
+#include "support/console_pipes.hpp"
 #include "support/paths.hpp"
 
 using namespace tandem;
@@ -37,23 +35,6 @@ uint64_t tscOf(const kvm::VcpuState& v) {
   return 0;
 }
 
-struct Pipes {
-  int in[2], out[2];
-  Pipes() {
-    BOOST_REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
-    BOOST_REQUIRE(::pipe2(out, O_CLOEXEC | O_NONBLOCK) == 0);
-  }
-  ~Pipes() {
-    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-  }
-  std::string drain() {
-    std::string text;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
-    return text;
-  }
-};
-
 // How the state is taken and put back: read by the thread that pauses the machine, or by each
 // vCPU's own thread as it parks (REGS, SREGS and VCPU_EVENTS from the run page); written in full
 // into a fresh machine, or only where it differs from a prepared machine's vCPUs.
@@ -69,7 +50,7 @@ void roundTrip(Way way) {
   config.memory = 64 * kMiB;
   config.cmdline = "job=counter rate=50";
 
-  Pipes firstPipes;
+  test::ConsolePipes firstPipes;
   auto firstConsole = dev::fdConsole(firstPipes.in[0], firstPipes.out[1], "first");
   Machine first(config, *firstConsole);
   first.start();
@@ -103,7 +84,7 @@ void roundTrip(Way way) {
   MachineState decoded = decodeMachineState(encodeMachineState(saved));
   BOOST_REQUIRE((decoded == saved));
 
-  Pipes secondPipes;
+  test::ConsolePipes secondPipes;
   auto secondConsole = dev::fdConsole(secondPipes.in[0], secondPipes.out[1], "second");
   Machine second(config, *secondConsole, Machine::ForRestore{});
   if (way.preparedTarget) second.prepareStart();

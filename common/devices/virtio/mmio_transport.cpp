@@ -1,5 +1,7 @@
 #include "devices/virtio/mmio_transport.hpp"
 
+#include <utility>
+
 #include <algorithm>
 #include <cstring>
 
@@ -28,7 +30,8 @@ void setHigh(uint64_t& field, uint32_t v) { field = (field & 0xffffffffull) | (u
 
 }  // namespace
 
-Transport::Transport(Device& device, GuestMemory& memory) : device_(device), memory_(memory) {
+Transport::Transport(Device& device, GuestMemory& memory, std::function<void()> raiseInterrupt)
+    : device_(device), memory_(memory), raiseInterrupt_(std::move(raiseInterrupt)) {
   queues_.resize(device.queueCount());
   for (uint16_t i = 0; i < device.queueCount(); ++i) notify_.push_back(std::make_unique<EventFd>());
 }
@@ -122,7 +125,7 @@ void Transport::notified(uint16_t queue) {
   try {
     if (device_.process(queue, queues_[queue], memory_)) {
       state_.interruptStatus |= kInterruptUsedBuffer;
-      interrupt_.signal();
+      raiseInterrupt_();
     }
   } catch (const Error& e) {
     // A broken driver: the device stops (DEVICE_NEEDS_RESET), the VMM does not.

@@ -3,10 +3,13 @@
 // The guest finds it on its command line (virtio_mmio.device=4K@ADDR:GSI, as QEMU's microvm
 // writes it). Queue notifications do not exit to user space: the guest's write to QueueNotify
 // signals the queue's eventfd (an ioeventfd the Machine registers) and the io thread calls
-// notified(). Used buffers raise the interrupt through an irqfd, for guests that take interrupts.
+// notified(). Used buffers raise the device's interrupt at once, on the thread that used them (an
+// irqfd would inject from a kernel worker later, after a capture may have read the LAPIC: the
+// interrupt would be in neither the capture nor the eventfd, and lost; see Machine::pause).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -64,7 +67,8 @@ public:
     bool operator==(const Identity&) const = default;
   };
 
-  Transport(Device& device, GuestMemory& memory);
+  // raiseInterrupt: an edge on the device's interrupt pin, injected before it returns.
+  Transport(Device& device, GuestMemory& memory, std::function<void()> raiseInterrupt);
   Identity identity() const;
 
   // vCPU threads.
@@ -75,9 +79,8 @@ public:
   void notified(uint16_t queue);
   void kickAll();
 
-  // One eventfd per queue for the ioeventfd, and the irqfd's eventfd.
+  // One eventfd per queue for the ioeventfd.
   int notifyFd(uint16_t queue) const { return notify_[queue]->fd(); }
-  int interruptFd() const { return interrupt_.fd(); }
   uint16_t queueCount() const { return static_cast<uint16_t>(notify_.size()); }
 
   State save() const;
@@ -96,7 +99,7 @@ private:
   State state_;
   std::vector<Queue> queues_;
   std::vector<std::unique_ptr<EventFd>> notify_;
-  EventFd interrupt_;
+  std::function<void()> raiseInterrupt_;
 };
 
 }  // namespace tandem::dev::virtio

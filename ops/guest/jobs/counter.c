@@ -1,10 +1,10 @@
 /* job=counter rate=R: prints "tick N" R times a second, N = 1, 2, 3, ... with no gap or repeat. */
-#include "../runtime/clock.h"
-#include "../runtime/cmdline.h"
-#include "../runtime/console.h"
-#include "../runtime/cpu.h"
-#include "../runtime/vmm.h"
-#include "job.h"
+#include "kernel/clock.h"
+#include "lib/cmdline.h"
+#include "drivers/console.h"
+#include "arch/cpu.h"
+#include "drivers/vmm.h"
+#include "jobs/job.h"
 
 static uint64_t rate;
 static uint64_t ticks;

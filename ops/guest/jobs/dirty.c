@@ -1,22 +1,24 @@
 /*
- * job=dirty mib=M rate=K [seq=1] [tick=T]: keeps an M MiB working set and writes K pages a second
- * across all vCPUs (rate=0: as fast as they can), random pages or sequential with seq=1. Each vCPU
- * owns an equal slice. Writing page p for its generation g stamps pattern(p, g) into its first and
- * last word and into a word whose place moves with g, so "verify" can check every page against its
- * generation: "verify ok pages=N" or the first bad page. Three stores, not 512: on kvm_pvm every
- * guest instruction (and every iteration of a rep prefix) costs about a microsecond.
+ * job=dirty mib=M rate=K [seq=1] [tick=T] [fill=zero|text|random]: keeps an M MiB working set and
+ * writes K pages a second across all vCPUs (rate=0: as fast as they can), random pages or
+ * sequential with seq=1. Each vCPU owns an equal slice. Writing page p for its generation g writes
+ * the whole page, derived from (p, g), so "verify" can check every page against its generation:
+ * "verify ok pages=N" or the first bad page. What a page holds (fill=, default text):
+ *   zero    zero bytes but for a stamp of (p, g) in the first and last word (lz4: ~100x smaller)
+ *   text    words of a small vocabulary, as prose or logs would be (lz4: about 2.5x smaller)
+ *   random  bytes no compressor can shrink
  * tick=T (default 0: none): once the working set is filled, vCPU 0 also prints "tick N" (N = 1, 2,
  * ...) T times a second from its loop, so that an outside reader sees how long the guest stood
  * still (a migration's downtime) while it dirties memory. A tick is late by at most one batch of
  * pages; after a pause the ticks go on from now, without a burst.
  */
-#include "../runtime/clock.h"
-#include "../runtime/cmdline.h"
-#include "../runtime/console.h"
-#include "../runtime/cpu.h"
-#include "../runtime/smp.h"
-#include "../runtime/vmm.h"
-#include "job.h"
+#include "kernel/clock.h"
+#include "lib/cmdline.h"
+#include "drivers/console.h"
+#include "arch/cpu.h"
+#include "kernel/smp.h"
+#include "kernel/idle.h"
+#include "jobs/job.h"
 
 extern char guest_image_end[];
 
@@ -28,6 +30,8 @@ static uint64_t pages;
 static uint64_t rate_per_cpu;
 static int sequential;
 static uint64_t tick_rate;
+enum fill { kFillZero, kFillText, kFillRandom };
+static enum fill fill = kFillText;
 static volatile uint64_t written[GUEST_MAX_CPUS];
 static volatile uint32_t filled[GUEST_MAX_CPUS];
 
@@ -41,9 +45,15 @@ static int dirty_setup(const struct boot_info* boot, uint32_t cpus) {
   uint64_t rate = cmdline_u64(boot->cmdline, "rate", 1000, &ok);
   sequential = cmdline_u64(boot->cmdline, "seq", 0, &ok) != 0;
   tick_rate = cmdline_u64(boot->cmdline, "tick", 0, &ok);
+  char fill_name[8] = "text";
+  cmdline_get(boot->cmdline, "fill", fill_name, sizeof fill_name);
+  if (str_eq(fill_name, "zero")) fill = kFillZero;
+  else if (str_eq(fill_name, "text")) fill = kFillText;
+  else if (str_eq(fill_name, "random")) fill = kFillRandom;
+  else ok = 0;
   if (!ok || mib == 0 || tick_rate > 100000) {
     console_puts("tandem-guest: dirty needs mib=M (MiB, > 0), rate=K (pages/s, 0 = unlimited), seq=0|1, "
-                 "tick=T (0..100000 ticks/s)\n");
+                 "tick=T (0..100000 ticks/s), fill=zero|text|random\n");
     return 0;
   }
   uint64_t base = ((uint64_t)(uintptr_t)guest_image_end + 2 * kMiB - 1) & ~(uint64_t)(2 * kMiB - 1);
@@ -66,23 +76,69 @@ static int dirty_setup(const struct boot_info* boot, uint32_t cpus) {
 
 enum { kWords = kPage / 8 };
 
-static uint64_t moving_word(uint64_t p, uint32_t gen) { return 1 + (p * 7 + gen) % (kWords - 2); }
+/* 64 words of 2 to 8 letters and a space, 8 bytes each: text is whole words of it. */
+static const char vocabulary[64][8] = {
+    "the     ", "of      ", "and     ", "to      ", "in      ", "is      ", "that    ", "for     ",
+    "it      ", "as      ", "was     ", "with    ", "be      ", "by      ", "on      ", "not     ",
+    "he      ", "this    ", "are     ", "or      ", "his     ", "from    ", "at      ", "which   ",
+    "but     ", "have    ", "an      ", "had     ", "they    ", "you     ", "were    ", "their   ",
+    "request ", "server  ", "epoch   ", "guest   ", "memory  ", "page    ", "primary ", "standby ",
+    "commit  ", "replica ", "latency ", "error   ", "warning ", "info    ", "status  ", "client  ",
+    "key     ", "value   ", "record  ", "disk    ", "network ", "packet  ", "session ", "timeout ",
+    "retry   ", "user    ", "time    ", "count   ", "total   ", "bytes   ", "ok      ", "done    ",
+};
+
+static uint64_t next_random(uint64_t* state) {
+  uint64_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *state = x;
+}
+
+/* Word w of page p at generation g; the first and last words are the stamp in every fill. */
+static void fill_page(volatile uint64_t* w, uint64_t p, uint32_t gen) {
+  uint64_t stamp = pattern(p, gen), state = stamp | 1;
+  w[0] = stamp;
+  if (fill == kFillZero) {
+    for (unsigned i = 1; i < kWords - 1; ++i) w[i] = 0;
+  } else if (fill == kFillRandom) {
+    for (unsigned i = 1; i < kWords - 1; ++i) w[i] = next_random(&state);
+  } else {
+    for (unsigned i = 1; i < kWords - 1; ++i) {
+      if ((i & 7) == 1) next_random(&state); /* 8 words from one draw of 6 bits each */
+      w[i] = *(const uint64_t*)vocabulary[(state >> (6 * (i & 7))) & 63];
+    }
+  }
+  w[kWords - 1] = stamp;
+}
+
+static int page_matches(const volatile uint64_t* w, uint64_t p, uint32_t gen) {
+  uint64_t stamp = pattern(p, gen), state = stamp | 1;
+  if (w[0] != stamp || w[kWords - 1] != stamp) return 0;
+  for (unsigned i = 1; i < kWords - 1; ++i) {
+    uint64_t want;
+    if (fill == kFillZero) {
+      want = 0;
+    } else if (fill == kFillRandom) {
+      want = next_random(&state);
+    } else {
+      if ((i & 7) == 1) next_random(&state);
+      want = *(const uint64_t*)vocabulary[(state >> (6 * (i & 7))) & 63];
+    }
+    if (w[i] != want) return 0;
+  }
+  return 1;
+}
 
 static void write_page(uint64_t p) {
   uint32_t gen = generation[p] + 1;
   generation[p] = gen;
-  volatile uint64_t* w = (volatile uint64_t*)(working_set + p * kPage);
-  uint64_t v = pattern(p, gen);
-  w[0] = v;
-  w[moving_word(p, gen)] = v;
-  w[kWords - 1] = v;
+  fill_page((volatile uint64_t*)(working_set + p * kPage), p, gen);
 }
 
 static int page_ok(uint64_t p) {
-  uint32_t gen = generation[p];
-  const volatile uint64_t* w = (const volatile uint64_t*)(working_set + p * kPage);
-  uint64_t v = pattern(p, gen);
-  return w[0] == v && w[moving_word(p, gen)] == v && w[kWords - 1] == v;
+  return page_matches((const volatile uint64_t*)(working_set + p * kPage), p, generation[p]);
 }
 
 /* The loop every vCPU runs over its slice [lo, hi). */
@@ -92,7 +148,7 @@ static void dirty_work(uint32_t cpu) {
   filled[cpu] = 1;
   if (cpu == 0) {
     for (uint32_t i = 1; i < smp.cpus; ++i)
-      while (!filled[i]) vmm_idle(100);
+      while (!filled[i]) idle_until(idle_wakes(), tsc_after_us(100));
     console_puts("dirty: working set filled pages=");
     console_put_u64(pages);
     console_putc('\n');
@@ -124,7 +180,7 @@ static void dirty_work(uint32_t cpu) {
       smp_checkpoint(cpu);
     }
     if (span == 0) {
-      vmm_idle(1000);
+      idle_until(idle_wakes(), tsc_after_us(1000));
       continue;
     }
     /* Pages due now, written in one tight batch: the clock and the console are looked at once
@@ -132,7 +188,8 @@ static void dirty_work(uint32_t cpu) {
     uint64_t due = kBatch;
     if (interval) {
       if (now < next) {
-        vmm_idle(us_until(tick_period && next_tick < next ? next_tick : next, 1000));
+        uint64_t wake = tick_period && next_tick < next ? next_tick : next;
+        idle_until(idle_wakes(), wake < now + tsc_hz / 1000 ? wake : now + tsc_hz / 1000);
         continue;
       }
       due = (now - next) / interval + 1;

@@ -1,17 +1,18 @@
 /*
- * job=disk [rate=R]: on start, reads and checks every record already on the virtio disk and prints
- * "disk: verified N records" (or "disk: bad record at sector S" and powers off with status 1);
- * then appends record N+1, N+2, ... R per second (0: as fast as it can), each written and flushed
- * before "disk: wrote record K" is printed. Record k sits in sector k-1: magic, k, words derived
+ * job=disk [rate=R] [every=E]: on start, reads and checks every record already on the virtio disk and
+ * prints "disk: verified N records" (or "disk: bad record at sector S" and powers off with status
+ * 1); then appends record N+1, N+2, ... R per second (0: as fast as it can), each written and
+ * flushed before "disk: wrote record K" is printed (for every E-th record only with every=E: each
+ * byte printed is a VM exit). Record k sits in sector k-1: magic, k, words derived
  * from k, and a checksum of them.
  */
-#include "../runtime/blk.h"
-#include "../runtime/clock.h"
-#include "../runtime/cmdline.h"
-#include "../runtime/console.h"
-#include "../runtime/cpu.h"
-#include "../runtime/vmm.h"
-#include "job.h"
+#include "drivers/blk.h"
+#include "kernel/clock.h"
+#include "lib/cmdline.h"
+#include "drivers/console.h"
+#include "arch/cpu.h"
+#include "drivers/vmm.h"
+#include "jobs/job.h"
 
 #define RECORD_MAGIC 0x314345524d444e54ull /* "TNDMREC1" */
 #define RECORD_WORDS 64                    /* 512 bytes */
@@ -19,6 +20,7 @@
 static uint64_t capacity;
 static uint64_t records;
 static uint64_t rate;
+static uint64_t every;
 static uint64_t record[RECORD_WORDS] __attribute__((aligned(512)));
 
 static uint64_t mix(uint64_t seq, uint64_t i) { return (seq * 0x9e3779b97f4a7c15ull) ^ (i * 0xc2b2ae3d27d4eb4full); }
@@ -49,8 +51,9 @@ static int disk_setup(const struct boot_info* boot, uint32_t cpus) {
   (void)cpus;
   int ok = 1;
   rate = cmdline_u64(boot->cmdline, "rate", 10, &ok);
-  if (!ok) {
-    console_puts("tandem-guest: disk needs rate=R (records per second, 0 = unlimited)\n");
+  every = cmdline_u64(boot->cmdline, "every", 1, &ok);
+  if (!ok || every == 0) {
+    console_puts("tandem-guest: disk needs rate=R (records per second, 0 = unlimited), every=E (print every E-th record, > 0)\n");
     return 0;
   }
   capacity = blk_open(boot->cmdline);
@@ -110,9 +113,11 @@ static uint32_t disk_poll(void) {
     vmm_poweroff(1);
   }
   ++records;
-  console_puts("disk: wrote record ");
-  console_put_u64(records);
-  console_putc('\n');
+  if (records % every == 0) {
+    console_puts("disk: wrote record ");
+    console_put_u64(records);
+    console_putc('\n');
+  }
   return interval ? us_until(next, 20000) : 0;
 }
 

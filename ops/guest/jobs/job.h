@@ -1,7 +1,7 @@
 /*
  * A guest job: what the guest does after it booted. Several may run at once (job=kv+counter+disk):
  * vCPU 0 serves the console and polls each in turn, idling until the soonest one has work again
- * (console input and received frames end the idle early). A job that keeps vCPU 0 busy itself
+ * (interrupts: console input, received frames, completed disk requests, end the idle early). A job that keeps vCPU 0 busy itself
  * (dirty) has a main_loop instead of poll and runs alone; every other vCPU runs the job's
  * other_loop, or idles when several jobs run.
  */
@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "../runtime/boot_info.h"
+#include "lib/boot_info.h"
 
 struct job {
   const char* name;
@@ -38,7 +38,5 @@ extern const struct job kv_job;
 void console_service(void);
 /* Other vCPUs without a part in the job: park here, taking part in holds, for good. */
 __attribute__((noreturn)) void idle_forever(uint32_t cpu);
-/* Microseconds until TSC value `when`, for vmm_idle; 0 if it has passed, at most cap. */
-uint32_t us_until(uint64_t when, uint32_t cap);
 
 #endif

@@ -7,12 +7,12 @@
  * a SET whose ID is not above the last one applied for that client is answered OK, not applied
  * again. Keys up to 31 bytes, values up to 63.
  */
-#include "../runtime/blk.h"
-#include "../runtime/cmdline.h"
-#include "../runtime/console.h"
-#include "../runtime/net.h"
-#include "../runtime/vmm.h"
-#include "job.h"
+#include "drivers/blk.h"
+#include "lib/cmdline.h"
+#include "drivers/console.h"
+#include "net/net.h"
+#include "drivers/vmm.h"
+#include "jobs/job.h"
 
 #define SLOTS 8192
 #define KEY_MAX 32

@@ -109,7 +109,7 @@ BOOST_FIXTURE_TEST_CASE(a_looping_or_out_of_range_chain_is_an_error_not_a_hang, 
 BOOST_AUTO_TEST_CASE(transport_negotiates_features_sets_up_a_queue_and_resets) {
   GuestMemory memory(16 * kMiB);
   NullDevice device;
-  Transport t(device, memory);
+  Transport t(device, memory, [] {});
   BOOST_TEST(reg(t, 0x000) == 0x74726976u);
   BOOST_TEST(reg(t, 0x004) == 2u);
   BOOST_TEST(reg(t, 0x008) == 2u);
@@ -146,7 +146,7 @@ BOOST_AUTO_TEST_CASE(transport_negotiates_features_sets_up_a_queue_and_resets) {
 
   BOOST_TEST(saved.deviceId == 2u);
   BOOST_TEST(saved.config == std::vector<uint8_t>(8, 0x5a));
-  Transport fresh(device, memory);
+  Transport fresh(device, memory, [] {});
   fresh.restore(saved);
   BOOST_TEST((fresh.save() == saved));
   auto otherConfig = saved;

@@ -1,7 +1,11 @@
-#include "virtio.h"
+#include "drivers/virtio.h"
 
-#include "cmdline.h"
-#include "cpu.h"
+#include "lib/cmdline.h"
+#include "arch/cpu.h"
+#include "drivers/console.h"
+#include "kernel/clock.h"
+#include "kernel/idle.h"
+#include "kernel/percpu.h"
 
 enum {
   R_MAGIC = 0x000 / 4, R_VERSION = 0x004 / 4, R_DEVICE_ID = 0x008 / 4, R_DEVICE_FEATURES = 0x010 / 4,
@@ -22,6 +26,7 @@ static struct vq_desc desc_area[MAX_DEVICES * VQ_MAX_QUEUES][VQ_SIZE] __attribut
 static uint16_t avail_area[MAX_DEVICES * VQ_MAX_QUEUES][2048] __attribute__((aligned(4096)));
 static uint16_t used_area[MAX_DEVICES * VQ_MAX_QUEUES][2048] __attribute__((aligned(4096)));
 static unsigned opened;
+static struct virtio_dev* devices[MAX_DEVICES];
 
 static uint64_t parse_number(const char** p) {
   uint64_t v = 0;
@@ -42,8 +47,8 @@ static uint64_t parse_number(const char** p) {
   return v;
 }
 
-/* The address of the n-th virtio_mmio.device= word, or 0 when there are fewer. */
-static uint64_t device_address(const char* cmdline, unsigned n) {
+/* The n-th virtio_mmio.device=SIZE@ADDR:GSI word: 1 with its address and pin, 0 when there are fewer. */
+static int device_word(const char* cmdline, unsigned n, uint64_t* address, uint32_t* gsi) {
   static const char key[] = "virtio_mmio.device=";
   for (const char* p = cmdline; *p; ++p) {
     if ((p != cmdline && p[-1] != ' ') || !str_starts(p, key)) continue;
@@ -51,16 +56,49 @@ static uint64_t device_address(const char* cmdline, unsigned n) {
     parse_number(&s);                      /* size */
     if (*s == 'K' || *s == 'k') ++s;
     if (*s++ != '@') continue;
-    uint64_t address = parse_number(&s);
-    if (n-- == 0) return address;
+    uint64_t a = parse_number(&s);
+    uint32_t g = 0;
+    if (*s == ':') {
+      ++s;
+      g = (uint32_t)parse_number(&s);
+    }
+    if (n-- == 0) {
+      *address = a;
+      *gsi = g;
+      return 1;
+    }
   }
   return 0;
 }
 
+int virtio_device_gsi(const char* cmdline, unsigned n, uint32_t* gsi) {
+  uint64_t address;
+  return device_word(cmdline, n, &address, gsi);
+}
+
+void virtio_stats(void) {
+  for (unsigned i = 0; i < opened; ++i) {
+    struct virtio_dev* d = devices[i];
+    if (!d) continue;
+    console_puts("stats virtio dev=");
+    console_puts(d->name);
+    console_puts(" gsi=");
+    console_put_u64(d->gsi);
+    console_puts(" interrupts=");
+    console_put_u64(d->gsi < GSI_COUNT ? percpu_of(0)->gsi[d->gsi] : 0);
+    console_puts(" completions=");
+    console_put_u64(d->completions);
+    console_puts(" stalls=");
+    console_put_u64(d->stalls);
+    console_putc('\n');
+  }
+}
+
 int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted, unsigned nqueues) {
   for (unsigned n = 0; opened < MAX_DEVICES; ++n) {
-    uint64_t address = device_address(cmdline, n);
-    if (!address) return 0;
+    uint64_t address;
+    uint32_t gsi;
+    if (!device_word(cmdline, n, &address, &gsi)) return 0;
     volatile uint32_t* r = (volatile uint32_t*)(uintptr_t)address;
     if (r[R_MAGIC] != 0x74726976 || r[R_VERSION] != 2 || r[R_DEVICE_ID] != device_id) continue;
 
@@ -105,6 +143,9 @@ int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id,
     r[R_STATUS] = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
     dev->regs = r;
     dev->features = accepted;
+    dev->gsi = gsi;
+    dev->name = device_id == 1 ? "net" : device_id == 2 ? "blk" : "other";
+    devices[slot] = dev;
     return 1;
   }
   return 0;
@@ -133,10 +174,21 @@ uint32_t virtio_transact(struct virtio_dev* dev, unsigned qi, const struct vq_bu
     q->desc[i].flags = (uint16_t)((i + 1 < n ? D_NEXT : 0) | (bufs[i].device_writes ? D_WRITE : 0));
     q->desc[i].next = (uint16_t)(i + 1);
   }
+  uint64_t seen = idle_wakes();
   offer(q, 0);
   virtio_notify(dev, qi);
-  while (q->used[1] == q->used_seen) cpu_relax();
+  if (dev->wait_by_interrupt && idle_by_interrupts) {
+    while (q->used[1] == q->used_seen) {
+      uint64_t deadline = tsc_after_us(1000000);
+      idle_until(seen, deadline);
+      seen = idle_wakes();
+      if (q->used[1] != q->used_seen && rdtsc() >= deadline) ++dev->stalls;
+    }
+  } else {
+    while (q->used[1] == q->used_seen) cpu_relax();
+  }
   compiler_barrier();
+  ++dev->completions;
   volatile uint32_t* elem = (volatile uint32_t*)(q->used + 2) + 2 * (q->used_seen % VQ_SIZE);
   ++q->used_seen;
   return elem[1];
@@ -159,5 +211,6 @@ int virtio_poll(struct virtio_dev* dev, unsigned qi, unsigned* slot, uint32_t* l
   *slot = elem[0];
   *len = elem[1];
   ++q->used_seen;
+  ++dev->completions;
   return 1;
 }

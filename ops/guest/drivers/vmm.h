@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "cpu.h"
+#include "arch/cpu.h"
 #include "guest_abi.h"
 
 __attribute__((noreturn)) static inline void vmm_poweroff(uint8_t status) {

@@ -1,4 +1,4 @@
-#include "cmdline.h"
+#include "lib/cmdline.h"
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
 

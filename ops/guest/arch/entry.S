@@ -9,7 +9,9 @@
  *     identity page tables and GDT; %rdi = vCPU index, %rsi = hvm_start_info, %rdx = vCPU count.
  *     tandem starts every vCPU here itself (no INIT/SIPI).
  *
- * Forbidden here (they end the VM on kvm_pvm): int n, int3, iretq, cmpxchg16b, xrstor.
+ * Both run at CPL 0 on the vCPU's kernel stack and call kernel_start (kernel/kernel.c), which sets
+ * the vCPU up and drops to CPL 3 for good. Forbidden at CPL 0 (they end the VM on kvm_pvm): int n,
+ * int3, iretq to CPL 0, cmpxchg16b, xrstor.
  */
 #include "layout.h"
 
@@ -43,7 +45,7 @@ pvh_entry32:
         xor     %ecx, %ecx
 1:      mov     %ecx, %eax
         shl     $21, %eax
-        or      $0x83, %eax             /* present | writable | 2 MiB page */
+        or      $0x87, %eax             /* present | writable | user | 2 MiB page */
         mov     %eax, (%edi,%ecx,8)
         mov     %ecx, %eax
         shr     $11, %eax               /* bits 32..: (i << 21) >> 32 */
@@ -53,7 +55,7 @@ pvh_entry32:
         jne     1b
 
         mov     $boot_pdpt, %edi
-        mov     $boot_pd + 3, %eax
+        mov     $boot_pd + 7, %eax      /* present | writable | user */
         mov     %eax, 0(%edi)
         add     $4096, %eax
         mov     %eax, 8(%edi)
@@ -62,7 +64,7 @@ pvh_entry32:
         add     $4096, %eax
         mov     %eax, 24(%edi)
         mov     $boot_pml4, %edi
-        movl    $boot_pdpt + 3, (%edi)
+        movl    $boot_pdpt + 7, (%edi)
 
         mov     $boot_pml4, %eax
         mov     %eax, %cr3
@@ -97,10 +99,10 @@ entry64:
         cmp     $GUEST_MAX_CPUS, %rdi
         jae     park
         lea     1(%rdi), %rax
-        shl     $GUEST_STACK_SHIFT, %rax
-        lea     guest_stacks(%rip), %rsp
+        shl     $KERNEL_STACK_SHIFT, %rax
+        lea     kernel_stacks(%rip), %rsp
         add     %rax, %rsp
-        call    guest_main
+        call    kernel_start            /* does not return */
 park:
         hlt
         jmp     park
@@ -120,6 +122,11 @@ boot_gdt_desc:
 boot_pml4:  .skip 4096
 boot_pdpt:  .skip 4096
 boot_pd:    .skip 4 * 4096
+        .balign 1 << KERNEL_STACK_SHIFT
+        .globl kernel_stacks
+kernel_stacks:
+        .skip GUEST_MAX_CPUS << KERNEL_STACK_SHIFT
+        .balign 1 << GUEST_STACK_SHIFT
         .globl guest_stacks
 guest_stacks:
         .skip GUEST_MAX_CPUS << GUEST_STACK_SHIFT

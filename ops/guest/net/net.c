@@ -1,7 +1,7 @@
-#include "net.h"
+#include "net/net.h"
 
-#include "cpu.h"
-#include "virtio.h"
+#include "arch/cpu.h"
+#include "drivers/virtio.h"
 
 enum { RX = 0, TX = 1, HDR = 12, FRAME_MAX = 1514, F_MAC = 5 };
 enum { ETH_ARP = 0x0806, ETH_IP = 0x0800, IP_ICMP = 1, IP_UDP = 17 };

@@ -1,6 +1,6 @@
-#include "blk.h"
+#include "drivers/blk.h"
 
-#include "virtio.h"
+#include "drivers/virtio.h"
 
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, F_FLUSH = 9 };
 
@@ -19,6 +19,7 @@ static int opened;
 uint64_t blk_open(const char* cmdline) {
   if (opened) return 0; /* one job per disk */
   if (!virtio_open(&dev, cmdline, 2, 1ull << F_FLUSH, 1)) return 0;
+  dev.wait_by_interrupt = 1; /* a disk takes tens of microseconds: sleep, do not spin */
   opened = 1;
   return (uint64_t)virtio_config32(&dev, 0) | ((uint64_t)virtio_config32(&dev, 4) << 32);
 }

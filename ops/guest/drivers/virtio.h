@@ -1,7 +1,9 @@
 /*
- * virtio-mmio (version 2) for a guest that polls: finds devices on the command line
- * (virtio_mmio.device=SIZE@ADDR:IRQ, as tandem and QEMU's microvm write it), brings one up with
- * its split virtqueues, and watches used rings instead of taking interrupts.
+ * virtio-mmio (version 2): finds devices on the command line (virtio_mmio.device=SIZE@ADDR:IRQ, as
+ * tandem and QEMU's microvm write it) and brings one up with its split virtqueues. Used buffers
+ * interrupt (kernel/kernel.c routes each device's pin); a driver that waits for one request sleeps
+ * until the interrupt, or spins on the used ring when the guest polls (irq=0) or the device answers
+ * at once (a NIC's transmit queue).
  */
 #ifndef TANDEM_GUEST_VIRTIO_H
 #define TANDEM_GUEST_VIRTIO_H
@@ -30,11 +32,20 @@ struct virtio_dev {
   volatile uint32_t* regs;
   uint64_t features; /* what the driver accepted */
   struct virtq q[VQ_MAX_QUEUES];
+  uint32_t gsi;      /* its interrupt pin, from the command line */
+  int wait_by_interrupt; /* virtio_transact sleeps until the interrupt (set by the driver) */
+  const char* name;
+  uint64_t completions; /* used buffers taken */
+  uint64_t stalls;      /* waits that found the buffer used but no interrupt came: a lost one */
 };
 
 /* Finds the first device of type device_id on the command line and initializes it with nqueues
  * queues, accepting the features in wanted (VERSION_1 is always asked for). Returns 1 on success. */
 int virtio_open(struct virtio_dev* dev, const char* cmdline, uint32_t device_id, uint64_t wanted, unsigned nqueues);
+/* The interrupt pin of the n-th virtio_mmio.device= word; 0 when there are fewer. */
+int virtio_device_gsi(const char* cmdline, unsigned n, uint32_t* gsi);
+/* One "stats virtio ..." line per device opened: interrupts taken, completions, stalls. */
+void virtio_stats(void);
 /* Device-specific configuration space, one byte at offset. */
 uint8_t virtio_config8(struct virtio_dev* dev, uint32_t offset);
 uint32_t virtio_config32(struct virtio_dev* dev, uint32_t offset);
@@ -45,7 +56,8 @@ struct vq_buf {
   int device_writes; /* 1: the device writes this buffer */
 };
 /* Puts a chain of n buffers on queue q, notifies, and waits until the device returns it (one
- * request in flight). Returns the length the device reports having written. */
+ * request in flight). A wait by interrupt that ends by its one-second deadline with the buffer
+ * used counts a stall (an interrupt the guest never saw). Returns the length the device reports having written. */
 uint32_t virtio_transact(struct virtio_dev* dev, unsigned q, const struct vq_buf* bufs, unsigned n);
 
 /* Receive-style queues: descriptor slot (0..VQ_SIZE-1) permanently describes one device-writable

@@ -1,6 +1,7 @@
-#include "smp.h"
+#include "kernel/smp.h"
 
-#include "vmm.h"
+#include "kernel/clock.h"
+#include "kernel/idle.h"
 
 struct smp_shared smp;
 
@@ -10,7 +11,7 @@ void smp_hold_others(void) {
   smp.hold_gen = gen;
   smp.hold = 1;
   for (uint32_t i = 1; i < smp.cpus; ++i)
-    while (smp.held[i] != gen) vmm_idle(50);
+    while (smp.held[i] != gen) idle_until(idle_wakes(), tsc_after_us(50));
 }
 
 void smp_release_others(void) { smp.hold = 0; }
@@ -18,6 +19,6 @@ void smp_release_others(void) { smp.hold = 0; }
 void smp_checkpoint(uint32_t cpu) {
   while (smp.hold) {
     smp.held[cpu] = smp.hold_gen;
-    vmm_idle(200);
+    idle_until(idle_wakes(), tsc_after_us(200));
   }
 }

@@ -1,4 +1,4 @@
-#include "boot_info.h"
+#include "lib/boot_info.h"
 
 #include "guest_abi.h"
 

@@ -1,6 +1,6 @@
-#include "console.h"
+#include "drivers/console.h"
 
-#include "cpu.h"
+#include "arch/cpu.h"
 
 enum {
   kCom1 = 0x3f8,
@@ -22,13 +22,18 @@ static char pending[CONSOLE_LINE_MAX];
 static unsigned pending_len;
 
 void console_init(void) {
-  outb(kCom1 + kRegIer, 0x00);  /* no interrupts: the guest polls */
+  outb(kCom1 + kRegIer, 0x00);  /* no interrupts until asked for */
   outb(kCom1 + kRegLcr, 0x80);  /* divisor latch */
   outb(kCom1 + kRegData, 0x01); /* 115200 baud */
   outb(kCom1 + kRegIer, 0x00);
   outb(kCom1 + kRegLcr, 0x03);  /* 8N1 */
   outb(kCom1 + kRegFcr, 0x01);  /* enable FIFOs; not cleared: input typed before boot is kept */
   outb(kCom1 + kRegMcr, 0x03);  /* DTR | RTS */
+}
+
+void console_enable_rx_interrupt(void) {
+  outb(kCom1 + kRegMcr, 0x0b); /* DTR | RTS | OUT2: OUT2 lets the UART's interrupt out */
+  outb(kCom1 + kRegIer, 0x01); /* received data available */
 }
 
 void console_putc(char c) {
@@ -53,6 +58,19 @@ void console_put_u64(uint64_t v) {
     buf[--i] = (char)('0' + v % 10);
     v /= 10;
   } while (v);
+  console_puts(buf + i);
+}
+
+void console_put_hex(uint64_t v) {
+  char buf[19];
+  int i = 18;
+  buf[i] = 0;
+  do {
+    buf[--i] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  buf[--i] = 'x';
+  buf[--i] = '0';
   console_puts(buf + i);
 }
 

@@ -1,6 +1,6 @@
-#include "clock.h"
+#include "kernel/clock.h"
 
-#include "cpu.h"
+#include "arch/cpu.h"
 
 uint64_t tsc_hz;
 
@@ -40,4 +40,13 @@ uint64_t clock_calibrate(void) {
   hz = shift >= 0 ? hz >> shift : hz << -shift;
   tsc_hz = hz;
   return hz;
+}
+
+uint64_t tsc_after_us(uint64_t us) { return rdtsc() + us * (tsc_hz / 1000000); }
+
+uint32_t us_until(uint64_t when, uint32_t cap) {
+  uint64_t now = rdtsc();
+  if (now >= when) return 0;
+  uint64_t us = (when - now) / (tsc_hz / 1000000);
+  return us > cap ? cap : (uint32_t)us;
 }
