@@ -11,6 +11,11 @@ import sys
 import threading
 import time
 
+# The CPU QEMU gives the test guest: the host's, as tandem does (KVM_GET_SUPPORTED_CPUID), without
+# the one MSR QEMU 7.2 cannot set on this host (it aborts on 0x10a with plain -cpu host). QEMU's
+# default CPU lacks the TSC-deadline timer the guest's idle path needs: the guest would poll there.
+QEMU_CPU = ["-cpu", "host,-arch-capabilities"]
+
 TRACE_LINE = re.compile(r"(\d+)@(\d+)\.(\d{6}):(\S+) ?(.*)")
 
 
@@ -197,3 +202,58 @@ class Console:
     def snapshot(self):
         with self.cond:
             return list(self.lines), self.partial.decode(errors="replace")
+
+
+def loopback_limit_mib_s(seconds=2.0, chunk=4 << 20):
+    """What a plain TCP sender moves over 127.0.0.1 on this machine now: one connection, one thread
+    sending 4 MiB buffers, another receiving into one (both in the kernel's copy loops; Python only
+    calls them). MiB/s."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    sender = socket.create_connection(listener.getsockname())
+    receiver, _ = listener.accept()
+    listener.close()
+    received = [0]
+
+    def drain():
+        buffer = bytearray(chunk)
+        view = memoryview(buffer)
+        while True:
+            n = receiver.recv_into(view)
+            if n == 0:
+                return
+            received[0] += n
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    data = bytes(chunk)
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        sender.sendall(data)
+    sender.shutdown(socket.SHUT_WR)
+    thread.join()
+    spent = time.monotonic() - began
+    sender.close()
+    receiver.close()
+    return received[0] / spent / (1 << 20)
+
+
+def memcpy_limit_mib_s(size=256 << 20, rounds=5):
+    """One core's memcpy of a buffer larger than the caches (a bytearray slice assignment is one
+    memcpy): the best of a few rounds, MiB/s."""
+    source, target = bytearray(os.urandom(1 << 20) * (size >> 20)), bytearray(size)
+    best = 0.0
+    for _ in range(rounds):
+        began = time.perf_counter()
+        target[:] = source
+        best = max(best, size / (time.perf_counter() - began) / (1 << 20))
+    return best
+
+
+def print_physical_limits():
+    """The limits a migration meets on this machine, measured in the same run as it."""
+    loopback, memcpy = loopback_limit_mib_s(), memcpy_limit_mib_s()
+    print(f"This machine now: loopback TCP, one plain sender {loopback:.0f} MiB/s; memcpy, one core {memcpy:.0f} MiB/s",
+          flush=True)
+    return loopback, memcpy

@@ -45,7 +45,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp, read_trace  # noqa: E402
+from bench_common import Console, QEMU_CPU, Qmp, read_trace  # noqa: E402
 
 PORTS = range(18000, 18100)
 COUNTER = "job=counter rate=100"
@@ -169,7 +169,7 @@ def _measure(work, started, guest_elf, seconds, checkpoint_ms, append, transport
     ready = FILLED if "job=dirty" in append else READY
 
     def qemu(role, console, extra):
-        return ["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-m", "256M", "-smp", "1", "-nodefaults",
+        return ["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", *QEMU_CPU, "-m", "256M", "-smp", "1", "-nodefaults",
                 "-no-user-config", "-display", "none", "-chardev", console, "-serial", "chardev:con",
                 "-kernel", guest_elf, "-append", append, "-qmp", f"unix:{path(role + '.qmp')},server=on,wait=off",
                 "-msg", "timestamp=on", "-trace", f"events={path('events')},file={path(role + '.trace')}"] + extra

@@ -10,6 +10,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import QEMU_CPU  # noqa: E402
+
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 GUEST_IP, PORT, REQUESTS, MAC = "10.77.0.2", 7777, 2000, "52:54:00:77:00:02"
 
@@ -18,7 +21,7 @@ def vmm_command(vmm, append, disk):
     if vmm == "tandem":
         return [TANDEM, "run", "--kernel", GUEST, "--memory", "256M", "--net", f"tap=tap0,mac={MAC}",
                 "--disk", disk, "--append", append]
-    return ["qemu-system-x86_64", "-M", "microvm,acpi=off", "-enable-kvm", "-m", "256M", "-smp", "1",
+    return ["qemu-system-x86_64", "-M", "microvm,acpi=off", "-enable-kvm", *QEMU_CPU, "-m", "256M", "-smp", "1",
             "-nodefaults", "-no-user-config", "-nographic", "-display", "none", "-serial", "stdio",
             "-global", "virtio-mmio.force-legacy=false",
             "-drive", f"id=d0,file={disk},format=raw,if=none", "-device", "virtio-blk-device,drive=d0",

@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Console, Qmp, fmt, run_benchmark, stop, unix_request  # noqa: E402
+from bench_common import Console, QEMU_CPU, Qmp, fmt, run_benchmark, stop, unix_request  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TANDEM_PORT, QEMU_PORT = 23464, 23468
@@ -134,7 +134,7 @@ def run_tandem(tmp, base, settings):
 
 def qemu_command(disk, qmp, extra, direct=False):
     cache = ",cache=none" if direct else ""  # none: O_DIRECT, as tandem's standby writes whole chunks
-    return ["qemu-system-x86_64", "-M", "microvm,acpi=off", "-enable-kvm", "-m", MEMORY, "-smp", "1", "-nodefaults",
+    return ["qemu-system-x86_64", "-M", "microvm,acpi=off", "-enable-kvm", *QEMU_CPU, "-m", MEMORY, "-smp", "1", "-nodefaults",
             "-no-user-config", "-nographic", "-display", "none", "-serial", "stdio",
             "-global", "virtio-mmio.force-legacy=false",
             "-drive", f"id=d0,file={disk},format=raw,if=none{cache}", "-device", "virtio-blk-device,drive=d0",

@@ -8,13 +8,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import Qmp, stop, unix_request, wait_for_line, wait_until  # noqa: E402
+from bench_common import QEMU_CPU, Qmp, stop, unix_request, wait_for_line, wait_until  # noqa: E402
 
 TANDEM, GUEST, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 MEMORY = "1G"
 CASES = [
     ("idle 1 GiB", "job=counter rate=10", "tandem-guest: ready"),
-    ("1 GiB, 512 MiB written", "job=dirty mib=512 rate=1", "dirty: working set filled"),
+    ("1 GiB, 512 MiB of text written", "job=dirty mib=512 rate=1 fill=text", "dirty: working set filled"),
 ]
 
 
@@ -47,7 +47,7 @@ def tandem_run(tmp, append, ready):
 
 
 def qemu_command(qmp, extra):
-    return ["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", "-m", MEMORY, "-smp", "1", "-nodefaults",
+    return ["qemu-system-x86_64", "-M", "microvm", "-enable-kvm", *QEMU_CPU, "-m", MEMORY, "-smp", "1", "-nodefaults",
             "-no-user-config", "-nographic", "-display", "none", "-serial", "stdio", "-kernel", GUEST,
             "-qmp", f"unix:{qmp},server=on,wait=off"] + extra
 

@@ -15,7 +15,7 @@ namespace {
 
 // 256 MiB written by the guest (about 5 MiB once compressed): at 512 KiB/s the pages nobody asks
 // for take about ten seconds, so the postcopy is under way when the link goes.
-constexpr const char* kGuestJob = "job=dirty mib=256 rate=1000 tick=20";
+constexpr const char* kGuestJob = "job=dirty mib=256 rate=1000 tick=20 fill=zero";  // pages of a few dozen bytes on the wire
 constexpr const char* kBandwidth = "512K";
 constexpr uint64_t kPages = 256 * 256;
 

@@ -220,7 +220,8 @@ BOOST_AUTO_TEST_CASE(a_guest_of_another_size_than_the_standby_prepared_arrives_i
 }
 
 BOOST_AUTO_TEST_CASE(pages_sent_again_go_as_xbzrle_differences_and_arrive_intact) {
-  Pair pair("migxbzrle", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000"}, "dirty: working set filled");
+  // fill=zero: each new generation of a page differs from the last in its two stamp words only.
+  Pair pair("migxbzrle", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000 fill=zero"}, "dirty: working set filled");
   auto& [tmp, endpoint, socket, target, source] = pair;
   // At 1 MiB/s a round takes long enough for most of the working set to be dirty again, and a
   // budget no round meets: five rounds, each resending pages the cache holds.
@@ -254,10 +255,10 @@ BOOST_AUTO_TEST_CASE(the_source_killed_during_postcopy_stops_the_guest_on_the_ta
 }
 
 BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs_on_at_the_source) {
-  Pair pair("migabort", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000"}, "dirty: working set filled");
+  Pair pair("migabort", {"--memory", "128M", "--append", "job=dirty mib=32 rate=20000 fill=zero"}, "dirty: working set filled");
   auto& [tmp, endpoint, socket, target, source] = pair;
-  // The whole working set (8192 pages) is dirty again within half a second; at 256 KiB/s a round
-  // of it takes seconds: no round can catch up.
+  // The whole working set (8192 pages, about 30 bytes each with fill=zero) is dirty again within
+  // half a second; at 256 KiB/s a round of it takes a second: no round can catch up.
   auto [status, out] = migrate(socket, endpoint, {"--max-bandwidth", "256K", "--max-rounds", "3", "--max-downtime-ms",
                                                   "50", "--on-no-converge", "abort"});
   BOOST_TEST(status == 1);
@@ -273,10 +274,10 @@ BOOST_AUTO_TEST_CASE(a_dirty_rate_that_cannot_converge_aborts_and_the_guest_runs
 }
 
 BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
-  Pair pair("migstatus", {"--memory", "128M", "--append", "job=dirty mib=32 rate=1"}, "dirty: working set filled");
+  Pair pair("migstatus", {"--memory", "128M", "--append", "job=dirty mib=32 rate=1 fill=zero"}, "dirty: working set filled");
   auto& [tmp, endpoint, socket, target, source] = pair;
-  // 8192 pages, a few hundred bytes each on the wire, at 256 KiB/s: seconds in round 0.
-  auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--max-bandwidth", "256K", "--json"});
+  // 8192 pages, a few dozen bytes each on the wire (fill=zero), at 64 KiB/s: seconds in round 0.
+  auto migration = startTandem({"migrate", "--control", socket, "--to", endpoint, "--max-bandwidth", "64K", "--json"});
   std::this_thread::sleep_for(1s);
   auto status = control(socket, {{"cmd", "status"}});
   BOOST_REQUIRE_MESSAGE(status["migration"].is_object(), status.dump());
@@ -294,7 +295,7 @@ BOOST_AUTO_TEST_CASE(status_shows_a_running_migration_and_other_commands_wait) {
 }
 
 BOOST_AUTO_TEST_CASE(auto_converge_throttles_a_guest_that_dirties_faster_than_the_link_until_it_converges) {
-  Pair pair("migthrottle", {"--memory", "64M", "--append", "job=dirty mib=8 rate=0"}, "dirty: working set filled");
+  Pair pair("migthrottle", {"--memory", "64M", "--append", "job=dirty mib=8 rate=0 fill=zero"}, "dirty: working set filled");
   auto& [tmp, endpoint, socket, target, source] = pair;
   // As fast as it can, the guest rewrites its 2048 pages many times during any round at 512 KiB/s:
   // without throttling no round gets smaller (the abort test shows where that ends).
@@ -336,7 +337,7 @@ BOOST_AUTO_TEST_CASE(a_target_speaking_another_protocol_version_is_refused_and_t
 
 BOOST_AUTO_TEST_CASE(the_target_killed_during_precopy_leaves_the_source_running) {
   Pair pair("migkill", {"--cpus", "2", "--memory", "512M", "--append",
-                                "job=dirty mib=256 rate=0"}, "dirty: working set filled");
+                                "job=dirty mib=256 rate=0 fill=zero"}, "dirty: working set filled");
   auto& [tmp, endpoint, socket, target, source] = pair;
   std::thread killer([&] {
     std::this_thread::sleep_for(300ms);

@@ -224,7 +224,8 @@ BOOST_AUTO_TEST_CASE(status_pause_resume_and_snapshot_commands_speak_to_a_runnin
   // The test guest runs its jobs at CPL 3: what tandem saw at the guest's exits.
   BOOST_TEST(json["guest_privilege"]["mode"] == "user");
   BOOST_TEST(json["guest_privilege"]["user_exits"].get<uint64_t>() > 0u);
-  BOOST_TEST(json["guest_privilege"]["last_cpl"] == nlohmann::json::parse("[3, 3]"));
+  // (vCPU 1 has no job: it halts in its CPL 0 idle path, which KVM serves without an exit)
+  BOOST_TEST(json["guest_privilege"]["last_cpl"][0] == 3);
 
   BOOST_TEST(cli({"pause", "--control", socket}).first == 0);
   auto [personCode, person] = cli({"status", "--control", socket});

@@ -125,7 +125,7 @@ void Transport::notified(uint16_t queue) {
   try {
     if (device_.process(queue, queues_[queue], memory_)) {
       state_.interruptStatus |= kInterruptUsedBuffer;
-      raiseInterrupt_();
+      if (queues_[queue].interruptWanted(memory_)) raiseInterrupt_();
     }
   } catch (const Error& e) {
     // A broken driver: the device stops (DEVICE_NEEDS_RESET), the VMM does not.

@@ -62,4 +62,13 @@ void Queue::pushUsed(GuestMemory& memory, uint16_t head, uint32_t written) {
   memory.write(Gpa{state.usedRing + 2}, std::span(reinterpret_cast<const uint8_t*>(&state.usedIdx), 2));
 }
 
+bool Queue::interruptWanted(const GuestMemory& memory) const {
+  constexpr uint16_t kNoInterrupt = 1;
+  // The used index the device just wrote before the flags it reads: a driver that clears the flag
+  // and then looks at the used ring (with a full barrier between, as this one) either sees the
+  // new entry or has its flag seen here.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return !(load<uint16_t>(memory, state.availRing) & kNoInterrupt);
+}
+
 }  // namespace tandem::dev::virtio

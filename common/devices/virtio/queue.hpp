@@ -48,6 +48,9 @@ public:
   std::optional<Chain> pop(const GuestMemory& memory);
   // Returns a chain to the driver with `written` bytes written into its device-writable buffers.
   void pushUsed(GuestMemory& memory, uint16_t head, uint32_t written);
+  // False while the driver asks for no interrupts (VRING_AVAIL_F_NO_INTERRUPT in the available
+  // ring's flags): a driver that polls its used ring, as NAPI does, and says so to be left alone.
+  bool interruptWanted(const GuestMemory& memory) const;
 };
 
 }  // namespace tandem::dev::virtio

@@ -214,3 +214,17 @@ int virtio_poll(struct virtio_dev* dev, unsigned qi, unsigned* slot, uint32_t* l
   ++dev->completions;
   return 1;
 }
+
+enum { AVAIL_NO_INTERRUPT = 1 };
+
+void virtio_interrupts_off(struct virtio_dev* dev, unsigned qi) { dev->q[qi].avail[0] = AVAIL_NO_INTERRUPT; }
+
+int virtio_interrupts_on(struct virtio_dev* dev, unsigned qi) {
+  struct virtq* q = &dev->q[qi];
+  q->avail[0] = 0;
+  /* The flag's store before the used index's load (the device fences the other way round). */
+  __asm__ volatile("mfence" ::: "memory");
+  if (q->used[1] == q->used_seen) return 0;
+  q->avail[0] = AVAIL_NO_INTERRUPT;
+  return 1;
+}

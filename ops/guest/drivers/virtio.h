@@ -65,5 +65,10 @@ uint32_t virtio_transact(struct virtio_dev* dev, unsigned q, const struct vq_buf
 void virtio_post(struct virtio_dev* dev, unsigned q, unsigned slot, void* buf, uint32_t len);
 int virtio_poll(struct virtio_dev* dev, unsigned q, unsigned* slot, uint32_t* len);
 void virtio_notify(struct virtio_dev* dev, unsigned q);
+/* NAPI: a driver that keeps finding work asks the device for no interrupts on queue q and polls;
+ * when it finds none it asks for them again and must look once more (returns 1 if work came
+ * meanwhile, with interrupts off again). Only with interrupts on (idle_by_interrupts). */
+void virtio_interrupts_off(struct virtio_dev* dev, unsigned q);
+int virtio_interrupts_on(struct virtio_dev* dev, unsigned q);
 
 #endif

@@ -5,24 +5,33 @@
  *                               or "ID NOTFOUND"     which is replayed on start)
  * ID is a decimal number a client increases with each new request and repeats when it retries:
  * a SET whose ID is not above the last one applied for that client is answered OK, not applied
- * again. Keys up to 31 bytes, values up to 63.
+ * again. Keys up to 31 bytes, values up to 1 KiB.
+ *
+ * The store takes the guest's memory above its image: an open-addressing index (a third of it,
+ * filled to at most three quarters) and an arena for the values (the rest). A guest of 512 MiB
+ * holds 1.5 million keys; a value that outgrows its place moves to a new one (the old one is not
+ * reused: the arena only grows).
  */
 #include "drivers/blk.h"
-#include "lib/cmdline.h"
 #include "drivers/console.h"
-#include "net/net.h"
 #include "drivers/vmm.h"
 #include "jobs/job.h"
+#include "lib/cmdline.h"
+#include "net/net.h"
 
-#define SLOTS 8192
 #define KEY_MAX 32
-#define VALUE_MAX 64
+#define VALUE_MAX 1024
 #define CLIENTS 64
-#define LOG_MAGIC 0x31474f4c564b4e54ull /* "TNKVLOG1" */
+#define LOG_MAGIC 0x32474f4c564b4e54ull /* "TNKVLOG2" */
+#define LOG_HEADER 64                    /* magic, client, id, length, key; the value follows */
 
-struct entry {
+extern char guest_image_end[];
+
+struct slot {
   char key[KEY_MAX];
-  char value[VALUE_MAX];
+  uint64_t value_at; /* offset in the arena */
+  uint32_t length;
+  uint32_t capacity;
 };
 
 struct client {
@@ -31,38 +40,62 @@ struct client {
   uint64_t last_set;
 };
 
-static struct entry table[SLOTS];
+static struct slot* table;
+static uint64_t slots, max_keys; /* slots: a power of two */
+static char* arena;
+static uint64_t arena_size, arena_used;
 static struct client clients[CLIENTS];
 static unsigned client_count;
 static uint64_t stored, requests;
 static int sync_to_disk;
 static uint64_t served_port;
-static uint64_t log_records, disk_capacity;
-static uint64_t log_sector[64] __attribute__((aligned(512)));
+static uint64_t log_sectors, disk_capacity;
+static uint64_t log_buffer[(LOG_HEADER + VALUE_MAX + 511) / 512 * 64] __attribute__((aligned(512)));
 
-static unsigned hash(const char* s) {
-  unsigned h = 2166136261u;
-  while (*s) h = (h ^ (uint8_t)*s++) * 16777619u;
+static uint64_t hash(const char* s) {
+  uint64_t h = 14695981039346656037ull;
+  while (*s) h = (h ^ (uint8_t)*s++) * 1099511628211ull;
   return h;
 }
 
-static void copy_str(char* d, const char* s, unsigned cap) {
-  unsigned i = 0;
-  for (; s[i] && i + 1 < cap; ++i) d[i] = s[i];
-  d[i] = 0;
+static unsigned length_of(const char* s, unsigned cap) {
+  unsigned n = 0;
+  while (n < cap && s[n]) ++n;
+  return n;
 }
 
-static struct entry* find(const char* key, int create) {
-  for (unsigned i = hash(key) % SLOTS, n = 0; n < SLOTS; i = (i + 1) % SLOTS, ++n) {
+static void copy_bytes(char* d, const char* s, unsigned n) {
+  for (unsigned i = 0; i < n; ++i) d[i] = s[i];
+}
+
+/* The slot of key, or the empty slot where it would go (create), or 0. */
+static struct slot* find(const char* key, int create) {
+  for (uint64_t i = hash(key) & (slots - 1), n = 0; n < slots; i = (i + 1) & (slots - 1), ++n) {
     if (!table[i].key[0]) {
-      if (!create) return 0;
-      copy_str(table[i].key, key, KEY_MAX);
+      if (!create || stored >= max_keys) return 0;
+      unsigned k = length_of(key, KEY_MAX - 1);
+      copy_bytes(table[i].key, key, k);
+      table[i].key[k] = 0;
       ++stored;
       return &table[i];
     }
     if (str_eq(table[i].key, key)) return &table[i];
   }
   return 0;
+}
+
+/* Stores value (length bytes) in e; 0 when the arena is full. */
+static int put_value(struct slot* e, const char* value, uint32_t length) {
+  if (length > e->capacity) {
+    uint32_t capacity = (length + 15) & ~15u;
+    if (arena_used + capacity > arena_size) return 0;
+    e->value_at = arena_used;
+    e->capacity = capacity;
+    arena_used += capacity;
+  }
+  copy_bytes(arena + e->value_at, value, length);
+  e->length = length;
+  return 1;
 }
 
 static struct client* client_of(uint32_t ip, uint16_t port) {
@@ -73,27 +106,39 @@ static struct client* client_of(uint32_t ip, uint16_t port) {
   return c;
 }
 
-/* The record of one SET in the disk log: magic, client, id, key, value. */
-static int log_set(const struct client* c, uint64_t id, const char* key, const char* value) {
-  if (log_records >= disk_capacity) return 0;
-  for (unsigned i = 0; i < 64; ++i) log_sector[i] = 0;
-  log_sector[0] = LOG_MAGIC;
-  log_sector[1] = (uint64_t)c->ip << 16 | c->port;
-  log_sector[2] = id;
-  copy_str((char*)&log_sector[4], key, KEY_MAX);
-  copy_str((char*)&log_sector[8], value, VALUE_MAX);
-  if (!blk_write(log_records, log_sector, 1) || !blk_flush()) return 0;
-  ++log_records;
+/* The record of one SET in the disk log: a header (magic, client, id, value length, key) and
+ * the value, in as many sectors as they take. */
+static int log_set(const struct client* c, uint64_t id, const char* key, const char* value, uint32_t length) {
+  uint32_t sectors = (LOG_HEADER + length + 511) / 512;
+  if (log_sectors + sectors > disk_capacity) return 0;
+  log_buffer[0] = LOG_MAGIC;
+  log_buffer[1] = (uint64_t)c->ip << 16 | c->port;
+  log_buffer[2] = id;
+  log_buffer[3] = length;
+  char* bytes = (char*)log_buffer;
+  unsigned k = length_of(key, KEY_MAX - 1);
+  copy_bytes(bytes + 32, key, k);
+  bytes[32 + k] = 0;
+  copy_bytes(bytes + LOG_HEADER, value, length);
+  for (unsigned i = LOG_HEADER + length; i < sectors * 512; ++i) bytes[i] = 0;
+  if (!blk_write(log_sectors, log_buffer, sectors) || !blk_flush()) return 0;
+  log_sectors += sectors;
   return 1;
 }
 
 static void replay_log(void) {
-  for (log_records = 0; log_records < disk_capacity; ++log_records) {
-    if (!blk_read(log_records, log_sector, 1) || log_sector[0] != LOG_MAGIC) break;
-    struct client* c = client_of((uint32_t)(log_sector[1] >> 16), (uint16_t)log_sector[1]);
-    if (log_sector[2] > c->last_set) c->last_set = log_sector[2];
-    struct entry* e = find((const char*)&log_sector[4], 1);
-    if (e) copy_str(e->value, (const char*)&log_sector[8], VALUE_MAX);
+  for (log_sectors = 0; log_sectors < disk_capacity;) {
+    if (!blk_read(log_sectors, log_buffer, 1) || log_buffer[0] != LOG_MAGIC || log_buffer[3] > VALUE_MAX) break;
+    uint32_t length = (uint32_t)log_buffer[3];
+    uint32_t sectors = (LOG_HEADER + length + 511) / 512;
+    if (log_sectors + sectors > disk_capacity) break;
+    if (sectors > 1 && !blk_read(log_sectors + 1, log_buffer + 64, sectors - 1)) break;
+    struct client* c = client_of((uint32_t)(log_buffer[1] >> 16), (uint16_t)log_buffer[1]);
+    if (log_buffer[2] > c->last_set) c->last_set = log_buffer[2];
+    const char* bytes = (const char*)log_buffer;
+    struct slot* e = find(bytes + 32, 1);
+    if (e) put_value(e, bytes + LOG_HEADER, length);
+    log_sectors += sectors;
   }
 }
 
@@ -110,22 +155,27 @@ static unsigned split(char* line, char** words, unsigned max) {
   return n;
 }
 
-static void answer(const struct udp_request* r, const char* id, const char* a, const char* b) {
-  char out[160];
+/* "ID A[ B]\n"; b is b_length bytes (not NUL-ended: a value from the arena). */
+static void answer_bytes(const struct udp_request* r, const char* id, const char* a, const char* b, uint32_t b_length) {
+  char out[KEY_MAX + VALUE_MAX + 128];
   unsigned n = 0;
   for (const char* s = id; *s && n < 40; ++s) out[n++] = *s;
   out[n++] = ' ';
   for (const char* s = a; *s && n < 80; ++s) out[n++] = *s;
   if (b) {
     out[n++] = ' ';
-    for (const char* s = b; *s && n < 150; ++s) out[n++] = *s;
+    for (uint32_t i = 0; i < b_length && i < VALUE_MAX; ++i) out[n++] = b[i];
   }
   out[n++] = '\n';
   udp_reply(r, out, n);
 }
 
+static void answer(const struct udp_request* r, const char* id, const char* a, const char* b) {
+  answer_bytes(r, id, a, b, b ? length_of(b, VALUE_MAX) : 0);
+}
+
 static void serve(const struct udp_request* r) {
-  char line[256];
+  char line[KEY_MAX + VALUE_MAX + 64];
   unsigned n = r->length < sizeof line - 1 ? r->length : sizeof line - 1;
   for (unsigned i = 0; i < n; ++i) line[i] = r->data[i] == '\n' ? 0 : (char)r->data[i];
   line[n] = 0;
@@ -141,18 +191,37 @@ static void serve(const struct udp_request* r) {
   }
   if (!ok) return answer(r, "0", "ERROR", "the ID must be a number");
   if (str_eq(w[1], "GET")) {
-    struct entry* e = find(w[2], 0);
-    return e ? answer(r, w[0], "VALUE", e->value) : answer(r, w[0], "NOTFOUND", 0);
+    struct slot* e = find(w[2], 0);
+    return e ? answer_bytes(r, w[0], "VALUE", arena + e->value_at, e->length) : answer(r, w[0], "NOTFOUND", 0);
   }
   if (!str_eq(w[1], "SET") || words < 4) return answer(r, w[0], "ERROR", "unknown request");
   struct client* c = client_of(r->source_ip, r->source_port);
   if (id <= c->last_set) return answer(r, w[0], "OK", 0); /* a retry of what was applied */
-  struct entry* e = find(w[2], 1);
+  uint32_t length = length_of(w[3], VALUE_MAX + 1);
+  if (length > VALUE_MAX || length_of(w[2], KEY_MAX) >= KEY_MAX)
+    return answer(r, w[0], "ERROR", "keys take at most 31 bytes, values 1024");
+  struct slot* e = find(w[2], 1);
   if (!e) return answer(r, w[0], "ERROR", "the store is full");
-  if (sync_to_disk && !log_set(c, id, w[2], w[3])) return answer(r, w[0], "ERROR", "the disk log failed");
-  copy_str(e->value, w[3], VALUE_MAX);
+  if (sync_to_disk && !log_set(c, id, w[2], w[3], length)) return answer(r, w[0], "ERROR", "the disk log failed");
+  if (!put_value(e, w[3], length)) return answer(r, w[0], "ERROR", "the store is full");
   c->last_set = id;
   answer(r, w[0], "OK", 0);
+}
+
+/* The index and the arena in the memory above the guest's image. */
+static int place_store(const struct boot_info* boot) {
+  uint64_t base = ((uint64_t)(uintptr_t)guest_image_end + (2 << 20) - 1) & ~(uint64_t)((2 << 20) - 1);
+  uint64_t room = boot->low_ram_end > base ? boot->low_ram_end - base : 0;
+  for (slots = 8192; (slots * 2) * sizeof(struct slot) <= room / 3; slots *= 2) {}
+  if (slots * sizeof(struct slot) + (1 << 20) > room) {
+    console_puts("tandem-guest: kv needs at least 4 MiB of guest memory above its image\n");
+    return 0;
+  }
+  max_keys = slots / 4 * 3;
+  table = (struct slot*)(uintptr_t)base;
+  arena = (char*)(uintptr_t)(base + slots * sizeof(struct slot));
+  arena_size = room - slots * sizeof(struct slot);
+  return 1;
 }
 
 static int kv_setup(const struct boot_info* boot, uint32_t cpus) {
@@ -171,6 +240,7 @@ static int kv_setup(const struct boot_info* boot, uint32_t cpus) {
     console_puts("tandem-guest: kv needs port=1..65535 and sync=0|1\n");
     return 0;
   }
+  if (!place_store(boot)) return 0;
   if (!net_open(boot->cmdline, ip, (uint16_t)port, serve)) {
     console_puts("tandem-guest: kv needs a virtio network device (tandem run --net tap=NAME)\n");
     return 0;
@@ -191,6 +261,8 @@ static void kv_start(void) {
   console_put_u64(served_port);
   console_puts(" keys=");
   console_put_u64(stored);
+  console_puts(" capacity=");
+  console_put_u64(max_keys);
   console_putc('\n');
 }
 
@@ -202,8 +274,12 @@ static void kv_stats(void) {
   console_put_u64(stored);
   console_puts(" requests=");
   console_put_u64(requests);
-  console_puts(" log=");
-  console_put_u64(log_records);
+  console_puts(" capacity=");
+  console_put_u64(max_keys);
+  console_puts(" arena_used=");
+  console_put_u64(arena_used);
+  console_puts(" log_sectors=");
+  console_put_u64(log_sectors);
   console_putc('\n');
 }
 

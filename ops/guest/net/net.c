@@ -2,6 +2,7 @@
 
 #include "arch/cpu.h"
 #include "drivers/virtio.h"
+#include "kernel/idle.h"
 
 enum { RX = 0, TX = 1, HDR = 12, FRAME_MAX = 1514, F_MAC = 5 };
 enum { ETH_ARP = 0x0806, ETH_IP = 0x0800, IP_ICMP = 1, IP_UDP = 17 };
@@ -148,7 +149,7 @@ static void ip_input(const uint8_t* frame, const uint8_t* ip, uint32_t length) {
   on_udp(&request);
 }
 
-unsigned net_poll(void) {
+static unsigned net_drain(void) {
   unsigned handled = 0, slot;
   uint32_t length;
   while (virtio_poll(&dev, RX, &slot, &length)) {
@@ -163,5 +164,22 @@ unsigned net_poll(void) {
     ++handled;
   }
   if (handled) virtio_notify(&dev, RX);
+  return handled;
+}
+
+/* NAPI: while frames keep coming the device is asked for no interrupts and the job polls; the
+ * first poll that finds none asks for them again before the job idles. */
+static int polling;
+
+unsigned net_poll(void) {
+  unsigned handled = net_drain();
+  if (!idle_by_interrupts) return handled;
+  if (handled && !polling) {
+    virtio_interrupts_off(&dev, RX);
+    polling = 1;
+  } else if (!handled && polling) {
+    polling = virtio_interrupts_on(&dev, RX);
+    if (polling) handled = net_drain();
+  }
   return handled;
 }
