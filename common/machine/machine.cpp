@@ -324,7 +324,11 @@ MachineExit Machine::wait() {
 }
 
 std::function<void()> Machine::raiserFor(size_t index) {
-  return [this, gsi = kVirtioFirstGsi + static_cast<uint32_t>(index)] { vm_.pulseIrqLine(gsi); };
+  // A guest that polls instead (it idles in the idle port) is woken too.
+  return [this, gsi = kVirtioFirstGsi + static_cast<uint32_t>(index)] {
+    vm_.pulseIrqLine(gsi);
+    idlePort_.wake();
+  };
 }
 
 Machine::Privilege Machine::privilege() const {

@@ -177,7 +177,8 @@ private:
   void createVcpusAndDevices();
   void createThreads(VcpuRunner::Start how);
   bool handleExit(kvm::Vcpu& vcpu);
-  // How virtio device `index` raises its interrupt (IOAPIC pin 16 + index).
+  // How virtio device `index` raises its interrupt (IOAPIC pin 16 + index), and ends the idle of
+  // a guest that polls.
   std::function<void()> raiserFor(size_t index);
   void finish(MachineExit exit);  // first caller wins; asks every vCPU to stop
 

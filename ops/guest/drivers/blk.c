@@ -19,7 +19,6 @@ static int opened;
 uint64_t blk_open(const char* cmdline) {
   if (opened) return 0; /* one job per disk */
   if (!virtio_open(&dev, cmdline, 2, 1ull << F_FLUSH, 1)) return 0;
-  dev.wait_by_interrupt = 1; /* a disk takes tens of microseconds: sleep, do not spin */
   opened = 1;
   return (uint64_t)virtio_config32(&dev, 0) | ((uint64_t)virtio_config32(&dev, 4) << 32);
 }

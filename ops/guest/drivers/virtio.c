@@ -3,6 +3,7 @@
 #include "lib/cmdline.h"
 #include "arch/cpu.h"
 #include "drivers/console.h"
+#include "drivers/vmm.h"
 #include "kernel/clock.h"
 #include "kernel/idle.h"
 #include "kernel/percpu.h"
@@ -177,7 +178,7 @@ uint32_t virtio_transact(struct virtio_dev* dev, unsigned qi, const struct vq_bu
   uint64_t seen = idle_wakes();
   offer(q, 0);
   virtio_notify(dev, qi);
-  if (dev->wait_by_interrupt && idle_by_interrupts) {
+  if (idle_by_interrupts) {
     while (q->used[1] == q->used_seen) {
       uint64_t deadline = tsc_after_us(1000000);
       idle_until(seen, deadline);
@@ -185,7 +186,9 @@ uint32_t virtio_transact(struct virtio_dev* dev, unsigned qi, const struct vq_bu
       if (q->used[1] != q->used_seen && rdtsc() >= deadline) ++dev->stalls;
     }
   } else {
-    while (q->used[1] == q->used_seen) cpu_relax();
+    /* Not a native spin: the host's io thread that serves the request may need this core. The
+     * VMM's idle port returns when the device has used the buffer. */
+    while (q->used[1] == q->used_seen) vmm_idle(100);
   }
   compiler_barrier();
   ++dev->completions;
@@ -194,13 +197,17 @@ uint32_t virtio_transact(struct virtio_dev* dev, unsigned qi, const struct vq_bu
   return elem[1];
 }
 
-void virtio_post(struct virtio_dev* dev, unsigned qi, unsigned slot, void* buf, uint32_t len) {
+void virtio_offer(struct virtio_dev* dev, unsigned qi, unsigned slot, const void* buf, uint32_t len, int device_writes) {
   struct virtq* q = &dev->q[qi];
   q->desc[slot].addr = (uint64_t)(uintptr_t)buf;
   q->desc[slot].len = len;
-  q->desc[slot].flags = D_WRITE;
+  q->desc[slot].flags = device_writes ? D_WRITE : 0;
   q->desc[slot].next = 0;
   offer(q, (uint16_t)slot);
+}
+
+void virtio_post(struct virtio_dev* dev, unsigned qi, unsigned slot, void* buf, uint32_t len) {
+  virtio_offer(dev, qi, slot, buf, len, 1);
 }
 
 int virtio_poll(struct virtio_dev* dev, unsigned qi, unsigned* slot, uint32_t* len) {

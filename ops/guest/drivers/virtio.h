@@ -2,8 +2,7 @@
  * virtio-mmio (version 2): finds devices on the command line (virtio_mmio.device=SIZE@ADDR:IRQ, as
  * tandem and QEMU's microvm write it) and brings one up with its split virtqueues. Used buffers
  * interrupt (kernel/kernel.c routes each device's pin); a driver that waits for one request sleeps
- * until the interrupt, or spins on the used ring when the guest polls (irq=0) or the device answers
- * at once (a NIC's transmit queue).
+ * until the interrupt, or in the VMM's idle port when the guest polls (irq=0).
  */
 #ifndef TANDEM_GUEST_VIRTIO_H
 #define TANDEM_GUEST_VIRTIO_H
@@ -33,7 +32,6 @@ struct virtio_dev {
   uint64_t features; /* what the driver accepted */
   struct virtq q[VQ_MAX_QUEUES];
   uint32_t gsi;      /* its interrupt pin, from the command line */
-  int wait_by_interrupt; /* virtio_transact sleeps until the interrupt (set by the driver) */
   const char* name;
   uint64_t completions; /* used buffers taken */
   uint64_t stalls;      /* waits that found the buffer used but no interrupt came: a lost one */
@@ -63,6 +61,8 @@ uint32_t virtio_transact(struct virtio_dev* dev, unsigned q, const struct vq_buf
 /* Receive-style queues: descriptor slot (0..VQ_SIZE-1) permanently describes one device-writable
  * buffer; post() offers it, poll() returns 1 with the slot and length of the next filled one. */
 void virtio_post(struct virtio_dev* dev, unsigned q, unsigned slot, void* buf, uint32_t len);
+/* The same for either direction: device_writes 0 for a buffer the device reads (a frame to send). */
+void virtio_offer(struct virtio_dev* dev, unsigned q, unsigned slot, const void* buf, uint32_t len, int device_writes);
 int virtio_poll(struct virtio_dev* dev, unsigned q, unsigned* slot, uint32_t* len);
 void virtio_notify(struct virtio_dev* dev, unsigned q);
 /* NAPI: a driver that keeps finding work asks the device for no interrupts on queue q and polls;

@@ -2,6 +2,8 @@
 
 #include "arch/cpu.h"
 #include "drivers/virtio.h"
+#include "drivers/vmm.h"
+#include "kernel/clock.h"
 #include "kernel/idle.h"
 
 enum { RX = 0, TX = 1, HDR = 12, FRAME_MAX = 1514, F_MAC = 5 };
@@ -13,7 +15,14 @@ static uint32_t my_ip;
 static uint16_t my_port;
 static udp_handler on_udp;
 static uint8_t rx_buffers[VQ_SIZE][HDR + FRAME_MAX + 2] __attribute__((aligned(16)));
-static uint8_t tx_buffer[HDR + FRAME_MAX] __attribute__((aligned(16)));
+/* Transmit: TX_SLOTS buffers; a frame is handed to the device and not waited for (its buffer comes
+ * back on a later send). Waiting for each frame spun at native speed on a core the host's io
+ * thread may need to move it: replies then came up to a scheduler slice late. */
+#define TX_SLOTS 64
+static uint8_t tx_buffers[TX_SLOTS][HDR + FRAME_MAX] __attribute__((aligned(16)));
+static uint8_t tx_free[TX_SLOTS]; /* 1: the device has given it back (or never had it) */
+static uint8_t* tx_buffer;        /* the frame being built: a free slot's buffer */
+static unsigned tx_slot;
 
 static uint16_t be16(const uint8_t* p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t be32(const uint8_t* p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
@@ -63,18 +72,51 @@ int net_open(const char* cmdline, uint32_t ip, uint16_t port, udp_handler handle
   on_udp = handler;
   for (unsigned i = 0; i < VQ_SIZE; ++i) virtio_post(&dev, RX, i, rx_buffers[i], sizeof rx_buffers[i]);
   virtio_notify(&dev, RX);
+  for (unsigned i = 0; i < TX_SLOTS; ++i) tx_free[i] = 1;
+  virtio_interrupts_off(&dev, TX); /* sent frames are taken back when the next is sent */
   return 1;
 }
 
-/* Sends the frame in tx_buffer (after its zeroed virtio-net header). */
-static void send(uint32_t length) {
-  for (unsigned i = 0; i < HDR; ++i) tx_buffer[i] = 0;
-  struct vq_buf buf = {tx_buffer, HDR + length, 0};
-  virtio_transact(&dev, TX, &buf, 1);
+static void tx_reclaim(void) {
+  unsigned slot;
+  uint32_t length;
+  while (virtio_poll(&dev, TX, &slot, &length))
+    if (slot < TX_SLOTS) tx_free[slot] = 1;
 }
 
-/* Starts a reply in tx_buffer to the sender of frame: Ethernet addresses swapped. */
+/* Takes a free transmit buffer, waiting for the device to give one back if all are out. */
+static void tx_acquire(void) {
+  for (;;) {
+    uint64_t seen = idle_wakes();
+    tx_reclaim();
+    for (unsigned i = 0; i < TX_SLOTS; ++i) {
+      unsigned slot = (tx_slot + 1 + i) % TX_SLOTS;
+      if (tx_free[slot]) {
+        tx_slot = slot;
+        tx_buffer = tx_buffers[slot];
+        return;
+      }
+    }
+    if (!idle_by_interrupts) {
+      vmm_idle(50);
+    } else if (!virtio_interrupts_on(&dev, TX)) {
+      idle_until(seen, tsc_after_us(1000));
+      virtio_interrupts_off(&dev, TX);
+    }
+  }
+}
+
+/* Sends the frame in tx_buffer (after its zeroed virtio-net header); does not wait for it. */
+static void send(uint32_t length) {
+  for (unsigned i = 0; i < HDR; ++i) tx_buffer[i] = 0;
+  tx_free[tx_slot] = 0;
+  virtio_offer(&dev, TX, tx_slot, tx_buffer, HDR + length, 0);
+  virtio_notify(&dev, TX);
+}
+
+/* Starts a reply in a transmit buffer to the sender of frame: Ethernet addresses swapped. */
 static uint8_t* reply_to(const uint8_t* frame, uint16_t type) {
+  tx_acquire();
   uint8_t* eth = tx_buffer + HDR;
   copy(eth, frame + 6, 6);
   copy(eth + 6, net_mac, 6);
