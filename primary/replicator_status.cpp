@@ -44,6 +44,7 @@ nlohmann::json Replicator::status() const {
           {"dirty_pages_per_epoch", figures_.dirtyPages},
           {"dirty_pages_p50", quantile(figures_.recentDirty, 0.5)},
           {"disk_write_bytes_per_epoch", figures_.diskBytes},
+          {"sent_bytes", figures_.sentBytes},
           {"sync_disk_chunks_sent", figures_.syncChunksSent},
           {"sync_disk_chunks_skipped", figures_.syncChunksSkipped},
           {"ack_latency_ms", figures_.ackLatencyMs},

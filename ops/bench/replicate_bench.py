@@ -186,15 +186,16 @@ def durability():
           f"{med(syncs):.1f}/s, median {med(sync_ms):.2f} ms each")
 
 
-def dirty_case(tmp, epoch_ms, rate=0):
-    g = Guest(tmp, f"job=dirty mib=64 rate={rate} fill={FILL}", epoch_ms)
+def dirty_case(tmp, epoch_ms, rate=0, memory="256M"):
+    g = Guest(tmp, f"job=dirty mib=64 rate={rate} fill={FILL}", epoch_ms, memory=memory)
     try:
         g.line_with("dirty: working set filled")
         time.sleep(0.5)
-        before, t0 = g.stats_written(), time.monotonic()
+        before, t0, sent0 = g.stats_written(), time.monotonic(), g.replication().get("sent_bytes", 0)
         time.sleep(MEASURE_S)
-        after, t1 = g.stats_written(), time.monotonic()
-        return (after - before) / (t1 - t0), g.replication()
+        after, t1, status = g.stats_written(), time.monotonic(), g.replication()
+        status["wire_mib_s"] = (status.get("sent_bytes", 0) - sent0) / (t1 - t0) / (1 << 20)
+        return (after - before) / (t1 - t0), status
     finally:
         g.close()
 
@@ -231,11 +232,13 @@ def med(values):
 
 
 def main():
-    parts = os.environ.get("REPLICATE_BENCH_PARTS", "throughput,pause,failover,durability").split(",")
+    parts = os.environ.get("REPLICATE_BENCH_PARTS", "throughput,pause,size,failover,durability").split(",")
     if "throughput" in parts:
         throughput()
     if "pause" in parts:
         pauses()
+    if "size" in parts:
+        sizes()
     if "failover" in parts:
         failover()
     if "durability" in parts:
@@ -253,10 +256,12 @@ def throughput():
             with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
                 rate, rtt = kv_case(tmp, e)
             with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
-                pages, _ = dirty_case(tmp, e)
+                pages, status = dirty_case(tmp, e)
             kv[e].append(rate), ping[e].append(rtt), dirty[e].append(pages)
             label = "unprotected" if e is None else f"epoch {e} ms"
-            print(f"  run {run + 1} {label:12s}: kv {rate:7.0f} SET/s  ping {rtt:6.2f} ms  dirty {pages:7.0f} pages/s", flush=True)
+            wire = f"  ({status['wire_mib_s']:.1f} MiB/s to the standby)" if e else ""
+            print(f"  run {run + 1} {label:12s}: kv {rate:7.0f} SET/s  ping {rtt:6.2f} ms  dirty {pages:7.0f} pages/s{wire}",
+                  flush=True)
     base_kv, base_ping, base_dirty = med(kv[None]), med(ping[None]), med(dirty[None])
     print(f"unprotected: kv {base_kv:.0f} SET/s, ping {base_ping:.2f} ms, dirty {base_dirty:.0f} pages/s")
     for e in EPOCHS:
@@ -283,7 +288,7 @@ def pauses():
         for run in range(RUNS):
             with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
                 _, r = dirty_case(tmp, 25, rate)
-            rows.append((r["dirty_pages_p50"], r["epoch_pause_p50_ms"], r["epoch_pause_p99_ms"]))
+            rows.append((r["dirty_pages_p50"], r["epoch_pause_p50_ms"], r["epoch_pause_p99_ms"], r["wire_mib_s"]))
             for transport in colo:
                 with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
                     c = measure_colo(GUEST, tmp, seconds=MEASURE_S, checkpoint_ms=25,
@@ -292,7 +297,8 @@ def pauses():
         t50, t99 = med(x[1] for x in rows), med(x[2] for x in rows)
         goal_rows.append((med(x[0] for x in rows), t99))
         print(f"  guest writing {rate:5d} pages/s:\n"
-              f"    tandem           {med(x[0] for x in rows):5.0f} dirty pages per epoch, pause median {t50:7.3f} ms, p99 {t99:7.3f} ms")
+              f"    tandem           {med(x[0] for x in rows):5.0f} dirty pages per epoch, pause median {t50:7.3f} ms, p99 {t99:7.3f} ms"
+              f", {med(x[3] for x in rows):.1f} MiB/s on the wire")
         for transport, label in (("tcp", "COLO stock tcp  "), ("tcp-nodelay", "COLO tcp nodelay")):
             c50, c99 = med(x[1] for x in colo[transport]), med(x[2] for x in colo[transport])
             print(f"    QEMU {label}{med(x[0] for x in colo[transport]):5.0f} pages per checkpoint, pause median {c50:7.3f} ms, "
@@ -302,6 +308,24 @@ def pauses():
     print(f"Goal, epoch pause under {GOAL_PAUSE_P99_MS:.0f} ms at the p99 up to {GOAL_PAUSE_PAGES} dirty pages per epoch: "
           f"{'met' if met and within else 'NOT met'} ("
           + ", ".join(f"{pages:.0f} pages: {p99:.2f} ms" for pages, p99 in within) + ")")
+
+
+def sizes():
+    """The epoch pause of a small and a large guest writing the same pages at the same rate."""
+    print(f"epoch pause against guest size, 25 ms epochs, 64 MiB written at 4000 pages/s (fill={FILL}):")
+    pause = {}
+    for memory in ("256M", "8G"):
+        rows = []
+        for run in range(RUNS):
+            with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+                _, r = dirty_case(tmp, 25, 4000, memory)
+            rows.append((r["dirty_pages_p50"], r["epoch_pause_p50_ms"], r["epoch_pause_p99_ms"]))
+        pause[memory] = med(x[1] for x in rows)
+        print(f"  {memory:>5s} guest: {med(x[0] for x in rows):5.0f} dirty pages per epoch, pause median {pause[memory]:.3f} ms, "
+              f"p99 {med(x[2] for x in rows):.3f} ms", flush=True)
+    grown = pause["8G"] / pause["256M"] - 1
+    print(f"Goal, an 8 GiB guest pauses within 10% of a 256 MiB one at the same rate (median): "
+          f"{'met' if grown <= 0.10 else 'NOT met'} ({grown:+.0%})")
 
 
 def failover():

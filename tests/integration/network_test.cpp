@@ -64,6 +64,40 @@ BOOST_AUTO_TEST_CASE(a_client_writes_2000_keys_and_reads_them_all_back) {
   client.join();
 }
 
+// The store scales with the guest's memory: a million keys with values of 1000 bytes (preloaded by
+// the guest itself: a million SETs over UDP would take the suite half a minute), then values up
+// to 1 KiB over the network.
+BOOST_AUTO_TEST_CASE(a_million_keys_of_a_kilobyte_fit_in_a_guest_of_2_gib_and_answer) {
+  TestNetwork net;
+  auto vm = startKvGuest(net, {"--memory", "2G", "--append", "job=kv ip=10.77.0.2/16 port=7777 preload=1000000 preload_bytes=1000"});
+  auto expected = [](uint64_t i) {
+    std::string v = "value" + std::to_string(i) + "-";
+    while (v.size() < 1000) v += static_cast<char>('a' + (v.size() + i) % 26);
+    return v;
+  };
+  std::thread client([&] {
+    net.enter();
+    KvClient kv(TestNetwork::kGuestIp, 7777);
+    for (uint64_t i : {0ull, 1ull, 500000ull, 999999ull}) {
+      auto reply = kv.request("GET key" + std::to_string(i), 10s);
+      BOOST_REQUIRE(reply);
+      BOOST_TEST(*reply == "VALUE " + expected(i), "key" << i);
+    }
+    BOOST_TEST(*kv.request("GET key1000000", 10s) == "NOTFOUND");
+    std::string largest(1024, 'x'), tooLarge(1025, 'y');
+    BOOST_TEST(*kv.request("SET big " + largest, 10s) == "OK");
+    BOOST_TEST(*kv.request("GET big", 10s) == "VALUE " + largest);
+    BOOST_TEST(kv.request("SET big " + tooLarge, 10s)->starts_with("ERROR"));
+    BOOST_TEST(*kv.request("SET key7 short", 10s) == "OK");  // a value that shrinks stays in its place
+    BOOST_TEST(*kv.request("GET key7", 10s) == "VALUE short");
+  });
+  client.join();
+  vm->send("stats\n");
+  auto stats = vm->waitForLine("stats job=kv", 10s);
+  BOOST_REQUIRE(stats);
+  BOOST_TEST(stats->starts_with("stats job=kv keys=1000001 "), *stats);
+}
+
 BOOST_AUTO_TEST_CASE(a_snapshot_and_restore_mid_traffic_loses_no_acknowledged_set) {
   TestNetwork net;
   TempDir tmp("netsnap");

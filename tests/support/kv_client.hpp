@@ -40,7 +40,7 @@ public:
         auto left = std::chrono::duration_cast<std::chrono::microseconds>(retryAt - std::chrono::steady_clock::now());
         timeval tv{static_cast<time_t>(left.count() / 1000000), static_cast<suseconds_t>(left.count() % 1000000)};
         ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        char buffer[512];
+        char buffer[2048];  // values up to 1 KiB
         ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
         if (n <= 0) break;
         std::string reply(buffer, static_cast<size_t>(n));

@@ -1,5 +1,7 @@
 /*
- * job=kv ip=ADDR/PREFIX [port=P] [sync=1]: a key-value store over UDP, and ping.
+ * job=kv ip=ADDR/PREFIX [port=P] [sync=1] [preload=N [preload_bytes=B]]: a key-value store over
+ * UDP, and ping. preload=N stores keys "key0" ... "key<N-1>" before serving, each with a value of
+ * B bytes (default 1000) that starts "value<i>-" and goes on in letters (not logged to the disk).
  *   request  "ID SET KEY VALUE" -> "ID OK"         (applied before the answer; with sync=1 also
  *            "ID GET KEY"       -> "ID VALUE V"      written and flushed to the virtio disk,
  *                               or "ID NOTFOUND"     which is replayed on start)
@@ -224,6 +226,42 @@ static int place_store(const struct boot_info* boot) {
   return 1;
 }
 
+static void put_u64(char* out, uint64_t v, unsigned* n) {
+  char digits[20];
+  unsigned d = 0;
+  do {
+    digits[d++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (d) out[(*n)++] = digits[--d];
+}
+
+/* preload=N: the keys a test or a benchmark wants there without sending them one by one. */
+static int preload(uint64_t keys, uint64_t bytes) {
+  static char key[KEY_MAX], value[VALUE_MAX];
+  for (uint64_t i = 0; i < keys; ++i) {
+    unsigned k = 0;
+    copy_bytes(key, "key", 3);
+    k = 3;
+    put_u64(key, i, &k);
+    key[k] = 0;
+    unsigned v = 0;
+    copy_bytes(value, "value", 5);
+    v = 5;
+    put_u64(value, i, &v);
+    value[v++] = '-';
+    while (v < bytes) value[v] = (char)('a' + (v + i) % 26), ++v;
+    struct slot* e = find(key, 1);
+    if (!e || !put_value(e, value, (uint32_t)bytes)) {
+      console_puts("tandem-guest: kv preload stopped at ");
+      console_put_u64(i);
+      console_puts(" keys: the store is full (give the guest more memory)\n");
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static int kv_setup(const struct boot_info* boot, uint32_t cpus) {
   (void)cpus;
   char text[24];
@@ -236,11 +274,14 @@ static int kv_setup(const struct boot_info* boot, uint32_t cpus) {
   uint64_t port = cmdline_u64(boot->cmdline, "port", 7777, &ok);
   served_port = port;
   sync_to_disk = cmdline_u64(boot->cmdline, "sync", 0, &ok) != 0;
-  if (!ok || port == 0 || port > 65535) {
-    console_puts("tandem-guest: kv needs port=1..65535 and sync=0|1\n");
+  uint64_t preload_keys = cmdline_u64(boot->cmdline, "preload", 0, &ok);
+  uint64_t preload_bytes = cmdline_u64(boot->cmdline, "preload_bytes", 1000, &ok);
+  if (!ok || port == 0 || port > 65535 || preload_bytes < 24 || preload_bytes > VALUE_MAX) {
+    console_puts("tandem-guest: kv needs port=1..65535, sync=0|1, preload=N, preload_bytes=24..1024\n");
     return 0;
   }
   if (!place_store(boot)) return 0;
+  if (preload_keys && !preload(preload_keys, preload_bytes)) return 0;
   if (!net_open(boot->cmdline, ip, (uint16_t)port, serve)) {
     console_puts("tandem-guest: kv needs a virtio network device (tandem run --net tap=NAME)\n");
     return 0;
