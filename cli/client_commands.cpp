@@ -53,7 +53,7 @@ std::string describeReplication(const nlohmann::json& r) {
   return out.str();
 }
 
-// "user mode (CPL 3): 1234 exits from CPL 3, 5 from CPL 0".
+// "user mode (CPL 3, native): 1234 exits from CPL 3, 5 from CPL 0".
 std::string describePrivilege(const nlohmann::json& p) {
   if (!p.is_object()) return "unknown";
   std::string mode = p.value("mode", "unknown");

@@ -35,7 +35,7 @@ struct HvmMemmapEntry {
 };
 static_assert(sizeof(HvmMemmapEntry) == 24);
 
-constexpr uint64_t kPresentWritable = 0x3;
+constexpr uint64_t kPresentWritable = 0x7;  // present, writable, user: the guest may run its jobs at CPL 3
 constexpr uint64_t kLargePage = 0x80;
 
 template <typename T>

@@ -3,7 +3,9 @@
  *
  * Entry: tandem finds the guest's 64-bit entry in an ELF note named "tandem" of type
  * TANDEM_NOTE_ENTRY64 (8-byte address) and starts every vCPU there in long mode with
- *   rdi = vCPU index, rsi = guest-physical address of struct hvm_start_info (PVH), rdx = vCPU count.
+ *   rdi = vCPU index, rsi = guest-physical address of struct hvm_start_info (PVH), rdx = vCPU count,
+ * and identity page tables that map all of memory and [0, 4 GiB) with U/S set at every level (the
+ * guest runs its jobs at CPL 3 and keeps these tables: switching costs milliseconds on kvm_pvm).
  * The PVH note (name "Xen", type 18) gives the 32-bit entry that QEMU and other PVH loaders use.
  *
  * Ports:

@@ -124,10 +124,8 @@ void Machine::createVcpusAndDevices() {
                                                        [this, &sink](std::span<const uint8_t> frame) { gate_.write(sink, frame, true); }));
     transports_.push_back(std::make_unique<dev::virtio::Transport>(*nets_.back(), memory_, raiserFor(transports_.size())));
     auto* transport = transports_.back().get();
-    io_.add(taps_.back()->fd(), [this, transport] {
-      transport->notified(dev::virtio::Net::kReceiveQueue);
-      idlePort_.wake();  // a guest idling in the idle port looks at its rings at once
-    });
+    // (a guest idling in the idle port is woken by the frames' used buffers: raiserFor)
+    io_.add(taps_.back()->fd(), [transport] { transport->notified(dev::virtio::Net::kReceiveQueue); });
   }
   for (size_t i = 0; i < transports_.size(); ++i) {
     auto* transport = transports_[i].get();

@@ -1,9 +1,8 @@
 #include "devices/virtio/mmio_transport.hpp"
 
-#include <utility>
-
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "base/error.hpp"
 #include "base/log.hpp"

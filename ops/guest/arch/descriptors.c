@@ -62,7 +62,7 @@ void descriptors_build(uint32_t cpus) {
     struct tss* t = &tss[cpu];
     t->rsp[0] = (uint64_t)(uintptr_t)(kernel_stacks + ((uint64_t)(cpu + 1) << KERNEL_STACK_SHIFT));
     t->io_bitmap_offset = (uint16_t)__builtin_offsetof(struct tss, io_bitmap);
-    for (unsigned i = 0; i <= IO_BITMAP_BYTES; ++i) t->io_bitmap[i] = 0xff;
+    for (unsigned i = 0; i <= IO_BITMAP_BYTES; ++i) t->io_bitmap[i] = 0xff; /* (about 160 emulated stores) */
     for (unsigned r = 0; r < sizeof open_ports / sizeof open_ports[0]; ++r)
       for (unsigned p = open_ports[r].first; p < open_ports[r].first + open_ports[r].count; ++p)
         t->io_bitmap[p / 8] &= (uint8_t)~(1u << (p % 8));

@@ -4,9 +4,10 @@
  * Two ways in, one way on:
  *   - pvh_entry32: the PVH boot protocol (QEMU -M microvm -kernel, any PVH loader). 32-bit
  *     protected mode, paging off, %ebx = physical address of struct hvm_start_info. Builds an
- *     identity map of the first 4 GiB, enters long mode and continues at entry64 as vCPU 0 of 1.
+ *     identity map open to user mode (64 GiB in 1 GiB pages, or 4 GiB in 2 MiB pages), enters
+ *     long mode and continues at entry64 as vCPU 0 of 1.
  *   - entry64: tandem's direct entry, announced by the "tandem" ELF note. Long mode with the VMM's
- *     identity page tables and GDT; %rdi = vCPU index, %rsi = hvm_start_info, %rdx = vCPU count.
+ *     identity page tables (open to user mode, guest_abi.h) and GDT; %rdi = vCPU index, %rsi = hvm_start_info, %rdx = vCPU count.
  *     tandem starts every vCPU here itself (no INIT/SIPI).
  *
  * Both run at CPL 0 on the vCPU's kernel stack and call kernel_start (kernel/kernel.c), which sets
@@ -40,20 +41,44 @@ pvh_entry32:
         cli
         mov     %ebx, %esi              /* keep start_info across the switch */
 
-        /* 4 page directories of 2 MiB pages: identity map of [0, 4 GiB). */
-        mov     $boot_pd, %edi
+        /* Identity map, user-accessible (the jobs run at CPL 3; kernel/kernel.c keeps these tables:
+         * on kvm_pvm a switch to new tables costs some 11 ms). Every instruction here is emulated,
+         * so 1 GiB pages where the CPU has them: 64 entries map [0, 64 GiB). */
+        mov     $0x80000000, %eax
+        cpuid
+        cmp     $0x80000001, %eax
+        jb      2f
+        mov     $0x80000001, %eax
+        cpuid
+        bt      $26, %edx               /* Page1GB */
+        jnc     2f
+        mov     $boot_pdpt, %edi
         xor     %ecx, %ecx
 1:      mov     %ecx, %eax
+        shl     $30, %eax
+        or      $0x87, %eax             /* present | writable | user | large page */
+        mov     %eax, (%edi,%ecx,8)
+        mov     %ecx, %eax
+        shr     $2, %eax                /* bits 32..: (i << 30) >> 32 */
+        mov     %eax, 4(%edi,%ecx,8)
+        inc     %ecx
+        cmp     $64, %ecx
+        jne     1b
+        jmp     4f
+
+        /* Without them, 4 page directories of 2 MiB pages: [0, 4 GiB). */
+2:      mov     $boot_pd, %edi
+        xor     %ecx, %ecx
+3:      mov     %ecx, %eax
         shl     $21, %eax
-        or      $0x87, %eax             /* present | writable | user | 2 MiB page */
+        or      $0x87, %eax             /* present | writable | user | large page */
         mov     %eax, (%edi,%ecx,8)
         mov     %ecx, %eax
         shr     $11, %eax               /* bits 32..: (i << 21) >> 32 */
         mov     %eax, 4(%edi,%ecx,8)
         inc     %ecx
         cmp     $2048, %ecx
-        jne     1b
-
+        jne     3b
         mov     $boot_pdpt, %edi
         mov     $boot_pd + 7, %eax      /* present | writable | user */
         mov     %eax, 0(%edi)
@@ -63,7 +88,8 @@ pvh_entry32:
         mov     %eax, 16(%edi)
         add     $4096, %eax
         mov     %eax, 24(%edi)
-        mov     $boot_pml4, %edi
+
+4:      mov     $boot_pml4, %edi
         movl    $boot_pdpt + 7, (%edi)
 
         mov     $boot_pml4, %eax

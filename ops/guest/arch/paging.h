@@ -1,10 +1,10 @@
-/* The loader's identity map, opened to user mode. */
+/* The loader's identity map, which the guest keeps. */
 #ifndef TANDEM_GUEST_PAGING_H
 #define TANDEM_GUEST_PAGING_H
 
-/* vCPU 0 at CPL 0: sets U/S on every present entry of the page tables in CR3 (lower half), at
- * every level, so that CPL 3 reaches all of guest memory and the devices, then flushes the TLB.
- * One address space for the guest's kernel and its jobs: this guest protects nothing from itself. */
-void paging_open_to_user(void);
+/* 1 when the page tables in CR3 are open to user mode (U/S set at every level on the walk to
+ * address 0, where the guest lives). tandem's tables are (guest_abi.h) and so are the PVH entry's
+ * (arch/entry.S); the guest keeps them, since switching tables costs some 11 ms on kvm_pvm. */
+int paging_open_to_user(void);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * The guest's CPL 0 part, run once per vCPU from its entry: vCPU 0 prepares what all share (the
- * console, the clock rate, page tables open to user mode, GDT/TSS/IDT, the interrupt controllers),
+ * console, the clock rate, GDT/TSS/IDT, the interrupt controllers; the loader's page tables are
+ * open to user mode already),
  * each vCPU loads its descriptors and LAPIC, and drops to CPL 3 at guest_main, for good. From then
  * on CPL 0 runs only as the handlers of arch/traps.S.
  */
@@ -37,7 +38,7 @@ static void prepare(uint64_t start_info, uint32_t cpus) {
   struct boot_info info;
   if (!boot_info_read(start_info, &info)) fail("no PVH start info from the loader");
   if (!clock_calibrate()) fail("no kvmclock: cannot measure time");
-  paging_open_to_user();
+  if (!paging_open_to_user()) fail("the loader's page tables are not open to user mode (U/S), where the jobs run");
   descriptors_build(cpus);
   pic_mask_all();
 

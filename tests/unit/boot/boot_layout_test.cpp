@@ -18,14 +18,16 @@ uint64_t read64(GuestMemory& m, uint64_t gpa) {
   return v;
 }
 
-// Walks the identity page tables the way the CPU does for a 2 MiB page; returns the physical address.
+// Walks the identity page tables the way the CPU does for a 2 MiB page at CPL 3 (present and
+// user-accessible at every level: the test guest runs its jobs there); returns the physical address.
 uint64_t translate(GuestMemory& m, uint64_t va) {
+  constexpr uint64_t kPresentUser = 0x5;
   uint64_t pml4e = read64(m, boot::kPageTables.value + ((va >> 39) & 511) * 8);
-  BOOST_REQUIRE(pml4e & 1);
+  BOOST_REQUIRE((pml4e & kPresentUser) == kPresentUser);
   uint64_t pdpte = read64(m, (pml4e & ~0xfffull) + ((va >> 30) & 511) * 8);
-  BOOST_REQUIRE(pdpte & 1);
+  BOOST_REQUIRE((pdpte & kPresentUser) == kPresentUser);
   uint64_t pde = read64(m, (pdpte & ~0xfffull) + ((va >> 21) & 511) * 8);
-  BOOST_REQUIRE(pde & 1);
+  BOOST_REQUIRE((pde & kPresentUser) == kPresentUser);
   BOOST_REQUIRE(pde & 0x80);
   return (pde & ~0x1fffffull) + (va & 0x1fffff);
 }
