@@ -50,7 +50,7 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeInPlace(uint64_t page, ui
       bytes = delta_.data();
     }
   }
-  if (compression_ != Compression::None && best > kGoodDelta) {
+  if (tryLz4() && best > kGoodDelta) {
     size_t n = codec::compressLz4(slot, encoded_.data());
     if (n > 0 && n < best) {
       best = n;
@@ -89,7 +89,7 @@ std::pair<schema::Encoding, size_t> PageEncoder::encodeLive(uint64_t page, const
     return {schema::Encoding::ZERO, 0};
   }
   if (cached && codec::encodeXbzrle(cached, live, delta_, kGoodDelta)) return takeDelta();
-  if (compression_ != Compression::None) {
+  if (tryLz4()) {
     if (size_t n = codec::compressLz4Into(live, slot, kPageSize - 1)) {
       ++counts_.lz4;
       return {schema::Encoding::LZ4, n};

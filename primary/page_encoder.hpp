@@ -5,7 +5,9 @@
 //
 //   Compression::Auto  zero; else, when the page went before and its copy is in the XBZRLE cache,
 //                      the difference if it is small (a few hundred bytes: no lz4 tried);
-//                      else the smallest of that difference, lz4 and raw
+//                      else the smallest of that difference, lz4 and raw; lz4 only while
+//                      setLz4(true) (a RoundSender turns it off while the link waits for the
+//                      encoders: lz4 costs microseconds a page, a fast link carries it raw sooner)
 //   Compression::Lz4   zero, lz4 or raw
 //   Compression::None  zero or raw
 //
@@ -27,6 +29,7 @@
 // the target in order (precopy rounds) may have one; postcopy's pages replace dropped copies.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -79,8 +82,13 @@ public:
   void finishStaged(const Channel& channel, Staged& staged, uint64_t epoch, XXH3_state_t* digest);
 
   EncodingCounts counts() const;
+  // Compression::Auto: whether lz4 is tried (default yes). Any thread.
+  void setLz4(bool on) { lz4_.store(on, std::memory_order_relaxed); }
 
 private:
+  bool tryLz4() const {
+    return compression_ == Compression::Lz4 || (compression_ == Compression::Auto && lz4_.load(std::memory_order_relaxed));
+  }
   // Encodes the page staged in slot (4 KiB) over itself; returns the encoding and its length.
   std::pair<schema::Encoding, size_t> encodeInPlace(uint64_t page, uint8_t* slot);
   // Encodes the page at live (guest memory) into slot without copying it first, as reading says.
@@ -88,6 +96,7 @@ private:
 
   const GuestMemory& memory_;
   Compression compression_;
+  std::atomic<bool> lz4_{true};
   std::shared_ptr<StagingPool> pool_;
   std::unique_ptr<codec::XbzrleCache> cache_;
   std::vector<uint8_t> encoded_, delta_;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <optional>
 
 #include "base/bounded_queue.hpp"
 #include "base/error.hpp"
@@ -30,6 +32,34 @@ struct Encoded {
   size_t pages = 0;
 };
 
+// Compression::Auto, decided by what limits the round: while the link (or the bandwidth cap) holds
+// the sender up (ZeroMQ's queue is full), each byte saved is time saved, so lz4 is tried; while the
+// link waits for the encoders, lz4's microseconds a page are the delay, so pages go raw. Judged over
+// the last few messages, with a dead band between so that it does not flip at every message.
+class LinkWatch {
+public:
+  // One message sent: began = before pacing and sending, ended = after. Returns the new setting
+  // when it changes.
+  std::optional<bool> sent(std::chrono::steady_clock::time_point began, std::chrono::steady_clock::time_point ended) {
+    if (last_) {
+      double cycle = std::chrono::duration<double>(ended - *last_).count();
+      double held = std::chrono::duration<double>(ended - began).count();
+      if (cycle > 0) heldShare_ = 0.75 * heldShare_ + 0.25 * (held / cycle);
+    }
+    last_ = ended;
+    bool want = heldShare_ > kCompressAbove ? true : heldShare_ < kRawBelow ? false : lz4_;
+    if (want == lz4_) return std::nullopt;
+    lz4_ = want;
+    return want;
+  }
+
+private:
+  static constexpr double kCompressAbove = 0.30, kRawBelow = 0.10;
+  std::optional<std::chrono::steady_clock::time_point> last_;
+  double heldShare_ = 0.5;  // (starts inside the dead band: lz4, as the encoders do)
+  bool lz4_ = true;
+};
+
 }  // namespace
 
 RoundSender::RoundSender(const GuestMemory& memory, Compression compression, uint64_t xbzrleCacheBytes, unsigned threads)
@@ -48,11 +78,15 @@ EncodingCounts RoundSender::counts() const {
 void RoundSender::send(Channel& channel, const PageSet& pages, uint32_t round, PageEncoder::Reading reading,
                        BandwidthLimit& limit, const std::function<void(size_t)>& afterSend) {
   unsigned shares = static_cast<unsigned>(encoders_.size());
+  LinkWatch watch;
   auto sendOne = [&](Encoded encoded) {
+    auto began = std::chrono::steady_clock::now();
     limit.pace();
     uint64_t before = channel.bytesSent();
     if (!channel.send(std::move(encoded.message))) throw Error(ErrorKind::Disconnected, "the target stopped taking pages");
     limit.account(channel.bytesSent() - before);
+    if (auto lz4 = watch.sent(began, std::chrono::steady_clock::now()))
+      for (auto& e : encoders_) e->setLz4(*lz4);
     afterSend(encoded.pages);
   };
   // Each encoder's pages of this round, in batches of one message.

@@ -439,7 +439,7 @@ def summary(case_results, loopback):
     if best_goal[1]:
         met, cases, missed = best_goal
         print(f"Goal, tandem precopy at most half of the best QEMU figure (any of {', '.join(QEMU_NAMES)}) for total "
-              f"and stop->run: {'met' if met == cases else 'NOT met'} in {met}/{cases} case(s)"
+              f"and stop->run: {'met' if met == cases else 'NOT met'} (met in {met}/{cases} case(s))"
               + (f"; not in: {'; '.join(missed)}" if missed else ""))
     if throughput_line:
         print(throughput_line)

@@ -7,8 +7,8 @@
  *     identity map open to user mode (64 GiB in 1 GiB pages, or 4 GiB in 2 MiB pages), enters
  *     long mode and continues at entry64 as vCPU 0 of 1.
  *   - entry64: tandem's direct entry, announced by the "tandem" ELF note. Long mode with the VMM's
- *     identity page tables (open to user mode, guest_abi.h) and GDT; %rdi = vCPU index, %rsi = hvm_start_info, %rdx = vCPU count.
- *     tandem starts every vCPU here itself (no INIT/SIPI).
+ *     identity page tables (open to user mode, guest_abi.h) and GDT; %rdi = vCPU index,
+ *     %rsi = hvm_start_info, %rdx = vCPU count. tandem starts every vCPU here itself (no INIT/SIPI).
  *
  * Both run at CPL 0 on the vCPU's kernel stack and call kernel_start (kernel/kernel.c), which sets
  * the vCPU up and drops to CPL 3 for good. Forbidden at CPL 0 (they end the VM on kvm_pvm): int n,
@@ -34,6 +34,22 @@
         .balign 4
         .quad entry64
 
+/* count identity entries of (1 << shift)-byte pages, present | writable | user | large, at table. */
+.macro LARGE_PAGES table, shift, count
+        mov     $\table, %edi
+        xor     %ecx, %ecx
+1:      mov     %ecx, %eax
+        shl     $\shift, %eax
+        or      $0x87, %eax
+        mov     %eax, (%edi,%ecx,8)
+        mov     %ecx, %eax
+        shr     $(32 - \shift), %eax      /* bits 32..: (i << shift) >> 32 */
+        mov     %eax, 4(%edi,%ecx,8)
+        inc     %ecx
+        cmp     $\count, %ecx
+        jne     1b
+.endm
+
         .section .text.boot, "ax"
         .code32
         .globl pvh_entry32
@@ -52,33 +68,11 @@ pvh_entry32:
         cpuid
         bt      $26, %edx               /* Page1GB */
         jnc     2f
-        mov     $boot_pdpt, %edi
-        xor     %ecx, %ecx
-1:      mov     %ecx, %eax
-        shl     $30, %eax
-        or      $0x87, %eax             /* present | writable | user | large page */
-        mov     %eax, (%edi,%ecx,8)
-        mov     %ecx, %eax
-        shr     $2, %eax                /* bits 32..: (i << 30) >> 32 */
-        mov     %eax, 4(%edi,%ecx,8)
-        inc     %ecx
-        cmp     $64, %ecx
-        jne     1b
+        LARGE_PAGES boot_pdpt, 30, 64
         jmp     4f
 
         /* Without them, 4 page directories of 2 MiB pages: [0, 4 GiB). */
-2:      mov     $boot_pd, %edi
-        xor     %ecx, %ecx
-3:      mov     %ecx, %eax
-        shl     $21, %eax
-        or      $0x87, %eax             /* present | writable | user | large page */
-        mov     %eax, (%edi,%ecx,8)
-        mov     %ecx, %eax
-        shr     $11, %eax               /* bits 32..: (i << 21) >> 32 */
-        mov     %eax, 4(%edi,%ecx,8)
-        inc     %ecx
-        cmp     $2048, %ecx
-        jne     3b
+2:      LARGE_PAGES boot_pd, 21, 2048
         mov     $boot_pdpt, %edi
         mov     $boot_pd + 7, %eax      /* present | writable | user */
         mov     %eax, 0(%edi)
