@@ -12,8 +12,9 @@
  *   TANDEM_PORT_EXIT (0x501): a byte written here powers the VM off with that status. QEMU's
  *     isa-debug-exit device sits at the same port by default.
  *   TANDEM_PORT_IDLE (0x502): a 32-bit write of N asks the VMM to stop this vCPU for up to N
- *     microseconds or until console input arrives. A guest that polls and never takes interrupts
- *     uses it instead of spinning; on a VMM without it the write is ignored and the guest spins.
+ *     microseconds or until console input arrives or a device uses a buffer. A guest that polls
+ *     instead of taking interrupts (the test guest with irq=0) uses it instead of spinning; on a
+ *     VMM without it the write is ignored and the guest spins.
  */
 #ifndef TANDEM_GUEST_ABI_H
 #define TANDEM_GUEST_ABI_H

@@ -1,7 +1,8 @@
 // IdlePort: a guest that polls instead of taking interrupts writes how many microseconds it has
 // nothing to do to port 0x502 (guest_abi.h); the vCPU thread then sleeps here until that time has
-// passed or wake() is called (console input, a pause request, shutdown). It saves the host a core
-// per idle vCPU; it never changes what the guest computes, only when.
+// passed or wake() is called (console input, a device that used a buffer, a pause request,
+// shutdown). It saves the host a core per idle vCPU; it never changes what the guest computes,
+// only when.
 #pragma once
 
 #include <atomic>

@@ -1,4 +1,5 @@
-/* The virtio block device, polled: whole 512-byte sectors, one request at a time. */
+/* The virtio block device: whole 512-byte sectors, one request at a time, each waited for by its
+ * interrupt (or in the idle port with irq=0). */
 #ifndef TANDEM_GUEST_BLK_H
 #define TANDEM_GUEST_BLK_H
 

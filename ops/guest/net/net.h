@@ -1,4 +1,5 @@
-/* The virtio network device, polled, and a minimal stack: ARP, IPv4, ICMP echo, UDP. */
+/* The virtio network device (receive by interrupt and NAPI polling, transmit without waiting) and a
+ * minimal stack: ARP, IPv4, ICMP echo, UDP. */
 #ifndef TANDEM_GUEST_NET_H
 #define TANDEM_GUEST_NET_H
 
