@@ -48,7 +48,7 @@ PostcopyTarget::PostcopyTarget(GuestMemory& memory, Link& link, std::string bulk
       owedCount_(owed_.count()),
       userfault_(memory),
       wait_(wait),
-      heartbeat_(*link.urgent) {
+      heartbeat_(std::in_place, *link.urgent) {
   log::info("postcopy: ", owedCount_, " pages to come from the source; the guest may start");
   owedForMetrics_ = owedCount_;
   thread_ = std::make_unique<NamedThread>("postcopy", [this] { loop(); });
@@ -69,7 +69,7 @@ void PostcopyTarget::loop() {
   try {
     // Once complete, it stays `wait` longer for a source that missed PostcopyComplete.
     while (!stop_ && !(complete_ && Clock::now() - completedAt_ > wait_)) {
-      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat_.nextBeat() - Clock::now());
+      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(heartbeat_->nextBeat() - Clock::now());
       Channel::waitAny({link_.urgent.get(), link_.bulk.get()}, {userfault_.fd(), wake_.fd()},
                        std::clamp(timeout, std::chrono::milliseconds(0), std::chrono::milliseconds(100)));
       wake_.consume();
@@ -86,7 +86,7 @@ void PostcopyTarget::loop() {
       receive(*link_.bulk);
       if (owedCount_ == 0 && runningSent_ && !complete_) finish();
       if (complete_ && !completeSent_) sendComplete();
-      heartbeat_.beatIfDue();
+      heartbeat_->beatIfDue();
       if (!complete_) watchSilence();
     }
   } catch (const Error& e) {
@@ -95,8 +95,8 @@ void PostcopyTarget::loop() {
 }
 
 void PostcopyTarget::watchSilence() {
-  if (!pausedAt_ && heartbeat_.peerSilent()) {
-    pausedAt_ = heartbeat_.lastHeard();
+  if (!pausedAt_ && heartbeat_->peerSilent()) {
+    pausedAt_ = heartbeat_->lastHeard();
     log::warn("postcopy paused: the source has been silent for ", kPeerSilenceLimit.count(), " s; ", owedCount_,
               " pages are still there, vCPUs that need one wait for it, the others run; waiting up to ", wait_.count(),
               " s (--postcopy-wait) for the source to come back");
@@ -104,13 +104,14 @@ void PostcopyTarget::watchSilence() {
     ++pausesForStatus_;
     phaseForStatus_ = "postcopy-paused";
     silentSinceForStatus_ = pausedAt_;
+    listenAnew(Channels::Both);
   }
-  if (pausedAt_ && Clock::now() - heartbeat_.lastHeard() > wait_)
+  if (pausedAt_ && Clock::now() - *pausedAt_ > wait_)
     fail(concat("the source stayed silent for ", wait_.count(), " s (--postcopy-wait)"));
 }
 
 void PostcopyTarget::heard(Answer answer) {
-  heartbeat_.heard();
+  heartbeat_->heard();
   if (!pausedAt_) return;
   log::warn("postcopy resumed: the source is back after ",
             static_cast<uint64_t>(std::chrono::duration<double, std::milli>(Clock::now() - *pausedAt_).count()),
@@ -124,14 +125,25 @@ void PostcopyTarget::heard(Answer answer) {
   if (answer == Answer::Now) sendNeeded();
 }
 
-// The source connected anew: its old bulk connection may be open on this side still (its end
-// was closed while the link was cut), and a listening PAIR socket takes one peer at a time.
-void PostcopyTarget::listenAnew() {
-  log::warn("postcopy: the source connected anew; listening anew on ", bulkEndpoint_);
+// The source's old connections may be open on this side still: their source ends were closed
+// while the link was cut, and a listening PAIR socket takes one peer at a time, so the source's
+// new connection would wait until this side's TCP gave up on the old one (its retransmissions back
+// off to tens of seconds). Both channels listen anew when the source falls silent (a source whose
+// old connections live reconnects by itself, and what was lost on them it sends again from the
+// list of needed pages), and the bulk channel again when the source says it connected anew.
+void PostcopyTarget::listenAnew(Channels which) {
+  log::warn("postcopy: listening anew on ", bulkEndpoint_, which == Channels::Both ? " and its urgent port" : "",
+            which == Channels::Both ? " (the source is silent)" : " (the source connected anew)");
   uint64_t session = link_.bulk->session();
   link_.bulk.reset();
   link_.bulk = Channel::listen(bulkEndpoint_);
   link_.bulk->setSession(session);
+  if (which == Channels::BulkOnly) return;
+  heartbeat_.reset();
+  link_.urgent.reset();
+  link_.urgent = Channel::listen(urgentEndpoint(bulkEndpoint_));
+  link_.urgent->setSession(session);
+  heartbeat_.emplace(*link_.urgent);
 }
 
 void PostcopyTarget::sendNeeded() {
@@ -183,7 +195,7 @@ bool PostcopyTarget::receive(Channel& channel) {
   heard(envelope.isPostcopyResume() ? Answer::Later : Answer::Now);
   switch (envelope.which()) {
     case schema::Envelope::POSTCOPY_RESUME:  // the source asks what is still needed
-      if (envelope.getPostcopyResume().getReconnected()) listenAnew();
+      if (envelope.getPostcopyResume().getReconnected()) listenAnew(Channels::BulkOnly);
       sendNeeded();
       break;
     case schema::Envelope::PAGES:

@@ -68,7 +68,9 @@ private:
   enum class Answer { Now, Later };
   void heard(Answer answer);
   void sendNeeded();  // PostcopyResume with every owed page, and the waited-for requests again
-  void listenAnew();
+  // Drops the source's old connections: listens again on the bulk port, or on both.
+  enum class Channels { BulkOnly, Both };
+  void listenAnew(Channels which);
   [[noreturn]] void fail(const std::string& why);
 
   GuestMemory& memory_;
@@ -88,7 +90,7 @@ private:
   std::vector<double> serviceUs_;
   std::vector<uint64_t> unsent_;  // page requests the urgent queue had no room for yet
   uint64_t zeroFaults_ = 0;
-  Heartbeat heartbeat_;
+  std::optional<Heartbeat> heartbeat_;  // on link_.urgent; made anew with it
   mutable std::mutex metricsMutex_;  // the copies below, for collectMetrics()
   metrics::Histogram faultSeconds_{metrics::secondsBuckets()};
   uint64_t zeroFaultsForMetrics_ = 0, owedForMetrics_ = 0;
