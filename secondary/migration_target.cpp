@@ -93,8 +93,9 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
       continue;
     }
     link_->setSession(envelope.getSession());
+    bool replicating = envelope.getHello().getMode() == schema::Mode::REPLICATE;
     try {
-      if (envelope.getHello().getMode() == schema::Mode::REPLICATE) {
+      if (replicating) {
         auto outcome = replica_.serve(*link_, *r.message, releases_);
         if (outcome == Replica::Outcome::SessionEnded) continue;
         tookOver_ = true;
@@ -112,8 +113,18 @@ std::unique_ptr<Machine> MigrationTarget::receive() {
       // the standby waits for the next one.
       if (e.kind() != ErrorKind::Disconnected) refuse(schema::RefusalReason::UNREADABLE, e.what());
       log::warn("the migration from the source failed (", e.what(), "); waiting for the next source");
+      // That source's connection may stay open on this side a while (the rest of its queue on
+      // the way, or half-open after a cut), and a listening PAIR socket takes one peer at a time:
+      // the next source could wait behind it past its 10 s for a Welcome. (A replicating primary
+      // keeps its connection across sessions: not for it.)
+      if (!replicating) listenAnew();
     }
   }
+}
+
+void MigrationTarget::listenAnew() {
+  link_.reset();  // (closes both channels, so that their ports can be bound again)
+  link_ = std::make_unique<Link>(Link::listen(listen_));
 }
 
 std::unique_ptr<Machine> MigrationTarget::receiveFrom(Incoming& helloMessage) {

@@ -62,6 +62,7 @@ public:
 private:
   std::unique_ptr<Machine> receiveFrom(class Incoming& hello);
   void refuse(schema::RefusalReason reason, const std::string& text);
+  void listenAnew();  // drops every peer: a fresh link on the same endpoint
 
   std::chrono::seconds postcopyWait_;
   std::string listen_;
