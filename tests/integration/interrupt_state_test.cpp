@@ -31,17 +31,20 @@ constexpr unsigned kDeviceVectors = 0x20;  // the guest's VECTOR_GSI_BASE: IOAPI
 constexpr unsigned kDeviceVectorsEnd = 0x20 + 24;
 constexpr size_t kIrr = 0x200;             // LAPIC IRR: eight 32-bit registers, 16 bytes apart
 
+// Offset of the IRR register that holds vector's bit (in a byte array: read and written by copy).
+size_t irrWord(unsigned vector) { return kIrr + 0x10 * (vector / 32); }
+
 bool irrHas(const kvm_lapic_state& lapic, unsigned vector) {
   uint32_t word;
-  std::memcpy(&word, lapic.regs + kIrr + 0x10 * (vector / 32), sizeof word);
+  std::memcpy(&word, lapic.regs + irrWord(vector), sizeof word);
   return (word >> (vector % 32)) & 1;
 }
 
 void irrClear(kvm_lapic_state& lapic, unsigned vector) {
   uint32_t word;
-  std::memcpy(&word, lapic.regs + kIrr + 0x10 * (vector / 32), sizeof word);
+  std::memcpy(&word, lapic.regs + irrWord(vector), sizeof word);
   word &= ~(1u << (vector % 32));
-  std::memcpy(lapic.regs + kIrr + 0x10 * (vector / 32), &word, sizeof word);
+  std::memcpy(lapic.regs + irrWord(vector), &word, sizeof word);
 }
 
 bool isDeviceVector(unsigned v) { return v >= kDeviceVectors && v < kDeviceVectorsEnd; }

@@ -96,38 +96,27 @@ static uint64_t next_random(uint64_t* state) {
   return *state = x;
 }
 
-/* Word w of page p at generation g; the first and last words are the stamp in every fill. */
+/* Word i (1 .. kWords-2) of a page whose stamp seeded state, in order: the first and last words
+ * are the stamp in every fill. Writing and verifying both draw them here. */
+static uint64_t next_word(unsigned i, uint64_t* state) {
+  if (fill == kFillZero) return 0;
+  if (fill == kFillRandom) return next_random(state);
+  if ((i & 7) == 1) next_random(state); /* 8 words from one draw of 6 bits each */
+  return *(const uint64_t*)vocabulary[(*state >> (6 * (i & 7))) & 63];
+}
+
 static void fill_page(volatile uint64_t* w, uint64_t p, uint32_t gen) {
   uint64_t stamp = pattern(p, gen), state = stamp | 1;
   w[0] = stamp;
-  if (fill == kFillZero) {
-    for (unsigned i = 1; i < kWords - 1; ++i) w[i] = 0;
-  } else if (fill == kFillRandom) {
-    for (unsigned i = 1; i < kWords - 1; ++i) w[i] = next_random(&state);
-  } else {
-    for (unsigned i = 1; i < kWords - 1; ++i) {
-      if ((i & 7) == 1) next_random(&state); /* 8 words from one draw of 6 bits each */
-      w[i] = *(const uint64_t*)vocabulary[(state >> (6 * (i & 7))) & 63];
-    }
-  }
+  for (unsigned i = 1; i < kWords - 1; ++i) w[i] = next_word(i, &state);
   w[kWords - 1] = stamp;
 }
 
 static int page_matches(const volatile uint64_t* w, uint64_t p, uint32_t gen) {
   uint64_t stamp = pattern(p, gen), state = stamp | 1;
   if (w[0] != stamp || w[kWords - 1] != stamp) return 0;
-  for (unsigned i = 1; i < kWords - 1; ++i) {
-    uint64_t want;
-    if (fill == kFillZero) {
-      want = 0;
-    } else if (fill == kFillRandom) {
-      want = next_random(&state);
-    } else {
-      if ((i & 7) == 1) next_random(&state);
-      want = *(const uint64_t*)vocabulary[(state >> (6 * (i & 7))) & 63];
-    }
-    if (w[i] != want) return 0;
-  }
+  for (unsigned i = 1; i < kWords - 1; ++i)
+    if (w[i] != next_word(i, &state)) return 0;
   return 1;
 }
 

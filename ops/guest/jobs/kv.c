@@ -19,6 +19,7 @@
 #include "drivers/vmm.h"
 #include "jobs/job.h"
 #include "lib/cmdline.h"
+#include "lib/string.h"
 #include "net/net.h"
 
 #define KEY_MAX 32
@@ -66,17 +67,13 @@ static unsigned length_of(const char* s, unsigned cap) {
   return n;
 }
 
-static void copy_bytes(char* d, const char* s, unsigned n) {
-  for (unsigned i = 0; i < n; ++i) d[i] = s[i];
-}
-
 /* The slot of key, or the empty slot where it would go (create), or 0. */
 static struct slot* find(const char* key, int create) {
   for (uint64_t i = hash(key) & (slots - 1), n = 0; n < slots; i = (i + 1) & (slots - 1), ++n) {
     if (!table[i].key[0]) {
       if (!create || stored >= max_keys) return 0;
       unsigned k = length_of(key, KEY_MAX - 1);
-      copy_bytes(table[i].key, key, k);
+      memcpy(table[i].key, key, k);
       table[i].key[k] = 0;
       ++stored;
       return &table[i];
@@ -95,7 +92,7 @@ static int put_value(struct slot* e, const char* value, uint32_t length) {
     e->capacity = capacity;
     arena_used += capacity;
   }
-  copy_bytes(arena + e->value_at, value, length);
+  memcpy(arena + e->value_at, value, length);
   e->length = length;
   return 1;
 }
@@ -119,9 +116,9 @@ static int log_set(const struct client* c, uint64_t id, const char* key, const c
   log_buffer[3] = length;
   char* bytes = (char*)log_buffer;
   unsigned k = length_of(key, KEY_MAX - 1);
-  copy_bytes(bytes + 32, key, k);
+  memcpy(bytes + 32, key, k);
   bytes[32 + k] = 0;
-  copy_bytes(bytes + LOG_HEADER, value, length);
+  memcpy(bytes + LOG_HEADER, value, length);
   for (unsigned i = LOG_HEADER + length; i < sectors * 512; ++i) bytes[i] = 0;
   if (!blk_write(log_sectors, log_buffer, sectors) || !blk_flush()) return 0;
   log_sectors += sectors;
@@ -241,12 +238,12 @@ static int preload(uint64_t keys, uint64_t bytes) {
   static char key[KEY_MAX], value[VALUE_MAX];
   for (uint64_t i = 0; i < keys; ++i) {
     unsigned k = 0;
-    copy_bytes(key, "key", 3);
+    memcpy(key, "key", 3);
     k = 3;
     put_u64(key, i, &k);
     key[k] = 0;
     unsigned v = 0;
-    copy_bytes(value, "value", 5);
+    memcpy(value, "value", 5);
     v = 5;
     put_u64(value, i, &v);
     value[v++] = '-';
